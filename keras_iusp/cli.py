@@ -1,0 +1,127 @@
+"""``keras-iusp`` command line.
+
+Each sub-command is a thin wrapper over a library function, so anything the CLI does can be done
+from Python too. User errors (:class:`~keras_iusp.errors.KerasIuspError`) end in one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from keras_iusp.errors import KerasIuspError
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from keras_iusp.data.synth import synthesize
+
+    out = synthesize(
+        args.out,
+        clips=args.clips,
+        seed=args.seed,
+        clip_seconds=args.clip_seconds,
+        sample_rate=args.sample_rate,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {args.clips} clips to {out} (annotations.csv, audio/)")
+    if args.plot:
+        from keras_iusp.data.synth_plot import plot_class_examples
+
+        png = plot_class_examples(Path(out) / "class_examples.png", seed=args.seed)
+        print(f"class spectrograms: {png}")
+    return 0
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from keras_iusp.data import build_feature_cache, read_dataset
+    from keras_iusp.features import FeatureConfig
+
+    index = read_dataset(args.data, args.train_rule,
+                         missing_audio="skip" if args.skip_bad else "raise")
+    print(index.describe())
+    config = FeatureConfig(clip_seconds=args.clip_seconds)
+    cache = build_feature_cache(
+        index, config, cache_dir=args.cache_dir,
+        on_error="skip" if args.skip_bad else "raise", strict_duration=args.strict,
+    )
+    print(cache.describe())
+    return 0
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from keras_iusp.quickstart import run_quickstart
+
+    run_quickstart(Path(args.out), clips=args.clips, seed=args.seed, overwrite=args.overwrite)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from keras_iusp import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="keras-iusp",
+        description="IUSP knowledge distillation for tiny sound-event detectors.",
+    )
+    parser.add_argument("--version", action="version", version=f"keras-iusp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="write a synthetic SONYC-UST-format urban-sound dataset")
+    p.add_argument("out", help="output folder (must not exist or be empty)")
+    p.add_argument("--clips", type=int, default=300, help="number of clips (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.add_argument("--sample-rate", type=int, default=22050, help="audio rate (default 22050)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.add_argument("--plot", action="store_true",
+                   help="also write class_examples.png: one log-mel spectrogram per class")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("features", help="compute (or reuse) the log-mel feature cache of a dataset")
+    p.add_argument("--data", required=True,
+                   help="SONYC-UST folder, its annotations.csv, or a plain label CSV")
+    p.add_argument("--train-rule", choices=["majority", "any"], default="majority",
+                   help="how crowd labels of train clips are combined (default majority)")
+    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default DATA/.keras-iusp-cache)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip missing/unreadable audio with a report instead of stopping")
+    p.add_argument("--strict", action="store_true",
+                   help="a clip whose length differs from --clip-seconds is an error")
+    p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("quickstart", help="run the whole chain on built-in synthetic data")
+    p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
+    p.add_argument("--clips", type=int, default=240, help="synthetic clips (default 240)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="start again from scratch")
+    p.set_defaults(func=_cmd_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``keras-iusp`` console script."""
+    _quiet_tensorflow()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KerasIuspError as exc:
+        print(f"keras-iusp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("keras-iusp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
