@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-rule", choices=["majority", "any"], default="majority",
                    help="how crowd labels of train clips are combined (default majority)")
     p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
-    p.add_argument("--cache-dir", default=None, help="cache folder (default DATA/.keras-iusp-cache)")
+    p.add_argument("--cache-dir", default=None,
+                   help="cache folder (default DATA/.keras-iusp-cache)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip missing/unreadable audio with a report instead of stopping")
     p.add_argument("--strict", action="store_true",
@@ -99,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("quickstart", help="run the whole chain on built-in synthetic data")
-    p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
+    p.add_argument("--out", default="runs/quickstart",
+                   help="output folder (default runs/quickstart)")
     p.add_argument("--clips", type=int, default=240, help="synthetic clips (default 240)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="start again from scratch")

@@ -89,7 +89,7 @@ class FeatureConfig:
         return int(round(self.clip_seconds * self.sample_rate))
 
     def num_frames(self, num_samples: int | None = None) -> int:
-        """Frames produced for ``num_samples`` (default: one clip); frames never run past the end."""
+        """Frames for ``num_samples`` (default: one clip); frames never run past the end."""
         n = self.clip_samples if num_samples is None else int(num_samples)
         if n < self.window_length:
             return 0

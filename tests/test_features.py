@@ -144,7 +144,8 @@ def test_pipeline_batches_shuffles_and_normalises(tiny_dataset: Path):
     x, y = cache.split("train")
     ds = make_dataset(x, y, batch_size=2, shuffle=True, seed=3, stats=cache.stats)
     batches = list(ds.as_numpy_iterator())
-    assert [b[0].shape for b in batches] == [(2, SMALL.num_frames(), 64), (1, SMALL.num_frames(), 64)]
+    frames = SMALL.num_frames()
+    assert [b[0].shape for b in batches] == [(2, frames, 64), (1, frames, 64)]
     assert batches[0][1].dtype == np.float32
     seen = np.concatenate([b[0] for b in batches])
     expected = (np.asarray(x) - cache.stats.mean) / cache.stats.std

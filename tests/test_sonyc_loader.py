@@ -85,7 +85,8 @@ def test_majority_rule_and_verified_rows(sonyc_root: Path):
 
 def test_any_rule(sonyc_root: Path):
     index = read_sonyc(sonyc_root, train_rule="any")
-    expected = np.array([_onehot(0, 4, 7), _onehot(5, 6), _onehot(4), _onehot(2, 3)], dtype=np.uint8)
+    expected = np.array([_onehot(0, 4, 7), _onehot(5, 6), _onehot(4), _onehot(2, 3)],
+                        dtype=np.uint8)
     np.testing.assert_array_equal(index.labels, expected)
 
 
@@ -115,7 +116,8 @@ def test_missing_coarse_column_is_named(tmp_path: Path):
         w = csv.DictWriter(f, fieldnames=header)
         w.writeheader()
         w.writerow(row)
-    with pytest.raises(DataError, match=r"missing required column.*'8_dog_presence'.*8_dogs_presence"):
+    with pytest.raises(DataError,
+                       match=r"missing required column.*'8_dog_presence'.*8_dogs_presence"):
         read_sonyc(tmp_path)
 
 

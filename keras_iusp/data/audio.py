@@ -27,7 +27,9 @@ def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
 
     path = Path(path)
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise AudioError(f"{path}: target sample rate must be a positive integer, got {sample_rate!r}")
+        raise AudioError(
+            f"{path}: target sample rate must be a positive integer, got {sample_rate!r}"
+        )
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found")
     try:

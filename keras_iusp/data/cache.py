@@ -188,7 +188,7 @@ def _compute(
     def flush() -> None:
         if pending:
             start = len(kept) - len(pending)
-            store[start : len(kept)] = extract(np.stack(pending)).numpy()
+            store[start : len(kept)] = extract(np.stack(pending)).numpy()  # noqa: F821
             pending.clear()
 
     bar = tqdm(index.paths, desc="log-mel features", unit="clip", disable=not progress)
@@ -216,7 +216,7 @@ def _compute(
             flush()
     flush()
     store.flush()
-    del store
+    del store  # close the write map before reading the file back
     if not kept:
         raise DataError(f"{index.root}: no clip could be decoded ({len(skipped)} skipped)")
 
@@ -274,7 +274,9 @@ def load_feature_cache(path: str | os.PathLike) -> FeatureCache:
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: unreadable feature cache ({exc}); delete it to rebuild") from exc
     if meta.get("version") != CACHE_VERSION:
-        raise DataError(f"{path}: feature cache version {meta.get('version')}, expected {CACHE_VERSION}")
+        raise DataError(
+            f"{path}: feature cache version {meta.get('version')}, expected {CACHE_VERSION}"
+        )
     return FeatureCache(
         path=path,
         config=FeatureConfig.from_dict(meta["config"], source=str(path / "meta.json")),

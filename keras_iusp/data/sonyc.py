@@ -151,14 +151,18 @@ def read_sonyc(
     """
     root = Path(root)
     if train_rule not in TRAIN_RULES:
-        raise DataError(f"train_rule {train_rule!r} is not known; expected one of {list(TRAIN_RULES)}")
+        raise DataError(
+            f"train_rule {train_rule!r} is not known; expected one of {list(TRAIN_RULES)}"
+        )
     if missing_audio not in ("raise", "skip"):
         raise DataError(f"missing_audio={missing_audio!r}: expected 'raise' or 'skip'")
     csv_path = Path(annotations) if annotations is not None else root / "annotations.csv"
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
     if not csv_path.is_file():
-        raise DataError(f"{csv_path}: annotations file not found (expected SONYC-UST annotations.csv)")
+        raise DataError(
+            f"{csv_path}: annotations file not found (expected SONYC-UST annotations.csv)"
+        )
 
     header, rows = _read_csv(csv_path)
     _require_columns(csv_path, header, ID_COLUMNS + COARSE_COLUMNS)
@@ -187,7 +191,10 @@ def read_sonyc(
                 f"{csv_path}: line {line}: {filename} is in split {split!r} but line "
                 f"{first_line} put it in {first_split!r}"
             )
-        kind = "verified" if annotator == VERIFIED_ANNOTATOR else ("crowd" if annotator > 0 else "team")
+        if annotator == VERIFIED_ANNOTATOR:
+            kind = "verified"
+        else:
+            kind = "crowd" if annotator > 0 else "team"
         votes[kind].append(vote)
     if not clips:
         raise DataError(f"{csv_path}: no annotation rows")

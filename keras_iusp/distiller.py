@@ -1,0 +1,248 @@
+"""The Distiller: a ``tf_keras.Model`` whose ``train_step`` adds BCE + KD + SP + IUSP.
+
+Argument names follow Keras 3's ``keras.distillation.Distiller`` (``distillation_losses``,
+``distillation_loss_weights``, ``student_loss_weight``) and so does the weighting::
+
+    total = student_loss_weight * student_loss
+            + (1 - student_loss_weight) * sum_i(weight_i * distillation_loss_i)
+
+It runs on ``tf_keras`` because the compression path (TFMOT pruning/QAT, int8 LSTM conversion)
+needs it, and it reduces every loss by the *global* batch size so ``tf.distribute`` strategies
+give the same loss as one device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+import tf_keras as keras
+
+from keras_iusp.distillation import DistillationLoss
+from keras_iusp.errors import ConfigError
+
+
+def _unique_names(items: Sequence[DistillationLoss]) -> list[str]:
+    """Metric names per loss object: ``iusp``, ``iusp_2``, ... when a kind repeats."""
+    counts: dict[str, int] = {}
+    names = []
+    for item in items:
+        counts[item.name] = counts.get(item.name, 0) + 1
+        names.append(item.name if counts[item.name] == 1 else f"{item.name}_{counts[item.name]}")
+    return names
+
+
+def _extractor(model: keras.Model, layer_names: list[str]) -> keras.Model:
+    """A model sharing ``model``'s layers that returns its logits and the named layer outputs."""
+    outputs = [model.output] + [model.get_layer(n).output for n in layer_names]
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+
+
+class Distiller(keras.Model):
+    """Train a student to imitate a frozen teacher; call ``compile`` then ``fit`` as usual.
+
+    Args:
+        teacher: trained teacher (frozen here, always run with ``training=False``). May be
+            ``None`` for a baseline with no distillation losses.
+        student: model to train; ``distiller.student`` is the trained model to save or export.
+        distillation_losses: list of :class:`~keras_iusp.LogitsDistillation`,
+            :class:`~keras_iusp.IUSPDistillation`, :class:`~keras_iusp.SPDistillation`
+            (several IUSP/SP entries = several layer pairs). ``None``/empty = baseline.
+        distillation_loss_weights: one weight per distillation loss (default all 1).
+        student_loss_weight: weight of the supervised loss on labels, in ``[0, 1]``.
+
+    Metrics in ``fit`` history / progress bar: ``loss`` (total), ``student_loss``, one entry per
+    distillation loss (``kd``, ``sp``, ``iusp``, ``iusp_2``, ...) and, on validation data,
+    ``auprc`` (micro-averaged area under the precision-recall curve of the student).
+    """
+
+    def __init__(
+        self,
+        teacher: keras.Model | None = None,
+        student: keras.Model | None = None,
+        distillation_losses: Sequence[DistillationLoss] | DistillationLoss | None = None,
+        distillation_loss_weights: Sequence[float] | None = None,
+        student_loss_weight: float = 0.5,
+        name: str = "distiller",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        if not isinstance(student, keras.Model):
+            raise ConfigError("Distiller: student must be a tf_keras Model")
+        if isinstance(distillation_losses, DistillationLoss):
+            distillation_losses = [distillation_losses]
+        losses = list(distillation_losses or [])
+        for item in losses:
+            if not isinstance(item, DistillationLoss):
+                raise ConfigError(
+                    f"Distiller: distillation_losses entries must be keras_iusp distillation "
+                    f"losses (LogitsDistillation, IUSPDistillation, SPDistillation), got {item!r}"
+                )
+        if losses and not isinstance(teacher, keras.Model):
+            raise ConfigError("Distiller: distillation losses need a tf_keras teacher Model")
+        weights = [1.0] * len(losses) if distillation_loss_weights is None else [
+            float(w) for w in distillation_loss_weights]
+        if len(weights) != len(losses):
+            raise ConfigError(
+                f"Distiller: {len(weights)} distillation_loss_weights for {len(losses)} "
+                "distillation_losses; give one weight per loss"
+            )
+        if not isinstance(student_loss_weight, (int, float)) or not 0 <= student_loss_weight <= 1:
+            raise ConfigError(
+                f"Distiller: student_loss_weight={student_loss_weight!r}: "
+                "expected a number in [0, 1]"
+            )
+        if teacher is not None:
+            self._check_shapes(teacher, student)
+        for item in losses:
+            item.validate_model_compatibility(teacher, student)
+
+        self.teacher = teacher
+        self.student = student
+        if teacher is not None:
+            teacher.trainable = False
+        self.distillation_losses = losses
+        self.distillation_loss_weights = weights
+        self.student_loss_weight = float(student_loss_weight)
+        self._loss_names = _unique_names(losses)
+        self._use_teacher = bool(losses) and self.student_loss_weight < 1.0
+
+        teacher_layers = sorted({x.teacher_layer_name for x in losses if x.teacher_layer_name})
+        student_layers = sorted({x.student_layer_name for x in losses if x.student_layer_name})
+        self._teacher_slots = {n: i + 1 for i, n in enumerate(teacher_layers)}
+        self._student_slots = {n: i + 1 for i, n in enumerate(student_layers)}
+        self._teacher_features = _extractor(teacher, teacher_layers) if self._use_teacher else None
+        self._student_features = _extractor(student, student_layers)
+
+        self.total_loss_tracker = keras.metrics.Mean(name="loss")
+        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.component_trackers = [keras.metrics.Mean(name=n) for n in self._loss_names]
+        self.auprc = keras.metrics.AUC(curve="PR", num_thresholds=500, from_logits=True,
+                                       multi_label=False, name="auprc")
+        self.student_loss_fn: keras.losses.Loss | None = None
+        self.built = True  # both sub-models are built; lets checkpoints save weights at once
+
+    @staticmethod
+    def _check_shapes(teacher: keras.Model, student: keras.Model) -> None:
+        t_in, s_in = teacher.input.shape[1:], student.input.shape[1:]
+        if t_in != s_in:
+            raise ConfigError(
+                f"Distiller: teacher input {tuple(t_in)} differs from student input {tuple(s_in)}; "
+                "both must use the same feature config"
+            )
+        t_out, s_out = teacher.output.shape[-1], student.output.shape[-1]
+        if t_out != s_out:
+            raise ConfigError(
+                f"Distiller: teacher has {t_out} outputs but the student has {s_out}"
+            )
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Like ``Model.compile``; ``loss`` is the student's supervised loss (default: BCE).
+
+        ``metrics`` are applied to the student's logits and labels.
+        """
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        if loss is None:
+            loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.student_loss_fn = keras.losses.get(loss)
+
+    @property
+    def metrics(self):
+        tracked = [self.total_loss_tracker, self.student_loss_tracker, *self.component_trackers,
+                   self.auprc]
+        if self.compiled_metrics is not None:
+            tracked += self.compiled_metrics.metrics
+        return tracked
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    # --- loss computation -------------------------------------------------------------------
+
+    def _per_example_student_loss(self, y, logits):
+        fn = self.student_loss_fn
+        if fn is None:
+            raise RuntimeError("Distiller: call compile() before fit/evaluate")
+        return fn.call(y, logits) if isinstance(fn, keras.losses.Loss) else fn(y, logits)
+
+    def _compute_losses(self, x, y, sample_weight, training: bool):
+        """Total loss (scaled for the global batch) and the per-component values to report."""
+        student_out = self._student_features(x, training=training)
+        student_out = student_out if isinstance(student_out, list) else [student_out]
+        logits = student_out[0]
+        per_example = tf.cast(self._per_example_student_loss(y, logits), tf.float32)
+        student_loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
+        reports = {"student_loss": tf.reduce_mean(per_example)}
+        total = self.student_loss_weight * student_loss
+        if self._use_teacher:
+            teacher_out = self._teacher_features(x, training=False)
+            teacher_out = teacher_out if isinstance(teacher_out, list) else [teacher_out]
+            teacher_out = [tf.stop_gradient(t) for t in teacher_out]
+            distill = 0.0
+            for item, weight, name in zip(self.distillation_losses,
+                                          self.distillation_loss_weights, self._loss_names):
+                t = teacher_out[self._teacher_slots.get(item.teacher_layer_name, 0)]
+                s = student_out[self._student_slots.get(item.student_layer_name, 0)]
+                value, report = self._reduce(item, t, s, sample_weight)
+                distill += weight * value
+                reports[name] = report
+            total += (1.0 - self.student_loss_weight) * distill
+        reg = self.student.losses
+        if reg:
+            total += tf.nn.scale_regularization_loss(tf.add_n(reg))
+        return total, logits, reports
+
+    @staticmethod
+    def _reduce(item: DistillationLoss, t, s, sample_weight):
+        """Scale a component so that summing gradients over replicas gives the global-batch loss."""
+        if item.per_example:
+            values = item.compute_loss(t, s)
+            return (tf.nn.compute_average_loss(values, sample_weight=sample_weight),
+                    tf.reduce_mean(values))
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        if replicas > 1:  # a batch-wise loss must see the global batch
+            # One collective for both (two can be ordered differently on each replica); SP
+            # only needs each example flattened, so pack both into one [b, Dt + Ds] tensor.
+            b = tf.shape(t)[0]
+            t, s = tf.reshape(t, [b, -1]), tf.reshape(s, [b, -1])
+            width = tf.shape(t)[1]
+            both = ctx.all_gather(tf.concat([t, tf.cast(s, t.dtype)], axis=1), axis=0)
+            t, s = both[:, :width], both[:, width:]
+        value = item.compute_loss(t, s)
+        return value / replicas, value
+
+    def _update_trackers(self, total, reports, replicas_scale):
+        # ``total`` is this replica's share of the global-batch loss; report the full value.
+        self.total_loss_tracker.update_state(total * replicas_scale)
+        self.student_loss_tracker.update_state(reports["student_loss"])
+        for tracker in self.component_trackers:
+            tracker.update_state(reports[tracker.name])
+
+    def _results(self, include_auprc: bool) -> dict:
+        out = {m.name: m.result() for m in self.metrics if include_auprc or m is not self.auprc}
+        return out
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            total, logits, reports = self._compute_losses(x, y, sample_weight, training=True)
+        variables = self.student.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        self._update_trackers(total, reports, self.distribute_strategy.num_replicas_in_sync)
+        self.compiled_metrics.update_state(y, logits, sample_weight)
+        return self._results(include_auprc=False)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        total, logits, reports = self._compute_losses(x, y, sample_weight, training=False)
+        self._update_trackers(total, reports, self.distribute_strategy.num_replicas_in_sync)
+        self.auprc.update_state(y, logits, sample_weight)
+        self.compiled_metrics.update_state(y, logits, sample_weight)
+        return self._results(include_auprc=True)
+
+    def get_config(self):
+        raise NotImplementedError(
+            "Distiller is a training wrapper: save distiller.student (student.save(path)) and the "
+            "teacher separately; checkpoints with save_weights_only=True work"
+        )
