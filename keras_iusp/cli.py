@@ -57,11 +57,86 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_cache(data: str, clip_seconds: float | None, train_rule: str, skip_bad: bool,
+                config=None):
+    from keras_iusp.data import build_feature_cache, read_dataset
+    from keras_iusp.features import FeatureConfig
+
+    index = read_dataset(data, train_rule, missing_audio="skip" if skip_bad else "raise")
+    print(index.describe())
+    if config is None:
+        config = FeatureConfig(clip_seconds=clip_seconds or 10.0)
+    cache = build_feature_cache(index, config, on_error="skip" if skip_bad else "raise")
+    print(cache.describe())
+    return cache
+
+
+def _cmd_train_teacher(args: argparse.Namespace) -> int:
+    from keras_iusp.training import train_teacher
+
+    cache = _load_cache(args.data, args.clip_seconds, args.train_rule, args.skip_bad)
+    run = train_teacher(cache, args.out, model_name=args.model, epochs=args.epochs,
+                        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    print(f"teacher saved to {run.path} (model.keras, model_info.json, history.json)")
+    return 0
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from keras_iusp.training import DistillConfig, distill, load_run
+
+    teacher = load_run(args.teacher)
+    cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
+                        config=teacher.feature_config)
+    config = DistillConfig(
+        method=args.method, temperature=args.temperature,
+        student_loss_weight=args.student_loss_weight, kd_weight=args.kd_weight,
+        sp_weight=args.sp_weight, iusp_weight=args.iusp_weight,
+        teacher_layer=args.teacher_layer, student_layer=args.student_layer,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    run = distill(cache, teacher, args.student, args.out, config)
+    print(f"student saved to {run.path} (model.keras, model_info.json, history.json)")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from keras_iusp.features import FeatureConfig
+    from keras_iusp.models import MODEL_SPECS, build_model, format_summary, model_summary
+
+    config = FeatureConfig(clip_seconds=args.clip_seconds)
+    shape = (config.num_frames(), config.n_mels)
+    names = [args.name] if args.name else list(MODEL_SPECS)
+    for name in names:
+        summary = model_summary(build_model(name, shape))
+        if args.name:
+            print(format_summary(summary))
+        else:
+            spec = MODEL_SPECS[name]
+            print(f"{name:14s} {spec.role:8s} {summary['params']:>10,d} params "
+                  f"{summary['macs'] / 1e6:9.1f} M MACs   {spec.description}")
+    return 0
+
+
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from keras_iusp.quickstart import run_quickstart
 
     run_quickstart(Path(args.out), clips=args.clips, seed=args.seed, overwrite=args.overwrite)
     return 0
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True,
+                   help="SONYC-UST folder, its annotations.csv, or a plain label CSV")
+    p.add_argument("--train-rule", choices=["majority", "any"], default="majority",
+                   help="how crowd labels of train clips are combined (default majority)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip missing/unreadable audio with a report instead of stopping")
+
+
+def _fit_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
+    p.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+    p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
+    p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,18 +161,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("features", help="compute (or reuse) the log-mel feature cache of a dataset")
-    p.add_argument("--data", required=True,
-                   help="SONYC-UST folder, its annotations.csv, or a plain label CSV")
-    p.add_argument("--train-rule", choices=["majority", "any"], default="majority",
-                   help="how crowd labels of train clips are combined (default majority)")
+    _data_args(p)
     p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
     p.add_argument("--cache-dir", default=None,
                    help="cache folder (default DATA/.keras-iusp-cache)")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="skip missing/unreadable audio with a report instead of stopping")
     p.add_argument("--strict", action="store_true",
                    help="a clip whose length differs from --clip-seconds is an error")
     p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("train-teacher", help="train a teacher on a dataset's labels")
+    _data_args(p)
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--model", default="teacher_cnn", help="zoo model (default teacher_cnn)")
+    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    _fit_args(p, epochs=30, lr=1e-3)
+    p.set_defaults(func=_cmd_train_teacher)
+
+    p = sub.add_parser("distill", help="distil a student from a trained teacher")
+    _data_args(p)
+    p.add_argument("--teacher", required=True, help="teacher run directory (train-teacher --out)")
+    p.add_argument("--student", default="cnn_lstm_xs", help="zoo student (default cnn_lstm_xs)")
+    p.add_argument("--method", choices=["baseline", "kd", "sp", "iusp"], default="iusp")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--teacher-layer", default=None, help="teacher layer for SP/IUSP")
+    p.add_argument("--student-layer", default=None, help="student layer for SP/IUSP")
+    p.add_argument("--temperature", type=float, default=4.0, help="KD temperature (default 4)")
+    p.add_argument("--student-loss-weight", type=float, default=0.5,
+                   help="weight of the label loss, rest goes to distillation (default 0.5)")
+    p.add_argument("--kd-weight", type=float, default=1.0)
+    p.add_argument("--sp-weight", type=float, default=100.0)
+    p.add_argument("--iusp-weight", type=float, default=100.0)
+    _fit_args(p, epochs=30, lr=2e-3)
+    p.set_defaults(func=_cmd_distill)
+
+    p = sub.add_parser("models", help="list the model zoo, or one model's layers and sizes")
+    p.add_argument("name", nargs="?", help="a model name for its layer table")
+    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("quickstart", help="run the whole chain on built-in synthetic data")
     p.add_argument("--out", default="runs/quickstart",

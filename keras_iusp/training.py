@@ -1,0 +1,262 @@
+"""Teacher training and student distillation runs, as used by the CLI and the quickstart.
+
+A *run directory* holds everything needed to reuse a model: ``model.keras`` (the ``tf_keras``
+model, normalisation included), ``model_info.json`` (model name, feature config, class names,
+feature statistics, method and hyper-parameters), ``history.json`` and ``metrics.json``.
+A student is distilled from a teacher run, and inherits its feature config, so the two can never
+disagree on features.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keras_iusp.data.cache import FeatureCache, FeatureStats
+from keras_iusp.errors import ConfigError, KerasIuspError
+from keras_iusp.features import FeatureConfig
+
+#: Distillation methods of the paper's comparison. SP and IUSP are added beside classic KD.
+METHODS = ("baseline", "kd", "sp", "iusp")
+
+#: Default teacher layer for SP/IUSP: the teacher's frame embeddings (time axis kept).
+DEFAULT_TEACHER_LAYER = "embedding"
+
+#: Default student layer per family: the last layer that still has a time axis.
+DEFAULT_STUDENT_LAYER = {"cnn_lstm": "lstm", "dscnn": "frames"}
+
+
+@dataclass
+class DistillConfig:
+    """Hyper-parameters of one distillation run (defaults used by the CLI and the quickstart).
+
+    ``iusp_weight`` is large because the IUSP loss is small by construction: each row of a
+    normalised similarity matrix has unit norm, so the loss is at most ``4 / T``.
+    """
+
+    method: str = "iusp"
+    temperature: float = 4.0
+    student_loss_weight: float = 0.5
+    kd_weight: float = 1.0
+    sp_weight: float = 100.0
+    iusp_weight: float = 100.0
+    teacher_layer: str | None = None
+    student_layer: str | None = None
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method {self.method!r}: expected one of {list(METHODS)}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={value!r}: expected a positive integer")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def save_run(out: Path, model, info: dict[str, Any], history: dict | None = None,
+             metrics: dict | None = None) -> Path:
+    """Write a run directory; each file is written under a temporary name then renamed."""
+    out.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".keras", dir=out)
+    os.close(fd)
+    model.save(tmp, overwrite=True)
+    os.replace(tmp, out / "model.keras")
+    _atomic_write_text(out / "model_info.json", json.dumps(info, indent=1))
+    if history is not None:
+        clean = {k: [float(v) for v in vals] for k, vals in history.items()}
+        _atomic_write_text(out / "history.json", json.dumps(clean, indent=1))
+    if metrics is not None:
+        _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+    return out
+
+
+@dataclass
+class TrainedModel:
+    """A model loaded from a run directory with the metadata it was trained with."""
+
+    path: Path
+    model: Any
+    info: dict[str, Any]
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig.from_dict(self.info["feature_config"],
+                                       source=str(self.path / "model_info.json"))
+
+    @property
+    def stats(self) -> FeatureStats:
+        return FeatureStats.from_dict(self.info["stats"])
+
+
+def load_run(path: str | os.PathLike) -> TrainedModel:
+    """Load ``model.keras`` + ``model_info.json`` from a run directory (or the model file)."""
+    import tf_keras as keras
+
+    path = Path(path)
+    run_dir = path.parent if path.is_file() else path
+    model_path = run_dir / "model.keras"
+    info_path = run_dir / "model_info.json"
+    if not model_path.is_file() or not info_path.is_file():
+        raise KerasIuspError(
+            f"{run_dir}: not a keras-iusp run directory (expected model.keras and model_info.json)"
+        )
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise KerasIuspError(f"{info_path}: invalid JSON ({exc})") from exc
+    model = keras.models.load_model(model_path, compile=False)
+    return TrainedModel(run_dir, model, info)
+
+
+def _datasets(cache: FeatureCache, batch_size: int, seed: int):
+    from keras_iusp.data.pipeline import make_dataset
+
+    x_train, y_train = cache.split("train")
+    x_val, y_val = cache.split("validate")
+    if len(x_train) == 0:
+        raise KerasIuspError(f"{cache.path}: the dataset has no train clips")
+    train = make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed)
+    val = make_dataset(x_val, y_val, batch_size) if len(x_val) else None
+    return train, val
+
+
+def _best_epoch_callbacks(has_val: bool):
+    import tf_keras as keras
+
+    if not has_val:
+        return []
+    # keep the weights of the best validation epoch; training runs all epochs (small data is noisy)
+    return [keras.callbacks.EarlyStopping(monitor="val_auprc", mode="max", patience=10**6,
+                                          restore_best_weights=True, verbose=0)]
+
+
+def train_teacher(cache: FeatureCache, out: str | os.PathLike, *, model_name: str = "teacher_cnn",
+                  epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
+                  seed: int = 0, verbose: int | str = "auto") -> TrainedModel:
+    """Train a zoo model on labels only (BCE) and save it as a run directory."""
+    import tf_keras as keras
+
+    from keras_iusp.distiller import Distiller
+    from keras_iusp.models import build_model, model_summary
+
+    if cache.stats is None:
+        raise KerasIuspError(f"{cache.path}: no train split, so no feature statistics")
+    keras.utils.set_random_seed(seed)
+    frames, mels = cache.features.shape[1:]
+    model = build_model(model_name, (frames, mels), len(cache.class_names), cache.stats)
+    # A Distiller with no distillation loss is plain supervised training with the same metrics.
+    trainer = Distiller(student=model, student_loss_weight=1.0)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    train, val = _datasets(cache, batch_size, seed)
+    history = trainer.fit(train, validation_data=val, epochs=epochs, verbose=verbose,
+                          callbacks=_best_epoch_callbacks(val is not None))
+    hyper = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+             "seed": seed}
+    info = _info(model_name, "teacher", cache, model, hyper)
+    metrics = _val_metrics(trainer, val)
+    info["summary"] = {k: v for k, v in model_summary(model).items() if k != "layers"}
+    save_run(Path(out), model, info, history.history, metrics)
+    return TrainedModel(Path(out), model, info)
+
+
+def distillation_losses(config: DistillConfig, student_family: str):
+    """The loss list and weights for a method: what differs between baseline/KD/SP/IUSP."""
+    from keras_iusp.distillation import IUSPDistillation, LogitsDistillation, SPDistillation
+
+    teacher_layer = config.teacher_layer or DEFAULT_TEACHER_LAYER
+    student_layer = config.student_layer or DEFAULT_STUDENT_LAYER.get(student_family)
+    if config.method in ("sp", "iusp") and student_layer is None:
+        raise ConfigError(f"no default student layer for family {student_family!r}; "
+                          "pass student_layer")
+    if config.method == "baseline":
+        return [], [], 1.0
+    items = [LogitsDistillation(config.temperature)]
+    weights = [config.kd_weight]
+    if config.method == "sp":
+        items.append(SPDistillation(teacher_layer, student_layer))
+        weights.append(config.sp_weight)
+    elif config.method == "iusp":
+        items.append(IUSPDistillation(teacher_layer, student_layer))
+        weights.append(config.iusp_weight)
+    return items, weights, config.student_loss_weight
+
+
+def distill(cache: FeatureCache, teacher_run: TrainedModel, student_name: str,
+            out: str | os.PathLike, config: DistillConfig | None = None,
+            verbose: int | str = "auto") -> TrainedModel:
+    """Distil ``student_name`` from a trained teacher with one of :data:`METHODS`; save the run."""
+    import tf_keras as keras
+
+    from keras_iusp.distiller import Distiller
+    from keras_iusp.models import MODEL_SPECS, build_model, model_summary
+
+    config = config or DistillConfig()
+    if student_name not in MODEL_SPECS:
+        raise ConfigError(f"unknown student {student_name!r}; available: {', '.join(MODEL_SPECS)}")
+    if teacher_run.feature_config != cache.config:
+        raise ConfigError(
+            f"teacher {teacher_run.path} was trained on features {teacher_run.feature_config} "
+            f"but the data cache uses {cache.config}; use the teacher's feature config"
+        )
+    keras.utils.set_random_seed(config.seed)
+    frames, mels = cache.features.shape[1:]
+    student = build_model(student_name, (frames, mels), len(cache.class_names), cache.stats)
+    items, weights, student_weight = distillation_losses(config,
+                                                         MODEL_SPECS[student_name].family)
+    distiller = Distiller(teacher=teacher_run.model if items else None, student=student,
+                          distillation_losses=items, distillation_loss_weights=weights,
+                          student_loss_weight=student_weight)
+    distiller.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    train, val = _datasets(cache, config.batch_size, config.seed)
+    history = distiller.fit(train, validation_data=val, epochs=config.epochs, verbose=verbose,
+                            callbacks=_best_epoch_callbacks(val is not None))
+    hyper = {k: v for k, v in config.__dict__.items() if k != "extra"}
+    hyper["losses"] = [repr(x) for x in items]
+    hyper["weights"] = weights
+    info = _info(student_name, "student", cache, student, hyper)
+    info["teacher"] = str(teacher_run.path)
+    info["summary"] = {k: v for k, v in model_summary(student).items() if k != "layers"}
+    save_run(Path(out), student, info, history.history, _val_metrics(distiller, val))
+    return TrainedModel(Path(out), student, info)
+
+
+def _info(name: str, role: str, cache: FeatureCache, model, hyper: dict) -> dict[str, Any]:
+    return {
+        "model_name": name,
+        "role": role,
+        "feature_config": cache.config.to_dict(),
+        "class_names": list(cache.class_names),
+        "stats": cache.stats.to_dict(),
+        "input_shape": list(model.input.shape[1:]),
+        "hyperparameters": hyper,
+        "data_cache": str(cache.path),
+    }
+
+
+def _val_metrics(trainer, val) -> dict[str, float]:
+    if val is None:
+        return {}
+    values = trainer.evaluate(val, verbose=0, return_dict=True)
+    return {f"val_{k}": float(v) for k, v in values.items()}
+
+
+def predict_logits(model, features: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Logits of ``model`` for ``[N, T, n_mels]`` raw log-mel features (no normalisation needed)."""
+    return model.predict(np.asarray(features, np.float32), batch_size=batch_size, verbose=0)
