@@ -14,6 +14,10 @@ from keras_iusp.features import FeatureConfig
 
 #: Quickstart clip length: shorter than SONYC's 10 s so the chain runs in minutes on 2 CPU cores.
 QUICKSTART_CLIP_SECONDS = 4.0
+TEACHER = "teacher_cnn"
+STUDENT = "cnn_lstm_xs"
+TEACHER_EPOCHS = 12
+STUDENT_EPOCHS = 30
 
 
 def _stage(number: int, title: str) -> float:
@@ -43,8 +47,20 @@ def _existing_dataset(data_dir: Path, clips: int, seed: int) -> bool:
 
 def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: bool = False) -> dict:
     """Run every implemented stage of the chain into ``out`` and return a summary of outputs."""
+    import numpy as np
+    import tf_keras as keras
+
     from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
     from keras_iusp.data.synth_plot import plot_class_examples
+    from keras_iusp.models import MODEL_SPECS, build_model
+    from keras_iusp.plots import pick_repetitive_clip, plot_teacher_student_similarity
+    from keras_iusp.training import (
+        DEFAULT_STUDENT_LAYER,
+        DEFAULT_TEACHER_LAYER,
+        DistillConfig,
+        distill,
+        train_teacher,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,5 +86,62 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     _done(t, cache.describe())
     summary["feature_cache"] = str(cache.path)
 
+    t = _stage(3, f"train the teacher ({TEACHER} on labels, {TEACHER_EPOCHS} epochs)")
+    teacher_dir = out / "teacher"
+    teacher = _reuse(teacher_dir, overwrite) or train_teacher(
+        cache, teacher_dir, model_name=TEACHER, epochs=TEACHER_EPOCHS, seed=seed, verbose=2)
+    _done(t, f"teacher: {teacher_dir} ({_auprc(teacher_dir)})")
+
+    students = {}
+    for number, method in ((4, "baseline"), (5, "iusp")):
+        what = "no distillation" if method == "baseline" else "BCE + KD + IUSP"
+        t = _stage(number, f"train student {STUDENT} with {what} ({STUDENT_EPOCHS} epochs)")
+        run_dir = out / f"student_{method}"
+        students[method] = _reuse(run_dir, overwrite) or distill(
+            cache, teacher, STUDENT, run_dir,
+            DistillConfig(method=method, epochs=STUDENT_EPOCHS, seed=seed), verbose=2)
+        _done(t, f"student: {run_dir} ({_auprc(run_dir)})")
+        summary[f"student_{method}"] = str(run_dir)
+
+    t = _stage(6, "self-similarity matrices of a repetitive validation clip")
+    x_val, y_val = cache.split("validate")
+    clip = pick_repetitive_clip(y_val, cache.class_names)
+    student_layer = DEFAULT_STUDENT_LAYER[MODEL_SPECS[STUDENT].family]
+    keras.utils.set_random_seed(seed)
+    untrained = build_model(STUDENT, x_val.shape[1:], len(cache.class_names), cache.stats)
+    labels = ", ".join(n for n, v in zip(cache.class_names, y_val[clip]) if v) or "no event"
+    png, distances = plot_teacher_student_similarity(
+        teacher.model, DEFAULT_TEACHER_LAYER,
+        [("student before training", untrained, student_layer),
+         ("student, baseline", students["baseline"].model, student_layer),
+         ("student after IUSP", students["iusp"].model, student_layer)],
+        np.asarray(x_val[clip]), out / "similarity.png",
+        title=f"{cache.split_filenames('validate')[clip]} ({labels})")
+    _done(t, f"figure: {png}",
+          *(f"IUSP distance to the teacher, {k}: {v:.2e}" for k, v in distances.items()))
+    summary["similarity_figure"] = str(png)
+
+    print("\nvalidation micro-AUPRC (Keras PR-AUC):")
+    for name, run_dir in [("teacher", teacher_dir)] + [
+            (f"{STUDENT} {m}", out / f"student_{m}") for m in students]:
+        print(f"    {name:24s} {_auprc(run_dir)}")
     print(f"\nquickstart finished; outputs under {out.resolve()}")
     return summary
+
+
+def _reuse(run_dir: Path, overwrite: bool):
+    """A finished run directory is loaded instead of retrained (delete it or pass --overwrite)."""
+    from keras_iusp.training import load_run
+
+    if overwrite or not (run_dir / "metrics.json").is_file():
+        return None
+    print(f"    reusing {run_dir}")
+    return load_run(run_dir)
+
+
+def _auprc(run_dir: Path) -> str:
+    try:
+        value = json.loads((run_dir / "metrics.json").read_text()).get("val_auprc")
+    except (OSError, json.JSONDecodeError):
+        return "no metrics"
+    return "val AUPRC n/a" if value is None else f"val AUPRC {value:.3f}"

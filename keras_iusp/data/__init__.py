@@ -11,7 +11,7 @@ from keras_iusp.data.index import DatasetIndex
 from keras_iusp.data.pipeline import make_dataset
 from keras_iusp.data.schema import COARSE_CLASSES, COARSE_COLUMNS
 from keras_iusp.data.sonyc import aggregate, read_dataset, read_label_csv, read_sonyc
-# SYNTH_IMPORT_PENDING
+from keras_iusp.data.synth import synthesize
 
 __all__ = [
     "COARSE_CLASSES",

@@ -1,0 +1,99 @@
+"""Figures: frame-by-frame self-similarity matrices of teacher and students.
+
+The IUSP loss asks the student to reproduce the teacher's self-similarity matrix; repetitive
+sounds (siren sweeps, alarm beeps, barks) show as off-diagonal stripes. Seeing the matrices side
+by side is the quickest check that a student learned that structure.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: Classes whose events repeat within a clip, in order of preference for the figure.
+REPETITIVE_CLASSES = ("alert-signal", "dog", "machinery-impact", "music")
+
+
+def layer_similarity(model, layer_name: str, features: np.ndarray) -> np.ndarray:
+    """Row-normalised self-similarity ``[T, T]`` of one layer's output for one clip ``[T, n_mels]``.
+
+    Uses :func:`keras_iusp.losses.self_similarity`, the same function the loss uses.
+    """
+    import tf_keras as keras
+
+    from keras_iusp.losses import self_similarity
+
+    probe = keras.Model(model.input, model.get_layer(layer_name).output)
+    output = probe(np.asarray(features, np.float32)[None], training=False)
+    return self_similarity(output).numpy()[0]
+
+
+def pick_repetitive_clip(labels: np.ndarray, class_names: tuple[str, ...]) -> int:
+    """Index of a clip labelled with a repetitive class and as few other classes as possible."""
+    for name in REPETITIVE_CLASSES:
+        if name not in class_names:
+            continue
+        column = class_names.index(name)
+        candidates = np.flatnonzero(labels[:, column] > 0)
+        if candidates.size:
+            return int(candidates[np.argmin(labels[candidates].sum(axis=1))])
+    return 0
+
+
+def plot_similarity_panels(panels: list[tuple[str, np.ndarray]], out_png: str | os.PathLike,
+                           title: str = "") -> Path:
+    """Draw ``[(title, G), ...]`` side by side and save a PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], panels):
+        image = ax.imshow(matrix, origin="lower", cmap="magma", interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("frame")
+        ax.set_ylabel("frame")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.stem}.", suffix=".png", dir=out_png.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, out_png)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out_png
+
+
+def plot_teacher_student_similarity(
+    teacher, teacher_layer: str, students: list[tuple[str, object, str]], features: np.ndarray,
+    out_png: str | os.PathLike, title: str = "",
+) -> tuple[Path, dict[str, float]]:
+    """Teacher vs students on one clip; returns the PNG and each student's IUSP distance.
+
+    ``students`` is ``[(label, model, layer_name), ...]`` (e.g. before and after IUSP training).
+    The distance is the per-clip IUSP loss (student matrix resized to the teacher's size).
+    """
+    import tensorflow as tf
+
+    from keras_iusp.losses import resize_similarity
+
+    g_t = layer_similarity(teacher, teacher_layer, features)
+    panels = [(f"teacher: {teacher_layer} (T={g_t.shape[0]})", g_t)]
+    distances = {}
+    for label, model, layer in students:
+        g_s = layer_similarity(model, layer, features)
+        resized = resize_similarity(tf.constant(g_s[None]), g_t.shape[0]).numpy()[0]
+        distances[label] = float(np.sum((g_t - resized) ** 2) / g_t.shape[0] ** 2)
+        panels.append((f"{label}: {layer}\nIUSP distance {distances[label]:.2e}", g_s))
+    return plot_similarity_panels(panels, out_png, title), distances

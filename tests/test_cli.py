@@ -1,0 +1,78 @@
+"""The command line: the synth -> features -> train-teacher -> distill chain, and user errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_iusp.cli import main
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    assert main(["synth", str(data), "--clips", "24", "--seed", "3", "--clip-seconds", "1.0",
+                 "--sample-rate", "16000"]) == 0
+    assert main(["train-teacher", "--data", str(data), "--out", str(root / "teacher"),
+                 "--clip-seconds", "1.0", "--epochs", "1", "--batch-size", "8"]) == 0
+    assert main(["distill", "--data", str(data), "--teacher", str(root / "teacher"),
+                 "--student", "dscnn_xs", "--method", "iusp", "--out", str(root / "student"),
+                 "--epochs", "1", "--batch-size", "8"]) == 0
+    return root
+
+
+def test_chain_writes_run_directories(chain: Path):
+    for run in ("teacher", "student"):
+        for name in ("model.keras", "model_info.json", "history.json", "metrics.json"):
+            assert (chain / run / name).is_file(), (run, name)
+    info = json.loads((chain / "student" / "model_info.json").read_text())
+    assert info["model_name"] == "dscnn_xs" and info["hyperparameters"]["method"] == "iusp"
+    assert info["feature_config"]["clip_seconds"] == 1.0
+    assert any("IUSPDistillation" in x for x in info["hyperparameters"]["losses"])
+    history = json.loads((chain / "student" / "history.json").read_text())
+    assert {"loss", "student_loss", "kd", "iusp", "val_auprc"} <= set(history)
+
+
+def test_features_command_reuses_cache(chain: Path, capsys):
+    assert main(["features", "--data", str(chain / "data"), "--clip-seconds", "1.0"]) == 0
+    out = capsys.readouterr().out
+    assert "24 clips" in out and "features (24, 98, 64)" in out
+
+
+def test_models_command_lists_zoo(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("teacher_cnn", "cnn_lstm_xs", "cnn_lstm_l", "dscnn_xs", "dscnn_l"):
+        assert name in out
+    assert main(["models", "cnn_lstm_xs", "--clip-seconds", "1"]) == 0
+    assert "IUSP candidate layers (time axis):" in capsys.readouterr().out
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path: Path):
+    cases = [
+        ["distill", "--data", str(tmp_path), "--teacher", str(tmp_path / "none"),
+         "--out", str(tmp_path / "o")],
+        ["features", "--data", str(tmp_path / "missing")],
+        ["synth", str(tmp_path / "s"), "--clips", "0"],
+    ]
+    for args in cases:
+        proc = subprocess.run([sys.executable, "-m", "keras_iusp.cli", *args],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("keras-iusp: error:")]
+        assert len(errors) == 1, proc.stderr
+
+
+def test_distill_rejects_unknown_layer(chain: Path, capsys):
+    code = main(["distill", "--data", str(chain / "data"), "--teacher", str(chain / "teacher"),
+                 "--student", "dscnn_xs", "--student-layer", "nope", "--out",
+                 str(chain / "bad"), "--epochs", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "has no layer 'nope'" in err and "frames" in err
