@@ -119,7 +119,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from keras_iusp.quickstart import run_quickstart
 
-    run_quickstart(Path(args.out), clips=args.clips, seed=args.seed, overwrite=args.overwrite)
+    run_quickstart(Path(args.out), clips=args.clips, seed=args.seed, overwrite=args.overwrite,
+                   teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs)
     return 0
 
 
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default runs/quickstart)")
     p.add_argument("--clips", type=int, default=240, help="synthetic clips (default 240)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--teacher-epochs", type=int, default=12, help="teacher epochs (default 12)")
+    p.add_argument("--student-epochs", type=int, default=30, help="student epochs (default 30)")
     p.add_argument("--overwrite", action="store_true", help="start again from scratch")
     p.set_defaults(func=_cmd_quickstart)
     return parser

@@ -31,7 +31,7 @@ def _done(start: float, *outputs: str) -> None:
     print(f"    ({time.perf_counter() - start:.1f} s)", flush=True)
 
 
-def _existing_dataset(data_dir: Path, clips: int, seed: int) -> bool:
+def _existing_dataset(data_dir: Path, clips: int, seed: int, clip_seconds: float) -> bool:
     """True when ``data_dir`` already holds the synthetic set these settings would write."""
     config_path = data_dir / "synth_config.json"
     if not config_path.is_file():
@@ -42,11 +42,17 @@ def _existing_dataset(data_dir: Path, clips: int, seed: int) -> bool:
         return False
     params = saved.get("parameters", saved)
     return (params.get("clips") == clips and params.get("seed") == seed
-            and params.get("clip_seconds") == QUICKSTART_CLIP_SECONDS)
+            and params.get("clip_seconds") == clip_seconds)
 
 
-def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: bool = False) -> dict:
-    """Run every implemented stage of the chain into ``out`` and return a summary of outputs."""
+def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: bool = False,
+                   clip_seconds: float = QUICKSTART_CLIP_SECONDS,
+                   teacher_epochs: int = TEACHER_EPOCHS,
+                   student_epochs: int = STUDENT_EPOCHS) -> dict:
+    """Run every implemented stage of the chain into ``out`` and return a summary of outputs.
+
+    The keyword arguments shrink the run (the tests use a few short clips and one epoch).
+    """
     import numpy as np
     import tf_keras as keras
 
@@ -67,12 +73,11 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     data_dir = out / "data"
     summary: dict = {"out": str(out)}
 
-    t = _stage(1, f"synthesise {clips} SONYC-UST-format clips ({QUICKSTART_CLIP_SECONDS:g} s each)")
-    if not overwrite and _existing_dataset(data_dir, clips, seed):
+    t = _stage(1, f"synthesise {clips} SONYC-UST-format clips ({clip_seconds:g} s each)")
+    if not overwrite and _existing_dataset(data_dir, clips, seed, clip_seconds):
         print("    reusing the existing synthetic dataset")
     else:
-        synthesize(data_dir, clips=clips, seed=seed, clip_seconds=QUICKSTART_CLIP_SECONDS,
-                   overwrite=True)
+        synthesize(data_dir, clips=clips, seed=seed, clip_seconds=clip_seconds, overwrite=True)
     png = plot_class_examples(out / "class_examples.png", seed=seed)
     _done(t, f"dataset: {data_dir} (annotations.csv + audio/)", f"class spectrograms: {png}")
     summary["data"] = str(data_dir)
@@ -81,25 +86,25 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     t = _stage(2, "read annotations (SONYC-UST loader) and cache log-mel features")
     index = read_sonyc(data_dir)
     print("    " + index.describe().replace("\n", "\n    "))
-    config = FeatureConfig(clip_seconds=QUICKSTART_CLIP_SECONDS)
+    config = FeatureConfig(clip_seconds=clip_seconds)
     cache = build_feature_cache(index, config)
     _done(t, cache.describe())
     summary["feature_cache"] = str(cache.path)
 
-    t = _stage(3, f"train the teacher ({TEACHER} on labels, {TEACHER_EPOCHS} epochs)")
+    t = _stage(3, f"train the teacher ({TEACHER} on labels, {teacher_epochs} epochs)")
     teacher_dir = out / "teacher"
     teacher = _reuse(teacher_dir, overwrite) or train_teacher(
-        cache, teacher_dir, model_name=TEACHER, epochs=TEACHER_EPOCHS, seed=seed, verbose=2)
+        cache, teacher_dir, model_name=TEACHER, epochs=teacher_epochs, seed=seed, verbose=2)
     _done(t, f"teacher: {teacher_dir} ({_auprc(teacher_dir)})")
 
     students = {}
     for number, method in ((4, "baseline"), (5, "iusp")):
         what = "no distillation" if method == "baseline" else "BCE + KD + IUSP"
-        t = _stage(number, f"train student {STUDENT} with {what} ({STUDENT_EPOCHS} epochs)")
+        t = _stage(number, f"train student {STUDENT} with {what} ({student_epochs} epochs)")
         run_dir = out / f"student_{method}"
         students[method] = _reuse(run_dir, overwrite) or distill(
             cache, teacher, STUDENT, run_dir,
-            DistillConfig(method=method, epochs=STUDENT_EPOCHS, seed=seed), verbose=2)
+            DistillConfig(method=method, epochs=student_epochs, seed=seed), verbose=2)
         _done(t, f"student: {run_dir} ({_auprc(run_dir)})")
         summary[f"student_{method}"] = str(run_dir)
 
