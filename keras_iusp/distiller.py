@@ -32,9 +32,23 @@ def _unique_names(items: Sequence[DistillationLoss]) -> list[str]:
     return names
 
 
+def _layer_output(model: keras.Model, name: str):
+    """The output of layer ``name`` *in this model's graph*.
+
+    A layer object can belong to several functional graphs (TFMOT's ``quantize_apply`` reuses the
+    layers it does not wrap, e.g. an LSTM), and ``layer.output`` is then the tensor of the first
+    graph, which would disconnect the extractor.
+    """
+    layer = model.get_layer(name)
+    for index in range(len(layer._inbound_nodes)):
+        if f"{layer.name}_ib-{index}" in model._network_nodes:
+            return layer.get_output_at(index)
+    return layer.output
+
+
 def _extractor(model: keras.Model, layer_names: list[str]) -> keras.Model:
     """A model sharing ``model``'s layers that returns its logits and the named layer outputs."""
-    outputs = [model.output] + [model.get_layer(n).output for n in layer_names]
+    outputs = [model.output] + [_layer_output(model, n) for n in layer_names]
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
 
 

@@ -19,6 +19,7 @@ import tf_keras as keras
 
 from keras_iusp.data.cache import FeatureStats
 from keras_iusp.errors import ConfigError
+from keras_iusp.models.layers import FeatureStandardization
 
 layers = keras.layers
 
@@ -30,14 +31,14 @@ BN_MOMENTUM = 0.9
 
 def _normalize(x, stats: FeatureStats | None, n_mels: int):
     if stats is None:
-        mean, variance = np.zeros(n_mels, np.float32), np.ones(n_mels, np.float32)
+        mean, std = np.zeros(n_mels, np.float32), np.ones(n_mels, np.float32)
     else:
-        mean, variance = stats.mean, np.square(stats.std)
+        mean, std = stats.mean, stats.std
         if mean.shape != (n_mels,):
             raise ConfigError(
                 f"feature stats have {mean.shape[0]} mel bands but the model input has {n_mels}"
             )
-    return layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalize")(x)
+    return FeatureStandardization(mean, std, name="normalize")(x)
 
 
 def _conv_bn_relu(x, filters: int, name: str, kernel=(3, 3)):
@@ -66,7 +67,7 @@ def build_teacher_cnn(input_shape, num_classes=8, stats=None, width=16) -> keras
     """
     inputs = keras.Input(shape=input_shape, name="log_mel")
     x = _normalize(inputs, stats, input_shape[-1])
-    x = layers.Reshape((*input_shape, 1), name="add_channel")(x)
+    x = layers.Reshape((-1, input_shape[-1], 1), name="add_channel")(x)
     for i, (pool, mult) in enumerate([((2, 2), 1), ((2, 2), 2), ((1, 2), 4), ((1, 2), 8)], 1):
         x = _conv_bn_relu(x, width * mult, f"block{i}_a")
         x = _conv_bn_relu(x, width * mult, f"block{i}_b")
@@ -86,7 +87,7 @@ def build_cnn_lstm(input_shape, num_classes=8, stats=None, *, conv=(8, 16), hidd
     """
     inputs = keras.Input(shape=input_shape, name="log_mel")
     x = _normalize(inputs, stats, input_shape[-1])
-    x = layers.Reshape((*input_shape, 1), name="add_channel")(x)
+    x = layers.Reshape((-1, input_shape[-1], 1), name="add_channel")(x)
     x = _conv_bn_relu(x, conv[0], "conv1")
     x = layers.MaxPooling2D((2, 2), name="pool1")(x)
     x = _conv_bn_relu(x, conv[1], "conv2")
@@ -105,7 +106,7 @@ def build_dscnn(input_shape, num_classes=8, stats=None, *, channels=16, blocks=2
     """
     inputs = keras.Input(shape=input_shape, name="log_mel")
     x = _normalize(inputs, stats, input_shape[-1])
-    x = layers.Reshape((*input_shape, 1), name="add_channel")(x)
+    x = layers.Reshape((-1, input_shape[-1], 1), name="add_channel")(x)
     x = layers.Conv2D(channels, (3, 3), strides=(2, 2), padding="same", use_bias=False,
                       name="stem_conv")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)

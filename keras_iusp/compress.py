@@ -1,0 +1,253 @@
+"""Pruning and quantisation-aware training (TensorFlow Model Optimization), teacher-guided.
+
+Both fine-tuning phases train through :class:`keras_iusp.Distiller`, so the teacher's KD and IUSP
+signals keep guiding the student while weights are removed and while it learns to live with int8
+rounding.
+
+* Pruning: ``prune_low_magnitude`` with a polynomial schedule to ``target_sparsity``, then
+  ``strip_pruning``.
+* QAT: every layer TFMOT's default 8-bit scheme supports is annotated; when the model was pruned
+  the prune-preserving scheme keeps the zeros. **LSTM layers are not annotated** (TFMOT has no
+  quantize config for them): they train in float here and the TFLite converter quantises them
+  to the fused int8 ``UNIDIRECTIONAL_SEQUENCE_LSTM`` kernel by calibration on the representative
+  dataset. The feature standardisation layer is annotated with a no-op config (it becomes the
+  int8 SUB/MUL pair at conversion).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+from keras_iusp.data.cache import FeatureCache
+from keras_iusp.errors import ConfigError
+from keras_iusp.models.layers import FeatureStandardization
+from keras_iusp.training import (
+    DistillConfig,
+    TrainedModel,
+    _atomic_write_text,
+    distillation_losses,
+    load_run,
+    save_run,
+)
+
+QUANT = tfmot.quantization.keras
+SPARSITY = tfmot.sparsity.keras
+
+
+@keras.utils.register_keras_serializable(package="keras_iusp")
+class NoOpQuantizeConfig(QUANT.QuantizeConfig):
+    """Leave a layer's weights and outputs unquantised during QAT (the converter handles them)."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}
+
+
+def custom_objects() -> dict[str, Any]:
+    """Objects needed to load a QAT model saved by :func:`compress`."""
+    return {"NoOpQuantizeConfig": NoOpQuantizeConfig,
+            "FeatureStandardization": FeatureStandardization}
+
+
+@dataclass
+class CompressConfig:
+    """Settings of :func:`compress`; distillation weights come from :class:`DistillConfig`."""
+
+    target_sparsity: float = 0.5
+    prune_epochs: int = 6
+    qat_epochs: int = 3
+    learning_rate: float = 5e-4
+    batch_size: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.target_sparsity < 1.0:
+            raise ConfigError(f"target_sparsity={self.target_sparsity!r}: expected 0 <= s < 1")
+        for name in ("prune_epochs", "qat_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: expected an integer >= 0")
+
+
+def resolve_layer_name(model: keras.Model, name: str) -> str:
+    """The name of ``name`` after TFMOT wrapped it (``quant_x``, ``prune_low_magnitude_x``)."""
+    names = {layer.name for layer in model.layers}
+    for candidate in (name, f"quant_{name}", f"prune_low_magnitude_{name}"):
+        if candidate in names:
+            return candidate
+    raise ConfigError(f"model {model.name!r} has no layer {name!r} (nor a TFMOT-wrapped one)")
+
+
+def sparsity_report(model: keras.Model) -> dict[str, float]:
+    """Fraction of exact zeros in each kernel (conv, depthwise, dense, LSTM), keyed by layer."""
+    report = {}
+    for layer in model.layers:
+        for weight in layer.weights:
+            short = weight.name.split("/")[-1].split(":")[0]
+            if "kernel" in short and not short.endswith(("_min", "_max")):
+                report[f"{layer.name}/{short}"] = float(np.mean(weight.numpy() == 0.0))
+    return report
+
+
+def overall_sparsity(model: keras.Model) -> float:
+    """Zeros over all kernel entries of the model (what the flash saving depends on)."""
+    zeros = total = 0
+    for layer in model.layers:
+        for weight in layer.weights:
+            short = weight.name.split("/")[-1].split(":")[0]
+            if "kernel" in short and not short.endswith(("_min", "_max")):
+                values = weight.numpy()
+                zeros += int(np.sum(values == 0.0))
+                total += values.size
+    return zeros / max(total, 1)
+
+
+def _fine_tune(student, cache: FeatureCache, teacher: TrainedModel | None,
+               distill_config: DistillConfig, family: str, epochs: int, learning_rate: float,
+               batch_size: int, seed: int, callbacks: list, verbose) -> dict:
+    """Train ``student`` through the Distiller with the run's distillation method."""
+    from keras_iusp.distiller import Distiller
+    from keras_iusp.training import _datasets
+
+    items, weights, student_weight = distillation_losses(distill_config, family)
+    if items and teacher is None:
+        raise ConfigError(f"method {distill_config.method!r} needs the teacher run")
+    for item in items:
+        if item.student_layer_name:
+            item.student_layer_name = resolve_layer_name(student, item.student_layer_name)
+    distiller = Distiller(teacher=teacher.model if items else None, student=student,
+                          distillation_losses=items, distillation_loss_weights=weights,
+                          student_loss_weight=student_weight)
+    distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    train, val = _datasets(cache, batch_size, seed)
+    history = distiller.fit(train, validation_data=val, epochs=epochs, verbose=verbose,
+                            callbacks=callbacks)
+    metrics = distiller.evaluate(val, verbose=0, return_dict=True) if val is not None else {}
+    return {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+            "val": {k: float(v) for k, v in metrics.items()}}
+
+
+def prune(student: keras.Model, cache: FeatureCache, teacher: TrainedModel | None,
+          distill_config: DistillConfig, family: str, config: CompressConfig,
+          verbose="auto") -> tuple[keras.Model, dict]:
+    """Prune to ``config.target_sparsity`` while distilling, then strip the pruning wrappers."""
+    keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = int(np.ceil(len(cache.split("train")[0]) / config.batch_size))
+    end_step = max(1, steps_per_epoch * max(1, config.prune_epochs - 1))
+    schedule = SPARSITY.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=config.target_sparsity, begin_step=0,
+        end_step=end_step, frequency=max(1, steps_per_epoch // 2))
+    pruned = SPARSITY.prune_low_magnitude(student, pruning_schedule=schedule)
+    log = _fine_tune(pruned, cache, teacher, distill_config, family, config.prune_epochs,
+                     config.learning_rate, config.batch_size, config.seed,
+                     [SPARSITY.UpdatePruningStep()], verbose)
+    stripped = SPARSITY.strip_pruning(pruned)
+    log["sparsity"] = sparsity_report(stripped)
+    return stripped, log
+
+
+def quantize_annotated(model: keras.Model, preserve_sparsity: bool) -> keras.Model:
+    """QAT model: supported layers annotated, LSTMs left float (see module docstring)."""
+
+    def annotate(layer):
+        if isinstance(layer, keras.layers.LSTM):
+            return layer
+        if isinstance(layer, FeatureStandardization):
+            return QUANT.quantize_annotate_layer(layer, quantize_config=NoOpQuantizeConfig())
+        return QUANT.quantize_annotate_layer(layer)
+
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())
+    scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+              if preserve_sparsity else QUANT.experimental.default_8bit.Default8BitQuantizeScheme())
+    with QUANT.quantize_scope(custom_objects()):
+        return QUANT.quantize_apply(annotated, scheme)
+
+
+def qat(model: keras.Model, cache: FeatureCache, teacher: TrainedModel | None,
+        distill_config: DistillConfig, family: str, config: CompressConfig,
+        preserve_sparsity: bool, verbose="auto") -> tuple[keras.Model, dict]:
+    """Quantisation-aware fine-tuning through the Distiller."""
+    keras.utils.set_random_seed(config.seed + 1)
+    quantized = quantize_annotated(model, preserve_sparsity)
+    log = _fine_tune(quantized, cache, teacher, distill_config, family, config.qat_epochs,
+                     config.learning_rate / 2, config.batch_size, config.seed, [], verbose)
+    log["sparsity"] = sparsity_report(quantized)
+    return quantized, log
+
+
+def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathLike,
+             config: CompressConfig | None = None, teacher_run: TrainedModel | None = None,
+             verbose="auto") -> Path:
+    """Prune + QAT a distilled student and write a compressed run directory.
+
+    The directory holds ``model.keras`` (the pruned float model, which the float TFLite comes
+    from), ``qat.weights.h5`` (the QAT model's weights and fake-quant ranges), ``model_info.json``
+    and ``compress_report.json``.
+    """
+    from keras_iusp.models import MODEL_SPECS
+
+    config = config or CompressConfig()
+    info = dict(student_run.info)
+    name = info["model_name"]
+    family = MODEL_SPECS[name].family
+    hyper = info.get("hyperparameters", {})
+    distill_config = DistillConfig(**{k: hyper[k] for k in DistillConfig.__dataclass_fields__
+                                      if k in hyper and k != "extra"})
+    if teacher_run is None and distill_config.method != "baseline" and info.get("teacher"):
+        teacher_run = load_run(info["teacher"])
+
+    model = student_run.model
+    report: dict[str, Any] = {"config": asdict(config), "method": distill_config.method}
+    if config.target_sparsity > 0 and config.prune_epochs > 0:
+        model, report["pruning"] = prune(model, cache, teacher_run, distill_config, family,
+                                         config, verbose)
+    float_model = model
+    quantized, report["qat"] = qat(model, cache, teacher_run, distill_config, family, config,
+                                   preserve_sparsity=config.target_sparsity > 0, verbose=verbose)
+    out = Path(out)
+    info.update({"role": "compressed", "source_run": str(student_run.path),
+                 "compression": {**asdict(config),
+                                 "qat_preserve_sparsity": config.target_sparsity > 0}})
+    # TFMOT's QAT wrappers do not round-trip through the .keras format, so the QAT model is
+    # stored as weights and rebuilt from the pruned float model by load_compressed().
+    save_run(out, float_model, info)
+    fd, tmp = tempfile.mkstemp(prefix=".qat.", suffix=".weights.h5", dir=out)
+    os.close(fd)
+    quantized.save_weights(tmp)
+    os.replace(tmp, out / "qat.weights.h5")
+    _atomic_write_text(out / "compress_report.json", json.dumps(report, indent=1))
+    return out
+
+
+def load_compressed(path: str | os.PathLike) -> tuple[keras.Model, keras.Model, dict]:
+    """``(qat_model, float_model, info)`` of a compressed run directory."""
+    from keras_iusp.training import load_run
+
+    run = load_run(path)
+    preserve = run.info.get("compression", {}).get("qat_preserve_sparsity", False)
+    quantized = quantize_annotated(run.model, preserve)
+    quantized.load_weights(run.path / "qat.weights.h5")
+    return quantized, run.model, run.info
