@@ -98,6 +98,36 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from keras_iusp.compress import CompressConfig, compress
+    from keras_iusp.training import load_run
+
+    student = load_run(args.run)
+    cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
+                        config=student.feature_config)
+    teacher = load_run(args.teacher) if args.teacher else None
+    config = CompressConfig(target_sparsity=args.sparsity, prune_epochs=args.prune_epochs,
+                            qat_epochs=args.qat_epochs, learning_rate=args.lr,
+                            batch_size=args.batch_size, seed=args.seed)
+    out = compress(student, cache, args.out, config, teacher_run=teacher)
+    print(f"compressed model saved to {out} (model.keras, qat.weights.h5, compress_report.json)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from keras_iusp.export import export_model, format_report
+    from keras_iusp.training import load_run
+
+    run = load_run(args.model)
+    cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
+                        config=run.feature_config)
+    report = export_model(args.model, cache, args.out, window_seconds=args.window_seconds,
+                          golden_vectors=args.golden, targets_dir=args.targets, seed=args.seed)
+    print(format_report(report))
+    print(f"firmware assets written to {report['out']}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from keras_iusp.features import FeatureConfig
     from keras_iusp.models import MODEL_SPECS, build_model, format_summary, model_summary
@@ -194,6 +224,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iusp-weight", type=float, default=100.0)
     _fit_args(p, epochs=30, lr=2e-3)
     p.set_defaults(func=_cmd_distill)
+
+    p = sub.add_parser("compress", help="prune + quantisation-aware training of a student run")
+    p.add_argument("run", help="student run directory (from distill)")
+    _data_args(p)
+    p.add_argument("--out", required=True, help="compressed run directory to write")
+    p.add_argument("--teacher", default=None,
+                   help="teacher run (default: the one the student was distilled from)")
+    p.add_argument("--sparsity", type=float, default=0.5, help="target sparsity (default 0.5)")
+    p.add_argument("--prune-epochs", type=int, default=6, help="pruning epochs (default 6)")
+    p.add_argument("--qat-epochs", type=int, default=3, help="QAT epochs (default 3)")
+    p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=_cmd_compress)
+
+    p = sub.add_parser("export", help="int8 TFLite + TFLM verification + C/C++ firmware assets")
+    p.add_argument("model", help="student or compressed run directory")
+    _data_args(p)
+    p.add_argument("--out", required=True, help="asset folder, e.g. firmware_assets/NAME")
+    p.add_argument("--window-seconds", type=float, default=1.0,
+                   help="input window the device runs (default 1.0 s)")
+    p.add_argument("--golden", type=int, default=4, help="golden test vectors (default 4)")
+    p.add_argument("--targets", default=None, help="folder of target TOML profiles "
+                   "(default deploy/targets)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("models", help="list the model zoo, or one model's layers and sizes")
     p.add_argument("name", nargs="?", help="a model name for its layer table")

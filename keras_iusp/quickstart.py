@@ -48,7 +48,8 @@ def _existing_dataset(data_dir: Path, clips: int, seed: int, clip_seconds: float
 def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: bool = False,
                    clip_seconds: float = QUICKSTART_CLIP_SECONDS,
                    teacher_epochs: int = TEACHER_EPOCHS,
-                   student_epochs: int = STUDENT_EPOCHS) -> dict:
+                   student_epochs: int = STUDENT_EPOCHS, prune_epochs: int = 6,
+                   qat_epochs: int = 3) -> dict:
     """Run every implemented stage of the chain into ``out`` and return a summary of outputs.
 
     The keyword arguments shrink the run (the tests use a few short clips and one epoch).
@@ -56,8 +57,10 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     import numpy as np
     import tf_keras as keras
 
+    from keras_iusp.compress import CompressConfig, compress
     from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
     from keras_iusp.data.synth_plot import plot_class_examples
+    from keras_iusp.export import export_model, format_report
     from keras_iusp.models import MODEL_SPECS, build_model
     from keras_iusp.plots import pick_repetitive_clip, plot_teacher_student_similarity
     from keras_iusp.training import (
@@ -125,6 +128,25 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     _done(t, f"figure: {png}",
           *(f"IUSP distance to the teacher, {k}: {v:.2e}" for k, v in distances.items()))
     summary["similarity_figure"] = str(png)
+
+    t = _stage(7, "prune (50 %) and quantisation-aware training of the IUSP student, "
+                  "still distilling from the teacher")
+    compressed_dir = out / "student_iusp_compressed"
+    if overwrite or not (compressed_dir / "compress_report.json").is_file():
+        compress(students["iusp"], cache, compressed_dir,
+                 CompressConfig(prune_epochs=prune_epochs, qat_epochs=qat_epochs, seed=seed),
+                 teacher_run=teacher, verbose=2)
+    else:
+        print(f"    reusing {compressed_dir}")
+    _done(t, f"compressed student: {compressed_dir}")
+    summary["compressed"] = str(compressed_dir)
+
+    t = _stage(8, "export: int8 TFLite, TFLite-Micro vs LiteRT check, C/C++ firmware assets")
+    report = export_model(compressed_dir, cache, out / "firmware", seed=seed)
+    print("    " + format_report(report).replace("\n", "\n    "))
+    _done(t, f"firmware assets: {out / 'firmware'}")
+    summary["firmware"] = str(out / "firmware")
+    summary["export_report"] = report
 
     print("\nvalidation micro-AUPRC (Keras PR-AUC):")
     for name, run_dir in [("teacher", teacher_dir)] + [

@@ -198,7 +198,7 @@ def distillation_losses(config: DistillConfig, student_family: str):
     return items, weights, config.student_loss_weight
 
 
-def distill(cache: FeatureCache, teacher_run: TrainedModel, student_name: str,
+def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name: str,
             out: str | os.PathLike, config: DistillConfig | None = None,
             verbose: int | str = "auto") -> TrainedModel:
     """Distil ``student_name`` from a trained teacher with one of :data:`METHODS`; save the run."""
@@ -210,7 +210,10 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel, student_name: str,
     config = config or DistillConfig()
     if student_name not in MODEL_SPECS:
         raise ConfigError(f"unknown student {student_name!r}; available: {', '.join(MODEL_SPECS)}")
-    if teacher_run.feature_config != cache.config:
+    if teacher_run is None and config.method != "baseline":
+        raise ConfigError(f"method {config.method!r} needs a teacher run; only 'baseline' "
+                          "trains without one")
+    if teacher_run is not None and teacher_run.feature_config != cache.config:
         raise ConfigError(
             f"teacher {teacher_run.path} was trained on features {teacher_run.feature_config} "
             f"but the data cache uses {cache.config}; use the teacher's feature config"
@@ -231,7 +234,7 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel, student_name: str,
     hyper["losses"] = [repr(x) for x in items]
     hyper["weights"] = weights
     info = _info(student_name, "student", cache, student, hyper)
-    info["teacher"] = str(teacher_run.path)
+    info["teacher"] = str(teacher_run.path) if teacher_run is not None else None
     info["summary"] = {k: v for k, v in model_summary(student).items() if k != "layers"}
     save_run(Path(out), student, info, history.history, _val_metrics(distiller, val))
     return TrainedModel(Path(out), student, info)

@@ -13,19 +13,22 @@ from keras_iusp.quickstart import run_quickstart
 
 def test_tiny_quickstart_runs_every_stage(tmp_path: Path, capsys):
     summary = run_quickstart(tmp_path / "qs", clips=24, seed=1, clip_seconds=1.0,
-                             teacher_epochs=1, student_epochs=1)
+                             teacher_epochs=1, student_epochs=1, prune_epochs=1, qat_epochs=1)
     out = capsys.readouterr().out
-    for stage in ("[1]", "[2]", "[3]", "[4]", "[5]", "[6]"):
+    for stage in ("[1]", "[2]", "[3]", "[4]", "[5]", "[6]", "[7]", "[8]"):
         assert stage in out
     for key in ("data", "class_examples", "feature_cache", "student_baseline", "student_iusp",
-                "similarity_figure"):
+                "similarity_figure", "compressed", "firmware"):
         assert Path(summary[key]).exists(), key
     info = json.loads((tmp_path / "qs" / "student_iusp" / "model_info.json").read_text())
     assert info["hyperparameters"]["method"] == "iusp"
+    report = summary["export_report"]
+    assert report["tflm_vs_litert_max_diff"] <= 1
+    assert (tmp_path / "qs" / "firmware" / "model_data.cc").is_file()
     # a second run reuses every stage instead of recomputing
     run_quickstart(tmp_path / "qs", clips=24, seed=1, clip_seconds=1.0, teacher_epochs=1,
-                   student_epochs=1)
-    assert capsys.readouterr().out.count("reusing") == 4
+                   student_epochs=1, prune_epochs=1, qat_epochs=1)
+    assert capsys.readouterr().out.count("reusing") == 5
 
 
 def test_pick_repetitive_clip_prefers_a_clean_alert_clip():
