@@ -181,7 +181,7 @@ def quantize_annotated(model: keras.Model, preserve_sparsity: bool) -> keras.Mod
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
     scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-              if preserve_sparsity else QUANT.experimental.default_8bit.Default8BitQuantizeScheme())
+              if preserve_sparsity else QUANT.default_8bit.Default8BitQuantizeScheme())
     with QUANT.quantize_scope(custom_objects()):
         return QUANT.quantize_apply(annotated, scheme)
 

@@ -41,8 +41,9 @@ def _normalize(x, stats: FeatureStats | None, n_mels: int):
     return FeatureStandardization(mean, std, name="normalize")(x)
 
 
-def _conv_bn_relu(x, filters: int, name: str, kernel=(3, 3)):
-    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn_relu(x, filters: int, name: str, kernel=(3, 3), strides=(1, 1)):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                      name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -88,8 +89,10 @@ def build_cnn_lstm(input_shape, num_classes=8, stats=None, *, conv=(8, 16), hidd
     inputs = keras.Input(shape=input_shape, name="log_mel")
     x = _normalize(inputs, stats, input_shape[-1])
     x = layers.Reshape((-1, input_shape[-1], 1), name="add_channel")(x)
-    x = _conv_bn_relu(x, conv[0], "conv1")
-    x = layers.MaxPooling2D((2, 2), name="pool1")(x)
+    # Striding the first conv in frequency (instead of pooling after it) halves the largest
+    # activation, which sets the TFLM arena: 66 KB -> 35 KB for cnn_lstm_xs on a 1 s window.
+    x = _conv_bn_relu(x, conv[0], "conv1", strides=(1, 2))
+    x = layers.MaxPooling2D((2, 1), name="pool1")(x)
     x = _conv_bn_relu(x, conv[1], "conv2")
     x = layers.MaxPooling2D((1, 4), name="pool2")(x)
     x = _frames(x, "frames")
@@ -111,12 +114,14 @@ def build_dscnn(input_shape, num_classes=8, stats=None, *, channels=16, blocks=2
                       name="stem_conv")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
+    # Pool frequency before the first block: the blocks' activations set the TFLM arena.
+    x = layers.MaxPooling2D((1, 2), name="stem_pool")(x)
     for i in range(1, blocks + 1):
         x = layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False, name=f"ds{i}_dw")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"ds{i}_dw_bn")(x)
         x = layers.ReLU(name=f"ds{i}_dw_relu")(x)
         x = _conv_bn_relu(x, channels, f"ds{i}_pw", kernel=(1, 1))
-        if i <= 2:
+        if i == 1:
             x = layers.MaxPooling2D((1, 2), name=f"ds{i}_pool")(x)
     x = layers.AveragePooling2D((1, x.shape[2]), name="freq_pool")(x)
     x = layers.Reshape((-1, channels), name="frames")(x)

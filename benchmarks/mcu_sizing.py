@@ -1,0 +1,121 @@
+"""Always-on sizing: which students fit a microcontroller, and what they score there.
+
+For every student size: distil with IUSP from one teacher on the built-in synthetic data, prune
+to 50 % and QAT-train, export a 1-second int8 window model, verify it in TFLite-Micro, and record
+flash, arena and validation micro-AUPRC (whole-clip float vs windowed int8) against the target
+profiles in ``deploy/targets``. Results go to ``benchmarks/results/mcu_sizing.json`` and a
+markdown table next to it. With ``--ship NAME`` the assets of that student are also written to
+``firmware_assets/reference`` (the reference model committed with the repository).
+
+Usage::
+
+    python benchmarks/mcu_sizing.py [--clips 400] [--epochs 30] [--ship dscnn_s]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENTS = ["dscnn_xs", "dscnn_s", "dscnn_m", "cnn_lstm_xs", "cnn_lstm_s", "cnn_lstm_m"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="runs/mcu_sizing", help="scratch folder")
+    parser.add_argument("--clips", type=int, default=400)
+    parser.add_argument("--clip-seconds", type=float, default=4.0)
+    parser.add_argument("--teacher-epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=30, help="student distillation epochs")
+    parser.add_argument("--students", nargs="+", default=STUDENTS)
+    parser.add_argument("--window-seconds", type=float, default=1.0)
+    parser.add_argument("--ship", default=None, help="student whose assets go to firmware_assets/")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from keras_iusp.compress import CompressConfig, compress
+    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
+    from keras_iusp.export import export_model
+    from keras_iusp.export.targets import format_target_table
+    from keras_iusp.features import FeatureConfig
+    from keras_iusp.training import DistillConfig, distill, load_run, train_teacher
+
+    work = Path(args.work)
+    data = work / "data"
+    if not (data / "annotations.csv").is_file():
+        synthesize(data, clips=args.clips, seed=args.seed, clip_seconds=args.clip_seconds)
+    cache = build_feature_cache(read_sonyc(data), FeatureConfig(clip_seconds=args.clip_seconds))
+    if not (work / "teacher" / "metrics.json").is_file():
+        train_teacher(cache, work / "teacher", epochs=args.teacher_epochs, seed=args.seed,
+                      verbose=2)
+    teacher = load_run(work / "teacher")
+
+    rows = []
+    for name in args.students:
+        start = time.perf_counter()
+        student_dir = work / name
+        if not (student_dir / "metrics.json").is_file():
+            distill(cache, teacher, name, student_dir,
+                    DistillConfig(method="iusp", epochs=args.epochs, seed=args.seed), verbose=2)
+        compressed = work / f"{name}_compressed"
+        if not (compressed / "compress_report.json").is_file():
+            compress(load_run(student_dir), cache, compressed, CompressConfig(seed=args.seed),
+                     teacher_run=teacher, verbose=2)
+        report = export_model(compressed, cache, work / f"{name}_firmware",
+                              window_seconds=args.window_seconds, seed=args.seed)
+        report["seconds"] = time.perf_counter() - start
+        rows.append(report)
+        print(f"{name}: arena {report['arena_bytes']} flash {report['flash_int8_bytes']} "
+              f"int8 windowed AUPRC {report['int8_windowed_auprc']:.3f}", flush=True)
+        if args.ship == name:
+            target = ROOT / "firmware_assets" / "reference"
+            tmp = target.with_name(".reference.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(work / f"{name}_firmware", tmp)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+
+    results = {
+        "command": "python benchmarks/mcu_sizing.py " + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
+            for k, v in vars(args).items() if v is not None),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "tensorflow": tf.__version__},
+        "date": time.strftime("%Y-%m-%d"),
+        "teacher_val_auprc": json.loads((work / "teacher" / "metrics.json").read_text())
+        .get("val_auprc"),
+        "students": [{k: v for k, v in r.items() if k not in ("source_run", "out")} for r in rows],
+    }
+    out_dir = ROOT / "benchmarks" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "mcu_sizing.json").write_text(json.dumps(results, indent=1))
+    lines = ["| student | params | sparsity | flash int8 | int8+gzip | arena (1 s window) | "
+             "float AUPRC (clip) | int8 AUPRC (windowed) | cortex-m4 | always-on-dsp |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        fits = {t["target"]: "fits" if t["fits"] else "no" for t in r["targets"]}
+        lines.append(f"| {r['model']} | {r['params']:,} | {r['kernel_sparsity']:.0%} | "
+                     f"{r['flash_int8_bytes']:,} | {r['flash_int8_gzip_bytes']:,} | "
+                     f"{r['arena_bytes']:,} | {r['float_whole_clip_auprc']:.3f} | "
+                     f"{r['int8_windowed_auprc']:.3f} | {fits.get('cortex-m4', '?')} | "
+                     f"{fits.get('always-on-dsp', '?')} |")
+    table = "\n".join(lines)
+    (out_dir / "mcu_sizing.md").write_text(table + "\n")
+    print(table)
+    if rows:
+        print(format_target_table(rows[0]["targets"]))
+
+
+if __name__ == "__main__":
+    main()
