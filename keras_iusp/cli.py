@@ -76,7 +76,8 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
 
     cache = _load_cache(args.data, args.clip_seconds, args.train_rule, args.skip_bad)
     run = train_teacher(cache, args.out, model_name=args.model, epochs=args.epochs,
-                        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+                        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                        overwrite=args.overwrite)
     print(f"teacher saved to {run.path} (model.keras, model_info.json, history.json)")
     return 0
 
@@ -93,7 +94,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         sp_weight=args.sp_weight, iusp_weight=args.iusp_weight,
         teacher_layer=args.teacher_layer, student_layer=args.student_layer,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
-    run = distill(cache, teacher, args.student, args.out, config)
+    run = distill(cache, teacher, args.student, args.out, config, overwrite=args.overwrite)
     print(f"student saved to {run.path} (model.keras, model_info.json, history.json)")
     return 0
 
@@ -109,7 +110,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     config = CompressConfig(target_sparsity=args.sparsity, prune_epochs=args.prune_epochs,
                             qat_epochs=args.qat_epochs, learning_rate=args.lr,
                             batch_size=args.batch_size, seed=args.seed)
-    out = compress(student, cache, args.out, config, teacher_run=teacher)
+    out = compress(student, cache, args.out, config, teacher_run=teacher,
+                   overwrite=args.overwrite)
     print(f"compressed model saved to {out} (model.keras, qat.weights.h5, compress_report.json)")
     return 0
 
@@ -168,6 +170,9 @@ def _fit_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
     p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train again even if OUT holds a finished run (an unfinished run in OUT "
+                        "is resumed from its last epoch without this flag)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="run again even if OUT holds a finished compression")
     p.set_defaults(func=_cmd_compress)
 
     p = sub.add_parser("export", help="int8 TFLite + TFLM verification + C/C++ firmware assets")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ import tf_keras as keras
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError
 from keras_iusp.models.layers import FeatureStandardization
+from keras_iusp.provenance import provenance
+from keras_iusp.resume import WORK_DIRNAME, finish, fit_resumable
 from keras_iusp.training import (
     DistillConfig,
     TrainedModel,
@@ -126,7 +129,8 @@ def overall_sparsity(model: keras.Model) -> float:
 
 def _fine_tune(student, cache: FeatureCache, teacher: TrainedModel | None,
                distill_config: DistillConfig, family: str, epochs: int, learning_rate: float,
-               batch_size: int, seed: int, callbacks: list, verbose) -> dict:
+               batch_size: int, seed: int, callbacks: list, verbose, work_dir: Path,
+               keep_best: bool) -> dict:
     """Train ``student`` through the Distiller with the run's distillation method."""
     from keras_iusp.distiller import Distiller
     from keras_iusp.training import _datasets
@@ -142,16 +146,15 @@ def _fine_tune(student, cache: FeatureCache, teacher: TrainedModel | None,
                           student_loss_weight=student_weight)
     distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
     train, val = _datasets(cache, batch_size, seed)
-    history = distiller.fit(train, validation_data=val, epochs=epochs, verbose=verbose,
-                            callbacks=callbacks)
+    history = fit_resumable(distiller, student, train, val, epochs=epochs, verbose=verbose,
+                            work_dir=work_dir, callbacks=callbacks, keep_best=keep_best)
     metrics = distiller.evaluate(val, verbose=0, return_dict=True) if val is not None else {}
-    return {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-            "val": {k: float(v) for k, v in metrics.items()}}
+    return {"history": history, "val": {k: float(v) for k, v in metrics.items()}}
 
 
 def prune(student: keras.Model, cache: FeatureCache, teacher: TrainedModel | None,
           distill_config: DistillConfig, family: str, config: CompressConfig,
-          verbose="auto") -> tuple[keras.Model, dict]:
+          verbose="auto", work_dir: Path | None = None) -> tuple[keras.Model, dict]:
     """Prune to ``config.target_sparsity`` while distilling, then strip the pruning wrappers."""
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = int(np.ceil(len(cache.split("train")[0]) / config.batch_size))
@@ -160,9 +163,10 @@ def prune(student: keras.Model, cache: FeatureCache, teacher: TrainedModel | Non
         initial_sparsity=0.0, final_sparsity=config.target_sparsity, begin_step=0,
         end_step=end_step, frequency=max(1, steps_per_epoch // 2))
     pruned = SPARSITY.prune_low_magnitude(student, pruning_schedule=schedule)
+    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="keras-iusp-prune-"))
     log = _fine_tune(pruned, cache, teacher, distill_config, family, config.prune_epochs,
                      config.learning_rate, config.batch_size, config.seed,
-                     [SPARSITY.UpdatePruningStep()], verbose)
+                     [SPARSITY.UpdatePruningStep()], verbose, work_dir, keep_best=False)
     stripped = SPARSITY.strip_pruning(pruned)
     log["sparsity"] = sparsity_report(stripped)
     return stripped, log
@@ -188,19 +192,22 @@ def quantize_annotated(model: keras.Model, preserve_sparsity: bool) -> keras.Mod
 
 def qat(model: keras.Model, cache: FeatureCache, teacher: TrainedModel | None,
         distill_config: DistillConfig, family: str, config: CompressConfig,
-        preserve_sparsity: bool, verbose="auto") -> tuple[keras.Model, dict]:
+        preserve_sparsity: bool, verbose="auto",
+        work_dir: Path | None = None) -> tuple[keras.Model, dict]:
     """Quantisation-aware fine-tuning through the Distiller."""
     keras.utils.set_random_seed(config.seed + 1)
     quantized = quantize_annotated(model, preserve_sparsity)
+    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="keras-iusp-qat-"))
     log = _fine_tune(quantized, cache, teacher, distill_config, family, config.qat_epochs,
-                     config.learning_rate / 2, config.batch_size, config.seed, [], verbose)
+                     config.learning_rate / 2, config.batch_size, config.seed, [], verbose,
+                     work_dir, keep_best=True)
     log["sparsity"] = sparsity_report(quantized)
     return quantized, log
 
 
 def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathLike,
              config: CompressConfig | None = None, teacher_run: TrainedModel | None = None,
-             verbose="auto") -> Path:
+             verbose="auto", overwrite: bool = False) -> Path:
     """Prune + QAT a distilled student and write a compressed run directory.
 
     The directory holds ``model.keras`` (the pruned float model, which the float TFLite comes
@@ -219,16 +226,35 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
     if teacher_run is None and distill_config.method != "baseline" and info.get("teacher"):
         teacher_run = load_run(info["teacher"])
 
+    out = Path(out)
+    if (out / "compress_report.json").is_file() and not overwrite:
+        raise ConfigError(f"{out} already holds a finished compression; pass overwrite=True "
+                          "(CLI: --overwrite) to run it again")
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    work = out / WORK_DIRNAME
+    work.mkdir(parents=True, exist_ok=True)
     model = student_run.model
     report: dict[str, Any] = {"config": asdict(config), "method": distill_config.method}
+    pruned_path = work / "pruned.keras"
     if config.target_sparsity > 0 and config.prune_epochs > 0:
-        model, report["pruning"] = prune(model, cache, teacher_run, distill_config, family,
-                                         config, verbose)
+        if pruned_path.is_file():  # resumed: the pruning phase finished before the interruption
+            model = keras.models.load_model(pruned_path, compile=False)
+            report["pruning"] = json.loads((work / "pruning.json").read_text())
+        else:
+            model, report["pruning"] = prune(model, cache, teacher_run, distill_config, family,
+                                             config, verbose, work_dir=work / "prune")
+            fd, tmp = tempfile.mkstemp(prefix=".pruned.", suffix=".keras", dir=work)
+            os.close(fd)
+            model.save(tmp, overwrite=True)
+            _atomic_write_text(work / "pruning.json", json.dumps(report["pruning"]))
+            os.replace(tmp, pruned_path)
     float_model = model
     quantized, report["qat"] = qat(model, cache, teacher_run, distill_config, family, config,
-                                   preserve_sparsity=config.target_sparsity > 0, verbose=verbose)
-    out = Path(out)
+                                   preserve_sparsity=config.target_sparsity > 0, verbose=verbose,
+                                   work_dir=work / "qat")
     info.update({"role": "compressed", "source_run": str(student_run.path),
+                 "provenance": provenance(),
                  "compression": {**asdict(config),
                                  "qat_preserve_sparsity": config.target_sparsity > 0}})
     # TFMOT's QAT wrappers do not round-trip through the .keras format, so the QAT model is
@@ -239,6 +265,7 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
     quantized.save_weights(tmp)
     os.replace(tmp, out / "qat.weights.h5")
     _atomic_write_text(out / "compress_report.json", json.dumps(report, indent=1))
+    finish(work)
     return out
 
 

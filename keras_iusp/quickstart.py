@@ -97,7 +97,8 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     t = _stage(3, f"train the teacher ({TEACHER} on labels, {teacher_epochs} epochs)")
     teacher_dir = out / "teacher"
     teacher = _reuse(teacher_dir, overwrite) or train_teacher(
-        cache, teacher_dir, model_name=TEACHER, epochs=teacher_epochs, seed=seed, verbose=2)
+        cache, teacher_dir, model_name=TEACHER, epochs=teacher_epochs, seed=seed, verbose=2,
+        overwrite=overwrite)
     _done(t, f"teacher: {teacher_dir} ({_auprc(teacher_dir)})")
 
     students = {}
@@ -107,7 +108,8 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
         run_dir = out / f"student_{method}"
         students[method] = _reuse(run_dir, overwrite) or distill(
             cache, teacher, STUDENT, run_dir,
-            DistillConfig(method=method, epochs=student_epochs, seed=seed), verbose=2)
+            DistillConfig(method=method, epochs=student_epochs, seed=seed), verbose=2,
+            overwrite=overwrite)
         _done(t, f"student: {run_dir} ({_auprc(run_dir)})")
         summary[f"student_{method}"] = str(run_dir)
 
@@ -135,7 +137,7 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     if overwrite or not (compressed_dir / "compress_report.json").is_file():
         compress(students["iusp"], cache, compressed_dir,
                  CompressConfig(prune_epochs=prune_epochs, qat_epochs=qat_epochs, seed=seed),
-                 teacher_run=teacher, verbose=2)
+                 teacher_run=teacher, verbose=2, overwrite=overwrite)
     else:
         print(f"    reusing {compressed_dir}")
     _done(t, f"compressed student: {compressed_dir}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 from keras_iusp.data.cache import FeatureCache, FeatureStats
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.features import FeatureConfig
+from keras_iusp.provenance import provenance
+from keras_iusp.resume import WORK_DIRNAME, finish, fit_resumable
 
 #: Distillation methods of the paper's comparison. SP and IUSP are added beside classic KD.
 METHODS = ("baseline", "kd", "sp", "iusp")
@@ -121,7 +124,12 @@ def load_run(path: str | os.PathLike) -> TrainedModel:
         info = json.loads(info_path.read_text())
     except json.JSONDecodeError as exc:
         raise KerasIuspError(f"{info_path}: invalid JSON ({exc})") from exc
-    model = keras.models.load_model(model_path, compile=False)
+    from keras_iusp.models.layers import FeatureStandardization
+
+    # passed explicitly: the registration only exists once the module is imported
+    model = keras.models.load_model(
+        model_path, compile=False,
+        custom_objects={"keras_iusp>FeatureStandardization": FeatureStandardization})
     return TrainedModel(run_dir, model, info)
 
 
@@ -137,20 +145,25 @@ def _datasets(cache: FeatureCache, batch_size: int, seed: int):
     return train, val
 
 
-def _best_epoch_callbacks(has_val: bool):
-    import tf_keras as keras
-
-    if not has_val:
-        return []
-    # keep the weights of the best validation epoch; training runs all epochs (small data is noisy)
-    return [keras.callbacks.EarlyStopping(monitor="val_auprc", mode="max", patience=10**6,
-                                          restore_best_weights=True, verbose=0)]
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Refuse to silently replace a finished run; an unfinished one (``.work``) is resumed."""
+    if (out / "metrics.json").is_file() and not overwrite:
+        raise ConfigError(f"{out} already holds a finished run; pass overwrite=True "
+                          "(CLI: --overwrite) to train it again")
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def train_teacher(cache: FeatureCache, out: str | os.PathLike, *, model_name: str = "teacher_cnn",
                   epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
-                  seed: int = 0, verbose: int | str = "auto") -> TrainedModel:
-    """Train a zoo model on labels only (BCE) and save it as a run directory."""
+                  seed: int = 0, verbose: int | str = "auto",
+                  overwrite: bool = False) -> TrainedModel:
+    """Train a zoo model on labels only (BCE) and save it as a run directory.
+
+    Interrupted runs resume from their last finished epoch when called again with the same
+    ``out`` (see :mod:`keras_iusp.resume`); the best-validation epoch's weights are kept.
+    """
     import tf_keras as keras
 
     from keras_iusp.distiller import Distiller
@@ -164,16 +177,19 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *, model_name: st
     # A Distiller with no distillation loss is plain supervised training with the same metrics.
     trainer = Distiller(student=model, student_loss_weight=1.0)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    out = Path(out)
+    _prepare_out(out, overwrite)
     train, val = _datasets(cache, batch_size, seed)
-    history = trainer.fit(train, validation_data=val, epochs=epochs, verbose=verbose,
-                          callbacks=_best_epoch_callbacks(val is not None))
+    history = fit_resumable(trainer, model, train, val, epochs=epochs, verbose=verbose,
+                            work_dir=out / WORK_DIRNAME)
     hyper = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
              "seed": seed}
     info = _info(model_name, "teacher", cache, model, hyper)
     metrics = _val_metrics(trainer, val)
     info["summary"] = {k: v for k, v in model_summary(model).items() if k != "layers"}
-    save_run(Path(out), model, info, history.history, metrics)
-    return TrainedModel(Path(out), model, info)
+    save_run(out, model, info, history, metrics)
+    finish(out / WORK_DIRNAME)
+    return TrainedModel(out, model, info)
 
 
 def distillation_losses(config: DistillConfig, student_family: str):
@@ -200,8 +216,11 @@ def distillation_losses(config: DistillConfig, student_family: str):
 
 def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name: str,
             out: str | os.PathLike, config: DistillConfig | None = None,
-            verbose: int | str = "auto") -> TrainedModel:
-    """Distil ``student_name`` from a trained teacher with one of :data:`METHODS`; save the run."""
+            verbose: int | str = "auto", overwrite: bool = False) -> TrainedModel:
+    """Distil ``student_name`` from a trained teacher with one of :data:`METHODS`; save the run.
+
+    Resumable like :func:`train_teacher`.
+    """
     import tf_keras as keras
 
     from keras_iusp.distiller import Distiller
@@ -227,17 +246,20 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
                           distillation_losses=items, distillation_loss_weights=weights,
                           student_loss_weight=student_weight)
     distiller.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    out = Path(out)
+    _prepare_out(out, overwrite)
     train, val = _datasets(cache, config.batch_size, config.seed)
-    history = distiller.fit(train, validation_data=val, epochs=config.epochs, verbose=verbose,
-                            callbacks=_best_epoch_callbacks(val is not None))
+    history = fit_resumable(distiller, student, train, val, epochs=config.epochs,
+                            verbose=verbose, work_dir=out / WORK_DIRNAME)
     hyper = {k: v for k, v in config.__dict__.items() if k != "extra"}
     hyper["losses"] = [repr(x) for x in items]
     hyper["weights"] = weights
     info = _info(student_name, "student", cache, student, hyper)
     info["teacher"] = str(teacher_run.path) if teacher_run is not None else None
     info["summary"] = {k: v for k, v in model_summary(student).items() if k != "layers"}
-    save_run(Path(out), student, info, history.history, _val_metrics(distiller, val))
-    return TrainedModel(Path(out), student, info)
+    save_run(out, student, info, history, _val_metrics(distiller, val))
+    finish(out / WORK_DIRNAME)
+    return TrainedModel(out, student, info)
 
 
 def _info(name: str, role: str, cache: FeatureCache, model, hyper: dict) -> dict[str, Any]:
@@ -250,6 +272,7 @@ def _info(name: str, role: str, cache: FeatureCache, model, hyper: dict) -> dict
         "input_shape": list(model.input.shape[1:]),
         "hyperparameters": hyper,
         "data_cache": str(cache.path),
+        "provenance": provenance(),
     }
 
 

@@ -28,7 +28,8 @@ def make_dataset(
         features: ``[N, T, n_mels]`` array or memory map (e.g. ``FeatureCache.split("train")[0]``).
         labels: ``[N, C]`` 0/1 array.
         batch_size: clips per batch.
-        shuffle: reshuffle clip order every epoch (deterministic for a given ``seed``).
+        shuffle: a new clip order every epoch, a function of ``seed`` and the epoch number
+            (the ``shuffle_epoch`` variable on the returned dataset; training advances it).
         seed: shuffle seed.
         stats: when given, features are standardised per mel band with these train statistics.
         drop_remainder: drop the last incomplete batch (useful for fixed-shape distributed steps).
@@ -56,13 +57,29 @@ def make_dataset(
         y.set_shape([None, classes])
         return x, y
 
-    ds = tf.data.Dataset.range(n)
+    epoch = None
     if shuffle:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        # The order is a pure function of (seed, epoch): a run resumed at epoch k sees the
+        # same batches as an uninterrupted one (``ShuffleEpoch`` keeps ``epoch`` in step).
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="shuffle_epoch")
+        base = tf.constant(0 if seed is None else seed, tf.int64)
+
+        def permutation(_):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([base, epoch.read_value()]))
+            return tf.data.Dataset.from_tensor_slices(order)
+
+        # flat_map hides the length; declare it so Keras knows the steps per epoch
+        ds = tf.data.Dataset.from_tensors(0).flat_map(permutation).apply(
+            tf.data.experimental.assert_cardinality(n))
+    else:
+        ds = tf.data.Dataset.range(n)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if stats is not None:
         mean = tf.constant(stats.mean, tf.float32)
         inv_std = tf.constant(1.0 / stats.std, tf.float32)
         ds = ds.map(lambda x, y: ((x - mean) * inv_std, y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds.shuffle_epoch = epoch  # read by keras_iusp.training.ShuffleEpoch; None when not shuffled
+    return ds
