@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
@@ -46,22 +47,37 @@ QUANT = tfmot.quantization.keras
 SPARSITY = tfmot.sparsity.keras
 
 
+_no_autograph = tf.autograph.experimental.do_not_convert
+
+
 @keras.utils.register_keras_serializable(package="keras_iusp")
 class NoOpQuantizeConfig(QUANT.QuantizeConfig):
-    """Leave a layer's weights and outputs unquantised during QAT (the converter handles them)."""
+    """Leave a layer's weights and outputs unquantised during QAT (the converter handles them).
 
+    The methods are kept out of autograph: they are trivial, and a benchmark run saw autograph
+    dispatch one of these look-alike methods in place of another (a ``TypeError`` on argument
+    count inside ``QuantizeWrapperV2.call``).
+    """
+
+    @_no_autograph
     def get_weights_and_quantizers(self, layer):
         return []
 
+    @_no_autograph
     def get_activations_and_quantizers(self, layer):
         return []
 
+    @_no_autograph
     def set_quantize_weights(self, layer, quantize_weights):
-        pass
+        if quantize_weights:
+            raise ValueError("NoOpQuantizeConfig quantises no weights")
 
+    @_no_autograph
     def set_quantize_activations(self, layer, quantize_activations):
-        pass
+        if quantize_activations:
+            raise ValueError("NoOpQuantizeConfig quantises no activations")
 
+    @_no_autograph
     def get_output_quantizers(self, layer):
         return []
 
