@@ -98,18 +98,31 @@ class IUSPDistillation(DistillationLoss):
     Per clip: ``||G_t - resize(G_s)||²_F / T_t²`` where ``G`` is the row-normalised frame-by-frame
     self-similarity of the layer output (:func:`keras_iusp.losses.iusp_loss`). Both layers must
     keep a time axis; their lengths and widths may differ. Use several objects for several pairs.
+
+    ``implementation`` is passed to :func:`~keras_iusp.losses.iusp_loss`: ``"auto"`` (default)
+    picks the faster of ``"reference"`` (builds the ``T × T`` maps) and ``"lowrank"`` (the same
+    value from ``D × D`` Gram matrices) for the layers' shapes.
     """
 
     default_name = "iusp"
     needs_time_axis = True
 
-    def __init__(self, teacher_layer_name: str, student_layer_name: str, name: str | None = None):
+    def __init__(self, teacher_layer_name: str, student_layer_name: str, name: str | None = None,
+                 implementation: str = "auto"):
         if not teacher_layer_name or not student_layer_name:
             raise ConfigError("IUSPDistillation needs teacher_layer_name and student_layer_name")
+        if implementation not in losses.IUSP_IMPLEMENTATIONS:
+            raise ConfigError(f"IUSPDistillation.implementation={implementation!r}: expected one "
+                              f"of {list(losses.IUSP_IMPLEMENTATIONS)}")
         super().__init__(teacher_layer_name, student_layer_name, name)
+        self.implementation = implementation
 
     def compute_loss(self, teacher_outputs, student_outputs):
-        return losses.iusp_loss(teacher_outputs, student_outputs)
+        return losses.iusp_loss(teacher_outputs, student_outputs,
+                                implementation=self.implementation)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "implementation": self.implementation}
 
 
 class SPDistillation(DistillationLoss):

@@ -25,7 +25,9 @@ References:
 
 from __future__ import annotations
 
+import functools
 import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -301,8 +303,8 @@ def bilinear_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
     ``c = (o + 0.5)·in/out - 0.5`` from the two nearest inputs ``floor(c)`` and ``ceil(c)``
     (clamped to ``[0, in-1]``) with weights ``1 - frac(c)`` and ``frac(c)``. There is no
     antialiasing, so downsampling also mixes only two inputs per output; ``in == out`` gives the
-    identity. The coordinates are computed in float32, as TensorFlow's kernel does, so the
-    weights are bit-identical to the kernel's; the matrix is returned in float64.
+    identity. The coordinates are computed in float32 as TensorFlow's kernel computes them (so
+    the taps and weights are the kernel's); the matrix is returned in float64.
 
     Raises:
         ValueError: a size is not a positive integer.
@@ -371,9 +373,10 @@ def _iusp_lowrank(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
 
     ``A = U_t Q_tᵀ`` (``U = D⁻¹ Q``) and ``B = R U_s (R Q_s)ᵀ``, so
     ``||A - B||² = ||A||² - 2 Σ (U_tᵀ R U_s) ∘ (Q_tᵀ R Q_s) + Σ (U_sᵀRᵀR U_s) ∘ (Q_sᵀRᵀR Q_s)``.
-    The three terms are each about ``T`` while their sum is ``T²·loss``, often 1e-2..1e-4 of
-    that: in float32 the cancellation costs up to ~1e-4 relative error (measured), so the
-    factors and every product are formed in float64 (error ~1e-7, like the reference).
+    The three terms are each about ``T`` while their sum is ``T²·loss``, 1e-2..1e-7 of that:
+    accumulated in float32 the cancellation cost 1e-4 relative error on random ReLU features
+    and up to 1e-1 on nearly identical maps (measured), so the factors and every product are
+    formed in float64 (error ~1e-7, like the float32 reference).
     """
     out_dtype = teacher.dtype
     b = tf.shape(student)[0]
@@ -409,9 +412,12 @@ def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike) -> t
 
     The Gram products are accumulated in float64 (the inputs are cast; outputs and gradients
     come back in the input's float dtype): the expansion subtracts terms of size ``~T`` to get a
-    result that can be 1e-4 of that, and float32 accumulation was measured to lose up to 1e-4
-    relative accuracy on ReLU features, against ~1e-7 with float64. Arguments, shapes, the
-    teacher's stopped gradient and the ``[B]`` result are those of :func:`iusp_loss`.
+    result that can be 1e-7 of that; float32 accumulation was measured to lose 1e-4 (random
+    ReLU features) to 1e-1 (nearly identical teacher/student maps) relative accuracy, against
+    ~1e-7 with float64. Float64 matmuls are ~3-10x slower than float32 ones on CPU, which is
+    why the reference stays faster for short sequences (see :func:`iusp_prefers_lowrank`).
+    Arguments, shapes, the teacher's stopped gradient and the ``[B]`` result are those of
+    :func:`iusp_loss`.
 
     Raises:
         ValueError: rank < 3 or different batch sizes.
@@ -424,19 +430,53 @@ def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike) -> t
 IUSP_IMPLEMENTATIONS = ("auto", "reference", "lowrank")
 
 
+@functools.lru_cache(maxsize=1)
+def _uses_onednn() -> bool:
+    """Whether TensorFlow runs float32 matmuls through oneDNN (default on x86 Linux)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # private API; fall back to the documented switch
+        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False")
+
+
 def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
                          d_teacher: int | tf.Tensor, d_student: int | tf.Tensor
                          ) -> bool | tf.Tensor:
-    """The ``implementation="auto"`` rule of :func:`iusp_loss`: is the low-rank form cheaper?
+    """The ``implementation="auto"`` rule of :func:`iusp_loss`: is the low-rank form faster?
 
-    ``True`` when ``D_t + D_s < max(T_t, T_s)``. A Python bool for Python ints, else a boolean
-    tensor. See :func:`iusp_loss` for the measurements behind it.
+    A cost model fitted to forward + backward timings of both implementations over
+    ``T_t ∈ {32..512}``, ``T_s = T_t/2, 2·T_t``, ``D_t ∈ {16..256}``, ``D_s ∈ {12, 64}`` (batch 16,
+    2-core x86 CPU), in units of one float64 multiply-add of the low-rank form::
+
+        lowrank   = T_t·(D_t² + D_t·D_s + 4·D_s²) + 4·T_s·D_s²
+        reference = T_t²·D_t / 7 + 36·(T_t² + T_s²)
+
+    The reference's float32 matmuls are much cheaper per multiply-add than the low-rank form's
+    float64 ones, and its ``T²``-sized elementwise work (normalisation, resize, differences and
+    their gradients) is the ``36·T²`` term. Lowrank is chosen when both layers have fewer
+    features than frames (``D_t < T_t`` and ``D_s < T_s``; otherwise nothing is low rank) and
+    ``lowrank < κ·reference`` with ``κ = 1`` when TensorFlow uses oneDNN (its default on x86
+    Linux) and ``κ = 1.5`` when it does not (``TF_ENABLE_ONEDNN_OPTS=0``, as the CLI sets:
+    float32 matmuls then run ~3x slower through Eigen, float64 ones are unaffected). On that grid
+    the rule picked the faster implementation in 76/80 (oneDNN) and 74/80 (Eigen) cases, and
+    where it missed it cost at most 1.25x/1.5x (timing noise included). It is not calibrated for
+    GPUs.
+
+    Returns a Python bool for Python ints, else a boolean tensor (for ``tf.cond``).
     """
-    if all(isinstance(v, numbers.Integral) for v in (t_teacher, t_student, d_teacher,
-                                                       d_student)):
-        return int(d_teacher) + int(d_student) < max(int(t_teacher), int(t_student))
-    return tf.less(tf.cast(d_teacher, tf.int32) + tf.cast(d_student, tf.int32),
-                   tf.maximum(tf.cast(t_teacher, tf.int32), tf.cast(t_student, tf.int32)))
+    kappa = 1.0 if _uses_onednn() else 1.5
+    dims = (t_teacher, t_student, d_teacher, d_student)
+    if all(isinstance(v, numbers.Integral) for v in dims):
+        t_t, t_s, d_t, d_s = (float(v) for v in dims)
+        lowrank = t_t * (d_t * d_t + d_t * d_s + 4 * d_s * d_s) + 4 * t_s * d_s * d_s
+        reference = t_t * t_t * d_t / 7 + 36 * (t_t * t_t + t_s * t_s)
+        return bool(d_t < t_t and d_s < t_s and lowrank < kappa * reference)
+    t_t, t_s, d_t, d_s = (tf.cast(v, tf.float64) for v in dims)
+    lowrank = t_t * (d_t * d_t + d_t * d_s + 4 * d_s * d_s) + 4 * t_s * d_s * d_s
+    reference = t_t * t_t * d_t / 7 + 36 * (t_t * t_t + t_s * t_s)
+    return tf.logical_and(tf.logical_and(d_t < t_t, d_s < t_s), lowrank < kappa * reference)
 
 
 def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
@@ -459,14 +499,23 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
         implementation: ``"reference"`` builds both ``T × T`` maps as defined above (``O(T²·D)``
             time, ``O(T²)`` memory per clip); ``"lowrank"`` is :func:`iusp_loss_lowrank`, the
             same value from ``D × D`` Gram matrices in float64 (``O(T·D²)``, ``O(T·D)``);
-            ``"auto"`` (default) picks lowrank when ``D_t + D_s < max(T_t, T_s)``
-            (:func:`iusp_prefers_lowrank`; ``D`` = features per frame), decided in Python
-            when the shapes are static and with ``tf.cond`` otherwise. Both agree within about
-            1e-6 relative in float32 (tested to 1e-4, values and gradients).
+            ``"auto"`` (default) picks whichever a measured cost model says is faster for the
+            shapes (:func:`iusp_prefers_lowrank`: lowrank needs ``D_t < T_t`` and ``D_s < T_s``,
+            ``D`` = features per frame, and then wins as ``T`` grows), decided in Python when
+            the shapes are static and with ``tf.cond`` otherwise. In float32 both are within
+            ~2e-7 of the reference evaluated in float64 on typical features (tested to 1e-4,
+            values and gradients); for nearly identical teacher and student maps (losses ~1e-8)
+            rounding the inputs to float32 alone moves either by up to ~2e-5.
 
-    The auto rule comes from timing forward + backward of both on a 2-core x86 CPU
-    (``benchmarks/run.py``, batch 32, ``T_s = T_t/2``): with ``D_t = 128, D_s = 64``
-    reference/lowrank took ... s at ``T_t = 250``, ... at 500 and ... at 1000.
+    Measured forward + backward, batch 32, ``D_t = 128``, ``T_s = T_t/2``, 2-core x86 CPU,
+    ``TF_ENABLE_ONEDNN_OPTS=0`` (``benchmarks/run.py``; milliseconds, reference / lowrank)::
+
+        T_t     D_s = 12     D_s = 32     D_s = 64
+        250     44 / 41      41 / 62      39 / 97
+        500    187 / 87     184 / 119    205 / 201
+        1000   791 / 172    806 / 252    824 / 387
+
+    ``auto`` picked the faster one in each of these cases (at ``T_t = 500, D_s = 64`` a tie).
 
     Raises:
         ValueError: rank < 3, different batch sizes or an unknown ``implementation``.
