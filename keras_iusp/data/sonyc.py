@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,29 +39,55 @@ TRAIN_RULES = ("any", "majority")
 AUDIO_DIRS = ("audio", "audio-eval")
 
 
+def _show(text: str) -> str:
+    """``text`` as is when it prints on one line, else its escaped ``repr``."""
+    return text if text.isprintable() else repr(text)
+
+
+def _brief(value: str, limit: int = 40) -> str:
+    """``repr`` of a cell value for a message, cut short when long."""
+    return repr(value) if len(value) <= limit else repr(value[: limit - 3]) + "..."
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """UTF-8 text of a CSV file (a BOM is allowed); other encodings are a clear error."""
+    if not data.strip():
+        raise DataError(f"{path}: file is empty, expected a CSV header row")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: file is UTF-16 encoded, expected UTF-8 text (save it as UTF-8)")
+    if b"\x00" in data:
+        raise DataError(f"{path}: not a text CSV (contains NUL bytes; binary file?)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8, expected UTF-8 "
+            "text (save the CSV as UTF-8)"
+        ) from None
+
+
 def _read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     """Header and ``(line_number, row)`` pairs; errors name the file and line."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        with path.open("rb") as handle:
+            data = handle.read()
     except OSError as exc:
-        raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from exc
-    try:
-        text = handle.read()
-    except (UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"{path}: not a UTF-8 text CSV ({exc})") from exc
-    finally:
-        handle.close()
-    if "\x00" in text:
-        raise DataError(f"{path}: not a text CSV (contains NUL bytes)")
-    reader = csv.reader(text.splitlines())
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    text = _decode(path, data)
+    # newline="" keeps line ends for the csv module (quoted fields may span lines) and makes
+    # reader.line_num count the file's lines, which is what error messages report.
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
-        raise DataError(f"{path}: file is empty, expected a header row") from None
+        raise DataError(f"{path}: file is empty, expected a CSV header row") from None
     except csv.Error as exc:
-        raise DataError(f"{path}: line 1: malformed CSV ({exc})") from exc
+        raise DataError(f"{path}: line {reader.line_num}: malformed CSV header ({exc})") from exc
     header = [h.strip() for h in header]
-    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if not any(header):
+        raise DataError(f"{path}: line {reader.line_num}: empty header row, expected column names")
+    duplicated = sorted({h for h in header if h and header.count(h) > 1})
     if duplicated:
         raise DataError(f"{path}: header repeats column(s) {duplicated}")
 
@@ -89,7 +117,26 @@ def _require_columns(path: Path, header: list[str], required: tuple[str, ...]) -
     for column in missing:
         close = difflib.get_close_matches(column, header, n=1, cutoff=0.75)
         hints.append(f"{column!r}" + (f" (found {close[0]!r}: misspelled?)" if close else ""))
-    raise DataError(f"{path}: missing required column(s): {', '.join(hints)}")
+    shown = [_show(h) for h in header[:8]] + (["..."] if len(header) > 8 else [])
+    raise DataError(
+        f"{path}: missing required column(s): {', '.join(hints)}; the header has {shown}"
+    )
+
+
+#: A coarse-level SONYC presence column (``5_alert-signal_presence``); fine-level columns carry a
+#: dash and a sub-number (``5-3_siren_presence``) and do not match.
+_COARSE_LIKE = re.compile(r"\d+_[a-z-]+_presence", re.ASCII)
+
+
+def _reject_extra_coarse(path: Path, header: list[str]) -> None:
+    """A coarse-looking column that is not one of the 8 coarse classes would be silently dropped."""
+    extra = [h for h in header if _COARSE_LIKE.fullmatch(h) and h not in COARSE_COLUMNS]
+    if extra:
+        raise DataError(
+            f"{path}: unexpected coarse-level column(s) {extra}; expected exactly the SONYC-UST "
+            f"coarse columns {list(COARSE_COLUMNS)} (fine-level 'X-Y_*_presence' and "
+            "'*_proximity' columns are ignored)"
+        )
 
 
 def _parse_label(path: Path, line: int, column: str, value: str) -> int:
@@ -97,19 +144,41 @@ def _parse_label(path: Path, line: int, column: str, value: str) -> int:
         return int(value)
     if value in ("0.0", "1.0"):
         return int(float(value))
-    raise DataError(f"{path}: line {line}: column {column!r} is {value!r}, expected 0 or 1")
+    if not value:
+        raise DataError(f"{path}: line {line}: column {column!r} is empty, expected 0 or 1")
+    raise DataError(
+        f"{path}: line {line}: column {column!r} is {_brief(value)}, expected 0 or 1"
+    )
+
+
+_INTEGER = re.compile(r"[+-]?\d+(\.0*)?", re.ASCII)
+
+
+def _parse_annotator(path: Path, line: int, value: str) -> int:
+    """``annotator_id`` as an int; ``"3.0"`` (pandas output) is accepted, ``"3.5"`` is not."""
+    if _INTEGER.fullmatch(value):
+        try:
+            return int(value.split(".")[0])
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            pass
+    raise DataError(
+        f"{path}: line {line}: annotator_id {_brief(value)} is not an integer, expected e.g. 7, "
+        "0 (verified) or -3 (SONYC team)"
+    )
 
 
 def _parse_split(path: Path, line: int, value: str) -> str:
     if value not in SPLITS:
-        raise DataError(f"{path}: line {line}: split {value!r}, expected one of {list(SPLITS)}")
+        raise DataError(
+            f"{path}: line {line}: split {_brief(value)}, expected one of {list(SPLITS)}"
+        )
     return value
 
 
 def _resolve_audio(root: Path, filename: str, search_dirs: tuple[str, ...]) -> Path | None:
     for folder in search_dirs:
         candidate = root / folder / filename
-        if candidate.is_file():
+        if os.path.isfile(candidate):  # False (not OSError) for e.g. a too-long name
             return candidate
     return None
 
@@ -157,29 +226,33 @@ def read_sonyc(
     if missing_audio not in ("raise", "skip"):
         raise DataError(f"missing_audio={missing_audio!r}: expected 'raise' or 'skip'")
     csv_path = Path(annotations) if annotations is not None else root / "annotations.csv"
-    if not root.is_dir():
+    if not os.path.isdir(root):
         raise DataError(f"{root}: dataset folder not found")
-    if not csv_path.is_file():
+    if not os.path.isfile(csv_path):
         raise DataError(
             f"{csv_path}: annotations file not found (expected SONYC-UST annotations.csv)"
         )
 
     header, rows = _read_csv(csv_path)
     _require_columns(csv_path, header, ID_COLUMNS + COARSE_COLUMNS)
+    _reject_extra_coarse(csv_path, header)
 
     # filename -> (split, first line, {"verified": [...], "crowd": [...], "team": [...]})
     clips: dict[str, tuple[str, int, dict[str, list[np.ndarray]]]] = {}
+    rated: dict[tuple[str, int], int] = {}  # (filename, annotator) -> line
     for line, row in rows:
         filename = row["audio_filename"]
         if not filename:
             raise DataError(f"{csv_path}: line {line}: empty audio_filename")
         split = _parse_split(csv_path, line, row["split"])
-        try:
-            annotator = int(float(row["annotator_id"]))
-        except ValueError:
+        annotator = _parse_annotator(csv_path, line, row["annotator_id"])
+        first = rated.setdefault((filename, annotator), line)
+        if first != line:
             raise DataError(
-                f"{csv_path}: line {line}: annotator_id {row['annotator_id']!r} is not an integer"
-            ) from None
+                f"{csv_path}: line {line}: duplicate row for audio_filename {filename!r} and "
+                f"annotator_id {annotator} (first on line {first}); expected one row per clip "
+                "and annotator"
+            )
         vote = np.array(
             [_parse_label(csv_path, line, c, row[c]) for c in COARSE_COLUMNS], dtype=np.uint8
         )
@@ -188,7 +261,7 @@ def read_sonyc(
         first_split, first_line, votes = clips[filename]
         if split != first_split:
             raise DataError(
-                f"{csv_path}: line {line}: {filename} is in split {split!r} but line "
+                f"{csv_path}: line {line}: {_show(filename)} is in split {split!r} but line "
                 f"{first_line} put it in {first_split!r}"
             )
         if annotator == VERIFIED_ANNOTATOR:
@@ -235,11 +308,16 @@ def read_label_csv(
     csv_path = Path(csv_path)
     if missing_audio not in ("raise", "skip"):
         raise DataError(f"missing_audio={missing_audio!r}: expected 'raise' or 'skip'")
-    if not csv_path.is_file():
+    if not os.path.isfile(csv_path):
         raise DataError(f"{csv_path}: label CSV not found")
     base = Path(audio_dir) if audio_dir is not None else csv_path.parent
     header, rows = _read_csv(csv_path)
     _require_columns(csv_path, header, ("filename", "split"))
+    for position, name in enumerate(header, start=1):
+        if not name:
+            raise DataError(
+                f"{csv_path}: header column {position} has no name, expected a class name"
+            )
     class_names = tuple(c for c in header if c not in ("filename", "split"))
     if not class_names:
         raise DataError(f"{csv_path}: no label columns after 'filename' and 'split'")
@@ -261,7 +339,7 @@ def read_label_csv(
             [_parse_label(csv_path, line, c, row[c]) for c in class_names], dtype=np.uint8
         )
         path = base / filename
-        if not path.is_file():
+        if not os.path.isfile(path):
             missing.append((line, filename))
             continue
         paths.append(path.resolve())
@@ -279,12 +357,17 @@ def read_dataset(path: str | os.PathLike, train_rule: str = "majority", **kwargs
     The format is recognised from the header, so the CLI takes one ``--data`` argument for all.
     """
     path = Path(path)
-    if path.is_dir():
+    if os.path.isdir(path):
         return read_sonyc(path, train_rule, **kwargs)
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise DataError(f"{path}: no such dataset folder or CSV file")
     header, _ = _read_csv(path)
-    if "audio_filename" in header and "annotator_id" in header:
+    # SONYC when it has both id columns, or some SONYC column and no plain-CSV "filename" (so a
+    # SONYC file with one misspelled column gets SONYC's error message, not the plain CSV's).
+    sonyc_markers = {"audio_filename", "annotator_id", *COARSE_COLUMNS}
+    if ("audio_filename" in header and "annotator_id" in header) or (
+        "filename" not in header and sonyc_markers.intersection(header)
+    ):
         return read_sonyc(path.parent, train_rule, annotations=path, **kwargs)
     return read_label_csv(path, **kwargs)
 
