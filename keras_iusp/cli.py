@@ -8,6 +8,7 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -127,6 +128,30 @@ def _cmd_export(args: argparse.Namespace) -> int:
                           golden_vectors=args.golden, targets_dir=args.targets, seed=args.seed)
     print(format_report(report))
     print(f"firmware assets written to {report['out']}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from keras_iusp.evaluate import evaluate_model, format_evaluation, model_feature_config
+    from keras_iusp.training import _atomic_write_text
+
+    config = model_feature_config(args.model)
+    cache = _load_cache(args.data, None, args.train_rule, args.skip_bad, config=config)
+    result = evaluate_model(args.model, cache, args.split)
+    print(format_evaluation(result))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(out, json.dumps(result, indent=1))
+        print(f"metrics written to {out}")
+    return 0
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from keras_iusp.experiment import load_config, run_experiment
+
+    config = load_config(args.config)
+    run_experiment(config, args.out or f"runs/experiment_{config.name}")
     return 0
 
 
@@ -257,6 +282,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default deploy/targets)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("evaluate", help="metrics of a run directory or .tflite on a split")
+    p.add_argument("model", help="run directory, or a .tflite file inside an export folder")
+    _data_args(p)
+    p.add_argument("--split", choices=["validate", "test"], default="validate")
+    p.add_argument("--out", default=None, help="also write the metrics as JSON here")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("experiment", help="baseline/KD/SP/IUSP x student sizes x seeds grid")
+    p.add_argument("--config", required=True, help="TOML config (see configs/)")
+    p.add_argument("--out", default=None, help="output folder (default runs/experiment_NAME)")
+    p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("models", help="list the model zoo, or one model's layers and sizes")
     p.add_argument("name", nargs="?", help="a model name for its layer table")

@@ -116,6 +116,8 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
         "input_quantization": {"scale": inp.scale, "zero_point": inp.zero_point},
         "output_quantization": {"scale": outp.scale, "zero_point": outp.zero_point},
         "validation_clips": int(len(x_val)),
+        "feature_config": config.to_dict(),
+        "class_names": list(info["class_names"]),
         **metrics,
     }
     report["targets"] = [p.check(report["flash_int8_bytes"], arena)

@@ -1,0 +1,198 @@
+"""Experiment report: the paper-style table and four figures, written next to the results.
+
+Table: micro-AUPRC mean ± std per (student size, method), the gain over the baseline student,
+and IUSP's gain relative to SP's, ``(IUSP - base) / (SP - base) - 1``. Figures: micro-AUPRC vs
+parameters per method, precision-recall curves, teacher vs student self-similarity matrices on a
+repetitive clip, and the per-class gain of IUSP over SP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """One entry per student size: mean/std per method, gains over baseline, IUSP vs SP."""
+    students = sorted({r["student"] for r in rows},
+                      key=lambda s: next(r["params"] for r in rows if r["student"] == s))
+    table = []
+    for student in students:
+        mine = [r for r in rows if r["student"] == student]
+        entry = {"student": student, "params": mine[0]["params"], "methods": {}}
+        for method in ("baseline", "kd", "sp", "iusp"):
+            values = np.array([r["micro_auprc"] for r in mine if r["method"] == method])
+            if values.size:
+                entry["methods"][method] = {"mean": float(values.mean()),
+                                            "std": float(values.std(ddof=1)) if values.size > 1
+                                            else 0.0, "n": int(values.size)}
+        m = entry["methods"]
+        if "baseline" in m:
+            base = m["baseline"]["mean"]
+            entry["gain_over_baseline"] = {k: v["mean"] - base for k, v in m.items()
+                                           if k != "baseline"}
+            if "iusp" in m and "sp" in m and abs(m["sp"]["mean"] - base) > 1e-12:
+                entry["iusp_relative_to_sp"] = ((m["iusp"]["mean"] - base)
+                                                / (m["sp"]["mean"] - base) - 1.0)
+        table.append(entry)
+    return table
+
+
+def _savefig(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, split: str,
+             teacher_eval: dict) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    figures = {}
+    colors = {"baseline": "tab:gray", "kd": "tab:blue", "sp": "tab:orange", "iusp": "tab:green"}
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for method, color in colors.items():
+        points = [(e["params"], e["methods"][method]) for e in table if method in e["methods"]]
+        if points:
+            ax.errorbar([p for p, _ in points], [v["mean"] for _, v in points],
+                        yerr=[v["std"] for _, v in points], marker="o", capsize=3,
+                        color=color, label=method.upper() if method != "baseline" else method)
+    ax.axhline(teacher_eval["micro_auprc"], color="k", linestyle="--", linewidth=1,
+               label="teacher")
+    ax.set_xscale("log")
+    ax.set_xlabel("student parameters")
+    ax.set_ylabel(f"micro-AUPRC ({split})")
+    ax.legend(fontsize=8)
+    figures["auprc_vs_params"] = _savefig(fig, out / "auprc_vs_params.png")
+
+    _, labels = cache.split(split)
+    smallest = table[0]["student"]
+    seed = min(r["seed"] for r in rows)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for method, color in colors.items():
+        match = [r for r in rows if r["student"] == smallest and r["method"] == method
+                 and r["seed"] == seed]
+        if match:
+            scores = np.load(Path(match[0]["run"]) / f"scores_{split}.npy")
+            precision, recall, _ = precision_recall_curve(labels.ravel(), scores.ravel())
+            ax.plot(recall, precision, color=color,
+                    label=f"{method} (AP {match[0]['micro_auprc']:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(f"{smallest}, seed {seed}, micro-averaged", fontsize=9)
+    ax.legend(fontsize=8)
+    figures["pr_curves"] = _savefig(fig, out / "pr_curves.png")
+
+    runs = {r["method"]: r["run"] for r in rows if r["student"] == smallest and r["seed"] == seed}
+    if "iusp" in runs:
+        from keras_iusp.models import MODEL_SPECS
+        from keras_iusp.plots import pick_repetitive_clip, plot_teacher_student_similarity
+        from keras_iusp.training import (
+            DEFAULT_STUDENT_LAYER,
+            DEFAULT_TEACHER_LAYER,
+            load_run,
+        )
+
+        features, _ = cache.split(split)
+        clip = pick_repetitive_clip(labels, cache.class_names)
+        layer = DEFAULT_STUDENT_LAYER[MODEL_SPECS[smallest].family]
+        students = [(f"{smallest} {m}", load_run(runs[m]).model, layer)
+                    for m in ("baseline", "sp", "iusp") if m in runs]
+        names = ", ".join(n for n, v in zip(cache.class_names, labels[clip]) if v)
+        png, _ = plot_teacher_student_similarity(
+            teacher.model, DEFAULT_TEACHER_LAYER, students, np.asarray(features[clip]),
+            out / "similarity.png",
+            title=f"{cache.split_filenames(split)[clip]} ({names or 'no event'})")
+        figures["similarity"] = png
+
+    iusp = [r for r in rows if r["method"] == "iusp"]
+    sp = {(r["student"], r["seed"]): r for r in rows if r["method"] == "sp"}
+    gains = [[(r["per_class_ap"][c] or 0.0) - (sp[(r["student"], r["seed"])]["per_class_ap"][c]
+                                                or 0.0) for c in cache.class_names]
+             for r in iusp if (r["student"], r["seed"]) in sp]
+    if gains:
+        gains = np.array(gains)
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        ax.bar(range(len(cache.class_names)), gains.mean(0),
+               yerr=gains.std(0) if len(gains) > 1 else None, color="tab:green", capsize=3)
+        ax.axhline(0, color="k", linewidth=0.8)
+        ax.set_xticks(range(len(cache.class_names)))
+        ax.set_xticklabels(cache.class_names, rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel("AP(IUSP) - AP(SP)")
+        ax.set_title("per-class gain of IUSP over SP (mean over sizes and seeds)", fontsize=9)
+        figures["per_class_gain"] = _savefig(fig, out / "per_class_gain.png")
+    return figures
+
+
+def format_table(table: list[dict]) -> str:
+    methods = ("baseline", "kd", "sp", "iusp")
+    lines = ["| student | params | " + " | ".join(m.upper() if m != "baseline" else m
+                                                  for m in methods)
+             + " | KD - base | SP - base | IUSP - base | IUSP rel. to SP |",
+             "| --- | ---: |" + " ---: |" * (len(methods) + 4)]
+    for e in table:
+        cells = []
+        for m in methods:
+            v = e["methods"].get(m)
+            cells.append(f"{v['mean']:.3f} ± {v['std']:.3f}" if v else "–")
+        gains = e.get("gain_over_baseline", {})
+        cells += [f"{gains[m]:+.3f}" if m in gains else "–" for m in ("kd", "sp", "iusp")]
+        rel = e.get("iusp_relative_to_sp")
+        cells.append(f"{rel:+.0%}" if rel is not None else "–")
+        lines.append(f"| {e['student']} | {e['params']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_eval: dict) -> Path:
+    """Write ``report.md`` and the figures into ``out``; returns the report path."""
+    split = config.grid.eval_split
+    table = summarize(rows)
+    figures = _figures(out, rows, table, cache, teacher, split, teacher_eval)
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [
+        f"# Experiment `{config.name}`",
+        "",
+        f"micro-AUPRC on the `{split}` split ({teacher_eval['clips']} clips) of "
+        f"{'`' + config.data.path + '`' if config.data.path else 'the built-in synthetic data'}"
+        f" ({len(cache.filenames)} clips of {config.data.clip_seconds:g} s), mean ± std over "
+        f"seeds {seeds}. Teacher `{config.teacher.model}`: micro-AUPRC "
+        f"{teacher_eval['micro_auprc']:.3f}. Student epochs: {config.grid.epochs}. "
+        "SP and IUSP are added beside KD (BCE + KD + SP / IUSP).",
+        "",
+        format_table(table),
+        "",
+        "`IUSP rel. to SP` is `(IUSP - base) / (SP - base) - 1`: positive when IUSP's gain over "
+        "the baseline is larger than SP's (meaningless when SP's gain is near zero).",
+        "",
+    ]
+    for key, title in (("auprc_vs_params", "micro-AUPRC vs student size"),
+                       ("pr_curves", "Precision-recall curves (smallest student)"),
+                       ("similarity", "Self-similarity matrices, repetitive clip"),
+                       ("per_class_gain", "Per-class gain of IUSP over SP")):
+        if key in figures:
+            lines += [f"## {title}", "", f"![{title}]({figures[key].name})", ""]
+    lines += ["## Configuration", "", "```json", json.dumps(config.to_dict(), indent=1), "```",
+              ""]
+    path = out / "report.md"
+    fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".md", dir=out)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines))
+    os.replace(tmp, path)
+    (out / "summary.json").write_text(json.dumps({"teacher": teacher_eval, "table": table},
+                                                 indent=1))
+    return path

@@ -1,0 +1,146 @@
+"""Metrics against an independent implementation; evaluate on Keras and TFLite; the grid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_iusp.cli import main
+from keras_iusp.errors import ConfigError
+from keras_iusp.experiment import load_config, run_experiment
+from keras_iusp.metrics import evaluate_scores, macro_auprc, micro_auprc, micro_f1, per_class_ap
+from keras_iusp.report import summarize
+
+
+def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Step-wise AP written out: mean precision at the rank of every positive (ties grouped)."""
+    order = np.argsort(-scores, kind="stable")
+    labels, scores = labels[order], scores[order]
+    total, hits, ap = labels.sum(), 0, 0.0
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and scores[j + 1] == scores[i]:
+            j += 1
+        group = labels[i:j + 1].sum()
+        hits += group
+        ap += group / total * (hits / (j + 1))
+        i = j + 1
+    return ap
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_match_an_independent_implementation(seed):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((40, 8)) < 0.3).astype(int)
+    labels[:, 3] = 0  # a class without positives
+    scores = np.round(rng.random((40, 8)), 2)  # rounding creates ties
+    assert micro_auprc(labels, scores) == pytest.approx(
+        _average_precision(labels.ravel(), scores.ravel()), abs=1e-12)
+    expected = [_average_precision(labels[:, c], scores[:, c]) for c in range(8) if c != 3]
+    per_class = per_class_ap(labels, scores)
+    assert np.isnan(per_class[3])
+    np.testing.assert_allclose(np.delete(per_class, 3), expected, atol=1e-12)
+    assert macro_auprc(labels, scores) == pytest.approx(np.mean(expected))
+    predicted = scores >= 0.5
+    tp = np.sum(predicted & (labels == 1))
+    f1 = 2 * tp / (predicted.sum() + labels.sum())
+    assert micro_f1(labels, scores) == pytest.approx(f1)
+
+
+def test_evaluate_scores_json_ready():
+    result = evaluate_scores(np.array([[1, 0], [0, 0]]), np.array([[0.9, 0.1], [0.2, 0.3]]),
+                             ["a", "b"])
+    assert result["per_class_ap"] == {"a": 1.0, "b": None}
+    json.dumps(result)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid")
+    config = root / "grid.toml"
+    config.write_text("""
+name = "tiny"
+[data]
+synthetic_clips = 24
+clip_seconds = 1.0
+[teacher]
+epochs = 1
+[grid]
+students = ["dscnn_xs"]
+methods = ["baseline", "kd", "sp", "iusp"]
+seeds = [0, 1]
+epochs = 1
+batch_size = 8
+""")
+    rows = run_experiment(load_config(config), root / "out", verbose=0)
+    return root, config, rows
+
+
+def test_grid_results_and_report(grid):
+    root, _, rows = grid
+    out = root / "out"
+    assert len(rows) == 8 and {r["method"] for r in rows} == {"baseline", "kd", "sp", "iusp"}
+    saved = json.loads((out / "results.json").read_text())
+    assert [r["micro_auprc"] for r in saved] == [r["micro_auprc"] for r in rows]
+    assert (out / "results.csv").read_text().count("\n") == 9
+    report = (out / "report.md").read_text()
+    assert "| dscnn_xs | 1,400 |" in report and "IUSP rel. to SP" in report
+    for figure in ("auprc_vs_params.png", "pr_curves.png", "similarity.png",
+                   "per_class_gain.png"):
+        assert (out / figure).stat().st_size > 1000, figure
+    table = summarize(rows)[0]
+    base = np.mean([r["micro_auprc"] for r in rows if r["method"] == "baseline"])
+    iusp = np.mean([r["micro_auprc"] for r in rows if r["method"] == "iusp"])
+    sp = np.mean([r["micro_auprc"] for r in rows if r["method"] == "sp"])
+    assert table["gain_over_baseline"]["iusp"] == pytest.approx(iusp - base)
+    if abs(sp - base) > 1e-12:
+        assert table["iusp_relative_to_sp"] == pytest.approx((iusp - base) / (sp - base) - 1)
+
+
+def test_grid_resumes_only_missing_runs(grid, capsys):
+    root, config, rows = grid
+    missing = root / "out" / "runs" / "dscnn_xs" / "iusp" / "seed1"
+    for name in ("metrics.json", "scores_test.npy"):
+        (missing / name).unlink()
+    again = run_experiment(load_config(config), root / "out", verbose=0)
+    out = capsys.readouterr().out
+    assert out.count("done, reused") == 7
+    assert "[8/8] dscnn_xs iusp seed 1" in out
+    assert len(again) == 8
+
+
+def test_keras_and_float_tflite_evaluate_alike(grid, capsys):
+    root, _, _ = grid
+    run = root / "out" / "runs" / "dscnn_xs" / "baseline" / "seed0"
+    data = root / "out" / "data"
+    fw = root / "fw"
+    assert main(["export", str(run), "--data", str(data), "--out", str(fw),
+                 "--window-seconds", "1.0", "--golden", "1"]) == 0
+    keras_json, tflite_json = root / "keras.json", root / "tflite.json"
+    assert main(["evaluate", str(run), "--data", str(data), "--split", "validate",
+                 "--out", str(keras_json)]) == 0
+    assert main(["evaluate", str(fw / "model_float.tflite"), "--data", str(data),
+                 "--split", "validate", "--out", str(tflite_json)]) == 0
+    a, b = json.loads(keras_json.read_text()), json.loads(tflite_json.read_text())
+    assert a["micro_auprc"] == pytest.approx(b["micro_auprc"], abs=1e-4)
+    assert a["macro_auprc"] == pytest.approx(b["macro_auprc"], abs=1e-4)
+    assert "micro-AUPRC" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[grid]\nepochz = 3\n', r"unknown key\(s\) \['epochz'\]"),
+    ('[grid]\nepochs = "3"\n', r"epochs = '3': expected int"),
+    ('[grid]\nstudents = ["teacher_cnn"]\n', "unknown student 'teacher_cnn'"),
+    ('[grid]\nmethods = ["distill"]\n', "'distill' is not one of"),
+    ('colour = 1\n', r"unknown key\(s\) \['colour'\]"),
+    ('[data\n', "invalid TOML"),
+])
+def test_config_errors_name_the_key(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
