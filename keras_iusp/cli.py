@@ -132,8 +132,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from keras_iusp.atomic import atomic_write_text
     from keras_iusp.evaluate import evaluate_model, format_evaluation, model_feature_config
-    from keras_iusp.training import _atomic_write_text
 
     config = model_feature_config(args.model)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad, config=config)
@@ -142,7 +142,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(out, json.dumps(result, indent=1))
+        atomic_write_text(out, json.dumps(result, indent=1))
         print(f"metrics written to {out}")
     return 0
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError
 from keras_iusp.models.layers import FeatureStandardization
@@ -37,7 +38,6 @@ from keras_iusp.resume import WORK_DIRNAME, finish, fit_resumable
 from keras_iusp.training import (
     DistillConfig,
     TrainedModel,
-    _atomic_write_text,
     distillation_losses,
     load_run,
     save_run,
@@ -260,11 +260,9 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
         else:
             model, report["pruning"] = prune(model, cache, teacher_run, distill_config, family,
                                              config, verbose, work_dir=work / "prune")
-            fd, tmp = tempfile.mkstemp(prefix=".pruned.", suffix=".keras", dir=work)
-            os.close(fd)
-            model.save(tmp, overwrite=True)
-            _atomic_write_text(work / "pruning.json", json.dumps(report["pruning"]))
-            os.replace(tmp, pruned_path)
+            atomic_write_text(work / "pruning.json", json.dumps(report["pruning"]))
+            with atomic_path(pruned_path) as tmp:  # written last: marks the phase as done
+                model.save(tmp, overwrite=True)
     float_model = model
     quantized, report["qat"] = qat(model, cache, teacher_run, distill_config, family, config,
                                    preserve_sparsity=config.target_sparsity > 0, verbose=verbose,
@@ -276,11 +274,9 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
     # TFMOT's QAT wrappers do not round-trip through the .keras format, so the QAT model is
     # stored as weights and rebuilt from the pruned float model by load_compressed().
     save_run(out, float_model, info)
-    fd, tmp = tempfile.mkstemp(prefix=".qat.", suffix=".weights.h5", dir=out)
-    os.close(fd)
-    quantized.save_weights(tmp)
-    os.replace(tmp, out / "qat.weights.h5")
-    _atomic_write_text(out / "compress_report.json", json.dumps(report, indent=1))
+    with atomic_path(out / "qat.weights.h5") as tmp:
+        quantized.save_weights(tmp)
+    atomic_write_text(out / "compress_report.json", json.dumps(report, indent=1))
     finish(work)
     return out
 

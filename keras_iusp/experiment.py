@@ -14,13 +14,13 @@ import io
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_iusp.atomic import atomic_write_text
 from keras_iusp.errors import ConfigError
 from keras_iusp.training import METHODS
 
@@ -146,21 +146,14 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     return config
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _write_results(out: Path, rows: list[dict]) -> None:
-    _atomic_text(out / "results.json", json.dumps(rows, indent=1))
+    atomic_write_text(out / "results.json", json.dumps(rows, indent=1))
     keys = ["student", "params", "method", "seed", "micro_auprc", "macro_auprc", "micro_f1"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_text(out / "results.csv", buffer.getvalue())
+    atomic_write_text(out / "results.csv", buffer.getvalue())
 
 
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
@@ -175,7 +168,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "config.json", json.dumps(config.to_dict(), indent=1))
+    atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=1))
     data = config.data
     if data.path:
         data_dir = Path(data.path)

@@ -8,10 +8,11 @@ by side is the quickest check that a student learned that structure.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_iusp.atomic import atomic_path
 
 #: Classes whose events repeat within a clip, in order of preference for the figure.
 REPETITIVE_CLASSES = ("alert-signal", "dog", "machinery-impact", "music")
@@ -63,15 +64,11 @@ def plot_similarity_panels(panels: list[tuple[str, np.ndarray]], out_png: str | 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.stem}.", suffix=".png", dir=out_png.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out_png)
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out_png
 
 

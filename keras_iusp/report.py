@@ -9,11 +9,11 @@ repetitive clip, and the per-class gain of IUSP over SP.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_iusp.atomic import atomic_path, atomic_write_text
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -45,12 +45,12 @@ def summarize(rows: list[dict]) -> list[dict]:
 def _savefig(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -189,10 +189,7 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
     lines += ["## Configuration", "", "```json", json.dumps(config.to_dict(), indent=1), "```",
               ""]
     path = out / "report.md"
-    fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".md", dir=out)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("\n".join(lines))
-    os.replace(tmp, path)
-    (out / "summary.json").write_text(json.dumps({"teacher": teacher_eval, "table": table},
-                                                 indent=1))
+    atomic_write_text(path, "\n".join(lines))
+    atomic_write_text(out / "summary.json",
+                      json.dumps({"teacher": teacher_eval, "table": table}, indent=1))
     return path

@@ -14,10 +14,11 @@ import csv
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import tf_keras as keras
+
+from keras_iusp.atomic import atomic_path, atomic_write_text
 
 WORK_DIRNAME = ".work"
 
@@ -70,22 +71,13 @@ class BestWeights(keras.callbacks.Callback):
         if best is not None and value <= best["value"]:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".best.", suffix=".weights.h5", dir=self.folder)
-        os.close(fd)
-        self.target.save_weights(tmp)
-        os.replace(tmp, self.weights_path)
-        _write_json(self.score_path, {"epoch": epoch, "value": float(value)})
+        with atomic_path(self.weights_path) as tmp:
+            self.target.save_weights(tmp)
+        atomic_write_text(self.score_path, json.dumps({"epoch": epoch, "value": float(value)}))
 
     def restore(self) -> None:
         if self.best() is not None:
             self.target.load_weights(self.weights_path)
-
-
-def _write_json(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
 
 
 def _read_history(path: Path) -> dict[str, list[float]]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.data.cache import FeatureCache, FeatureStats
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.features import FeatureConfig
@@ -66,27 +66,18 @@ class DistillConfig:
                 raise ConfigError(f"{name}={value!r}: expected a positive integer")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def save_run(out: Path, model, info: dict[str, Any], history: dict | None = None,
              metrics: dict | None = None) -> Path:
     """Write a run directory; each file is written under a temporary name then renamed."""
     out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".keras", dir=out)
-    os.close(fd)
-    model.save(tmp, overwrite=True)
-    os.replace(tmp, out / "model.keras")
-    _atomic_write_text(out / "model_info.json", json.dumps(info, indent=1))
+    with atomic_path(out / "model.keras") as tmp:
+        model.save(tmp, overwrite=True)
+    atomic_write_text(out / "model_info.json", json.dumps(info, indent=1))
     if history is not None:
         clean = {k: [float(v) for v in vals] for k, vals in history.items()}
-        _atomic_write_text(out / "history.json", json.dumps(clean, indent=1))
+        atomic_write_text(out / "history.json", json.dumps(clean, indent=1))
     if metrics is not None:
-        _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
     return out
 
 
