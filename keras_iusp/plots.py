@@ -47,14 +47,14 @@ def pick_repetitive_clip(labels: np.ndarray, class_names: tuple[str, ...]) -> in
 def plot_similarity_panels(panels: list[tuple[str, np.ndarray]], out_png: str | os.PathLike,
                            title: str = "") -> Path:
     """Draw ``[(title, G), ...]`` side by side and save a PNG (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure renders with Agg without touching pyplot's global backend (which would
+    # switch a notebook away from inline display).
+    from matplotlib.figure import Figure
 
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(3.3 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (name, matrix) in zip(axes[0], panels):
         image = ax.imshow(matrix, origin="lower", cmap="magma", interpolation="nearest")
         ax.set_title(name, fontsize=9)
@@ -64,11 +64,8 @@ def plot_similarity_panels(panels: list[tuple[str, np.ndarray]], out_png: str | 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    try:
-        with atomic_path(out_png) as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110)
     return out_png
 
 

@@ -169,7 +169,7 @@ def _compute(
     progress: bool,
 ) -> None:
     import tensorflow as tf
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain bar: tqdm.auto warns in notebooks without ipywidgets
 
     frames = config.num_frames()
     n = len(index)
