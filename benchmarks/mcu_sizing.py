@@ -63,6 +63,11 @@ def main() -> None:
     rows = []
     for name in args.students:
         start = time.perf_counter()
+        finished = work / f"{name}_firmware" / "export_report.json"
+        if finished.is_file():  # exported by an earlier, interrupted run of this script
+            rows.append(json.loads(finished.read_text()))
+            print(f"{name}: reusing {finished}", flush=True)
+            continue
         student_dir = work / name
         if not (student_dir / "metrics.json").is_file():
             distill(cache, teacher, name, student_dir,
@@ -93,8 +98,8 @@ def main() -> None:
                     "cpus": os.cpu_count(), "python": platform.python_version(),
                     "tensorflow": tf.__version__},
         "date": time.strftime("%Y-%m-%d"),
-        "teacher_val_auprc": json.loads((work / "teacher" / "metrics.json").read_text())
-        .get("val_auprc"),
+        "teacher_val_auprc": teacher.info.get("metrics", {}).get("val_auprc")
+        or json.loads((work / "teacher" / "metrics.json").read_text()).get("val_auprc"),
         "students": [{k: v for k, v in r.items() if k not in ("source_run", "out")} for r in rows],
     }
     out_dir = ROOT / "benchmarks" / "results"
