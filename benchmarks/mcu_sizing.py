@@ -98,8 +98,8 @@ def main() -> None:
                     "cpus": os.cpu_count(), "python": platform.python_version(),
                     "tensorflow": tf.__version__},
         "date": time.strftime("%Y-%m-%d"),
-        "teacher_val_auprc": teacher.info.get("metrics", {}).get("val_auprc")
-        or json.loads((work / "teacher" / "metrics.json").read_text()).get("val_auprc"),
+        "teacher_val_auprc": json.loads((work / "teacher" / "metrics.json").read_text())
+        .get("val_auprc"),
         "students": [{k: v for k, v in r.items() if k not in ("source_run", "out")} for r in rows],
     }
     out_dir = ROOT / "benchmarks" / "results"

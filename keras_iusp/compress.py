@@ -238,7 +238,7 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
     family = MODEL_SPECS[name].family
     hyper = info.get("hyperparameters", {})
     distill_config = DistillConfig(**{k: hyper[k] for k in DistillConfig.__dataclass_fields__
-                                      if k in hyper and k != "extra"})
+                                      if k in hyper})
     if teacher_run is None and distill_config.method != "baseline" and info.get("teacher"):
         teacher_run = load_run(info["teacher"])
 

@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.data.cache import FeatureCache, FeatureStats
@@ -55,7 +53,6 @@ class DistillConfig:
     batch_size: int = 16
     learning_rate: float = 2e-3
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -242,7 +239,7 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     train, val = _datasets(cache, config.batch_size, config.seed)
     history = fit_resumable(distiller, student, train, val, epochs=config.epochs,
                             verbose=verbose, work_dir=out / WORK_DIRNAME)
-    hyper = {k: v for k, v in config.__dict__.items() if k != "extra"}
+    hyper = dict(config.__dict__)
     hyper["losses"] = [repr(x) for x in items]
     hyper["weights"] = weights
     info = _info(student_name, "student", cache, student, hyper)
@@ -272,8 +269,3 @@ def _val_metrics(trainer, val) -> dict[str, float]:
         return {}
     values = trainer.evaluate(val, verbose=0, return_dict=True)
     return {f"val_{k}": float(v) for k, v in values.items()}
-
-
-def predict_logits(model, features: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Logits of ``model`` for ``[N, T, n_mels]`` raw log-mel features (no normalisation needed)."""
-    return model.predict(np.asarray(features, np.float32), batch_size=batch_size, verbose=0)
