@@ -8,19 +8,90 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from keras_iusp.errors import KerasIuspError
 
 
-def _quiet_tensorflow() -> None:
-    # oneDNN stays on (TensorFlow's default): turning it off made training about 3x slower here
-    # (benchmarks/results/onednn.json). Tests that need bit-stable numbers switch it off themselves.
+# TensorFlow's native libraries log these lines while they load and probe for a GPU, before
+# TF_CPP_MIN_LOG_LEVEL is read (absl prints anything logged before its InitializeLog). On a
+# CPU-only machine "failed call to cuInit ... ERROR" reads like a failure, so the CLI drops exactly
+# these lines during start-up. Anything else printed then (a real import error) still gets through.
+_STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called"
+    r"|oneDNN custom operations are on"
+    r"|Could not find cuda drivers"
+    r"|failed call to cuInit"
+    r"|cpu_feature_guard|This TensorFlow binary is optimized to use available CPU instructions"
+    r"|To enable the following instructions:.*rebuild TensorFlow"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory"
+    r"|computation placer already registered"
+    r"|TF-TRT Warning: Could not find TensorRT"
+)
+
+
+def is_startup_noise(line: str) -> bool:
+    """True for a TensorFlow start-up log line that says nothing the user must act on."""
+    return _STARTUP_NOISE.search(line) is not None
+
+
+@contextlib.contextmanager
+def filtered_stderr(drop: Callable[[str], bool]) -> Iterator[None]:
+    """Send the process's file descriptor 2 through a line filter while the block runs.
+
+    Native code writes to fd 2 directly, so replacing ``sys.stderr`` would not catch it. A pipe
+    takes fd 2's place, a thread forwards every line for which ``drop`` is false to the real
+    stderr, and fd 2 is restored (and the pipe drained) when the block ends, also on error. Use it
+    only around short start-up work: lines are forwarded whole, so a progress bar drawn with
+    carriage returns would be held back until its newline.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_fd, write_fd = os.pipe()
+
+    def forward() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            for raw in pipe:
+                if not drop(raw.decode("utf-8", "replace")):
+                    os.write(saved, raw)
+
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end, so the thread sees EOF
+        thread.join()
+        os.close(saved)
+
+
+def _quiet_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow and find its devices now, dropping its start-up log lines.
+
+    oneDNN stays on (TensorFlow's default): turning it off made training about 3x slower here
+    (benchmarks/results/onednn.json), so its notice is filtered rather than avoided. With
+    ``verbose`` TensorFlow logs as it normally does. Later C++ warnings and errors (level 2 and
+    up) are still printed.
+    """
+    if verbose:
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    with filtered_stderr(is_startup_noise):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe (cuInit) happens here, not at import
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -152,7 +223,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     from keras_iusp.experiment import load_config, run_experiment
 
     config = load_config(args.config)
-    run_experiment(config, args.out or f"runs/experiment_{config.name}")
+    run_experiment(config, args.out or f"runs/experiment_{config.name}", until=args.until)
     return 0
 
 
@@ -209,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="IUSP knowledge distillation for tiny sound-event detectors.",
     )
     parser.add_argument("--version", action="version", version=f"keras-iusp {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's own start-up and info log lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="write a synthetic SONYC-UST-format urban-sound dataset")
@@ -294,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="baseline/KD/SP/IUSP x student sizes x seeds grid")
     p.add_argument("--config", required=True, help="TOML config (see configs/)")
     p.add_argument("--out", default=None, help="output folder (default runs/experiment_NAME)")
+    p.add_argument("--until", choices=["teacher"], default=None,
+                   help="stop after preparing the data and training the teacher")
     p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("models", help="list the model zoo, or one model's layers and sizes")
@@ -315,9 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``keras-iusp`` console script."""
-    _quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
+    # synth (without --plot) never imports TensorFlow; every other command does, so it is loaded
+    # here, quietly, before the command prints anything
+    if args.command != "synth" or args.plot:
+        _quiet_tensorflow(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+from keras_iusp.augment import AugmentConfig, augment_batch
 from keras_iusp.distillation import DistillationLoss
 from keras_iusp.errors import ConfigError
 
@@ -64,6 +65,15 @@ class Distiller(keras.Model):
             (several IUSP/SP entries = several layer pairs). ``None``/empty = baseline.
         distillation_loss_weights: one weight per distillation loss (default all 1).
         student_loss_weight: weight of the supervised loss on labels, in ``[0, 1]``.
+        augmentation: an :class:`~keras_iusp.augment.AugmentConfig` drawn per training batch
+            (mixup, SpecAugment masks, crops). Teacher and student see the *same* augmented batch
+            (consistent teaching); draws are a function of (seed, step), so runs of different
+            methods with one seed see identical augmentations.
+
+    Teacher outputs may be supplied with the data instead of computed in every step: when a
+    batch's ``x`` is a tuple ``(features, logits, layer_1, ...)`` in the order of
+    :attr:`teacher_output_layers` (see :mod:`keras_iusp.teacher_cache`), the teacher is not run.
+    That is exact only for un-augmented inputs, so it is refused together with ``augmentation``.
 
     Metrics in ``fit`` history / progress bar: ``loss`` (total), ``student_loss``, one entry per
     distillation loss (``kd``, ``sp``, ``iusp``, ``iusp_2``, ...) and, on validation data,
@@ -77,6 +87,7 @@ class Distiller(keras.Model):
         distillation_losses: Sequence[DistillationLoss] | DistillationLoss | None = None,
         distillation_loss_weights: Sequence[float] | None = None,
         student_loss_weight: float = 0.5,
+        augmentation: AugmentConfig | None = None,
         name: str = "distiller",
         **kwargs,
     ):
@@ -119,10 +130,16 @@ class Distiller(keras.Model):
         self.distillation_loss_weights = weights
         self.student_loss_weight = float(student_loss_weight)
         self._loss_names = _unique_names(losses)
+        if augmentation is not None and not isinstance(augmentation, AugmentConfig):
+            raise ConfigError(f"Distiller: augmentation must be an AugmentConfig, got "
+                              f"{augmentation!r}")
+        self.augmentation = augmentation if augmentation is not None and augmentation.active \
+            else None
         self._use_teacher = bool(losses) and self.student_loss_weight < 1.0
 
         teacher_layers = sorted({x.teacher_layer_name for x in losses if x.teacher_layer_name})
         student_layers = sorted({x.student_layer_name for x in losses if x.student_layer_name})
+        self._teacher_layers = teacher_layers
         self._teacher_slots = {n: i + 1 for i, n in enumerate(teacher_layers)}
         self._student_slots = {n: i + 1 for i, n in enumerate(student_layers)}
         self._teacher_features = _extractor(teacher, teacher_layers) if self._use_teacher else None
@@ -135,6 +152,16 @@ class Distiller(keras.Model):
                                        multi_label=False, name="auprc")
         self.student_loss_fn: keras.losses.Loss | None = None
         self.built = True  # both sub-models are built; lets checkpoints save weights at once
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether the loss needs teacher outputs at all (False for a baseline)."""
+        return self._use_teacher
+
+    @property
+    def teacher_output_layers(self) -> list[str]:
+        """Teacher layers the losses read, after the logits: the order of cached outputs."""
+        return list(self._teacher_layers) if self._use_teacher else []
 
     @staticmethod
     def _check_shapes(teacher: keras.Model, student: keras.Model) -> None:
@@ -169,6 +196,8 @@ class Distiller(keras.Model):
         return tracked
 
     def call(self, inputs, training=None):
+        if isinstance(inputs, (tuple, list)):  # features + cached teacher outputs
+            inputs = inputs[0]
         return self.student(inputs, training=training)
 
     # --- loss computation -------------------------------------------------------------------
@@ -179,8 +208,35 @@ class Distiller(keras.Model):
             raise RuntimeError("Distiller: call compile() before fit/evaluate")
         return fn.call(y, logits) if isinstance(fn, keras.losses.Loss) else fn(y, logits)
 
-    def _compute_losses(self, x, y, sample_weight, training: bool):
-        """Total loss (scaled for the global batch) and the per-component values to report."""
+    def _split_inputs(self, x):
+        """``(features, cached teacher outputs or None)`` from a batch's ``x``."""
+        if isinstance(x, (tuple, list)):
+            if not self._use_teacher:
+                return x[0], None
+            cached = list(x[1:])
+            expected = 1 + len(self._teacher_layers)
+            if len(cached) != expected:
+                raise ConfigError(
+                    f"Distiller: the data carries {len(cached)} cached teacher outputs, expected "
+                    f"{expected} (logits + {self._teacher_layers})")
+            return x[0], cached
+        return x, None
+
+    def _augment(self, x, y):
+        if self.augmentation is None:
+            return x, y
+        step = self.optimizer.iterations
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:  # distinct draws per replica
+            step = step * ctx.num_replicas_in_sync + tf.cast(ctx.replica_id_in_sync_group,
+                                                             step.dtype)
+        return augment_batch(x, y, self.augmentation, step)
+
+    def _compute_losses(self, x, y, sample_weight, training: bool, teacher_out=None):
+        """Total loss (scaled for the global batch) and the per-component values to report.
+
+        ``teacher_out``: precomputed ``[logits, *layers]`` of the teacher, or None to run it.
+        """
         student_out = self._student_features(x, training=training)
         student_out = student_out if isinstance(student_out, list) else [student_out]
         logits = student_out[0]
@@ -189,8 +245,9 @@ class Distiller(keras.Model):
         reports = {"student_loss": tf.reduce_mean(per_example)}
         total = self.student_loss_weight * student_loss
         if self._use_teacher:
-            teacher_out = self._teacher_features(x, training=False)
-            teacher_out = teacher_out if isinstance(teacher_out, list) else [teacher_out]
+            if teacher_out is None:
+                teacher_out = self._teacher_features(x, training=False)
+                teacher_out = teacher_out if isinstance(teacher_out, list) else [teacher_out]
             teacher_out = [tf.stop_gradient(t) for t in teacher_out]
             distill = 0.0
             for item, weight, name in zip(self.distillation_losses,
@@ -239,8 +296,14 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, cached = self._split_inputs(x)
+        if cached is not None and self.augmentation is not None:
+            raise ConfigError("Distiller: cached teacher outputs belong to un-augmented inputs; "
+                              "with augmentation the teacher must see each augmented batch")
+        x, y = self._augment(x, y)
         with tf.GradientTape() as tape:
-            total, logits, reports = self._compute_losses(x, y, sample_weight, training=True)
+            total, logits, reports = self._compute_losses(x, y, sample_weight, training=True,
+                                                          teacher_out=cached)
         variables = self.student.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
         self._update_trackers(total, reports, self.distribute_strategy.num_replicas_in_sync)
@@ -249,7 +312,9 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        total, logits, reports = self._compute_losses(x, y, sample_weight, training=False)
+        x, cached = self._split_inputs(x)
+        total, logits, reports = self._compute_losses(x, y, sample_weight, training=False,
+                                                      teacher_out=cached)
         self._update_trackers(total, reports, self.distribute_strategy.num_replicas_in_sync)
         self.auprc.update_state(y, logits, sample_weight)
         self.compiled_metrics.update_state(y, logits, sample_weight)

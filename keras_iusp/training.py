@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
+from keras_iusp.augment import AugmentConfig
 from keras_iusp.data.cache import FeatureCache, FeatureStats
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.features import FeatureConfig
@@ -47,11 +48,16 @@ class DistillConfig:
     kd_weight: float = 1.0
     sp_weight: float = 100.0
     iusp_weight: float = 100.0
+    iusp_form: str = "cosine"
     teacher_layer: str | None = None
     student_layer: str | None = None
     epochs: int = 20
     batch_size: int = 16
     learning_rate: float = 2e-3
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 1
+    augmentation: AugmentConfig | None = None
+    teacher_cache: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +67,48 @@ class DistillConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r}: expected a positive integer")
+        check_schedule(self.lr_schedule, self.warmup_epochs)
+        if isinstance(self.augmentation, dict):
+            self.augmentation = AugmentConfig.from_dict(self.augmentation)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """JSON-ready copy of the settings, as stored in ``model_info.json``."""
+        out = dict(self.__dict__)
+        out["augmentation"] = self.augmentation.to_dict() if self.augmentation else None
+        return out
+
+
+#: Learning-rate schedules: ``constant``, or ``cosine`` (linear warm-up then cosine decay to 0).
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def check_schedule(schedule: str, warmup_epochs: int) -> None:
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule {schedule!r}: expected one of {list(LR_SCHEDULES)}")
+    if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+        raise ConfigError(f"warmup_epochs={warmup_epochs!r}: expected an integer >= 0")
+
+
+def make_optimizer(learning_rate: float, schedule: str, *, epochs: int, steps_per_epoch: int,
+                   warmup_epochs: int = 1):
+    """Adam with a constant rate or warm-up + cosine decay over the whole run.
+
+    Warm-up then cosine decay is the usual recipe for audio taggers (e.g. PANNs, AST); decaying
+    to zero also makes the last epochs average out mini-batch noise, which the best-epoch
+    checkpoint then keeps.
+    """
+    import tf_keras as keras
+
+    check_schedule(schedule, warmup_epochs)
+    if schedule == "constant":
+        return keras.optimizers.Adam(learning_rate)
+    total = max(1, epochs * steps_per_epoch)
+    warmup = min(warmup_epochs * steps_per_epoch, total - 1)
+    rate = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate / 10 if warmup else learning_rate,
+        decay_steps=total - warmup, warmup_target=learning_rate if warmup else None,
+        warmup_steps=warmup)
+    return keras.optimizers.Adam(rate)
 
 
 def save_run(out: Path, model, info: dict[str, Any], history: dict | None = None,
@@ -121,15 +169,22 @@ def load_run(path: str | os.PathLike) -> TrainedModel:
     return TrainedModel(run_dir, model, info)
 
 
-def _datasets(cache: FeatureCache, batch_size: int, seed: int):
+def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=None):
+    """Train (shuffled by seed and epoch) and validation datasets; with ``teacher_outputs``
+    (:class:`keras_iusp.teacher_cache.TeacherOutputs`) each batch also carries the teacher's
+    cached outputs for its clips."""
     from keras_iusp.data.pipeline import make_dataset
 
     x_train, y_train = cache.split("train")
     x_val, y_val = cache.split("validate")
     if len(x_train) == 0:
         raise KerasIuspError(f"{cache.path}: the dataset has no train clips")
-    train = make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed)
-    val = make_dataset(x_val, y_val, batch_size) if len(x_val) else None
+    extras = {s: teacher_outputs.split(cache, s) if teacher_outputs is not None else ()
+              for s in ("train", "validate")}
+    train = make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed,
+                         extras=extras["train"])
+    val = make_dataset(x_val, y_val, batch_size, extras=extras["validate"]) if len(x_val) \
+        else None
     return train, val
 
 
@@ -146,8 +201,14 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 def train_teacher(cache: FeatureCache, out: str | os.PathLike, *, model_name: str = "teacher_cnn",
                   epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
                   seed: int = 0, verbose: int | str = "auto",
-                  overwrite: bool = False) -> TrainedModel:
+                  overwrite: bool = False, lr_schedule: str = "cosine", warmup_epochs: int = 1,
+                  augmentation: AugmentConfig | None = None) -> TrainedModel:
     """Train a zoo model on labels only (BCE) and save it as a run directory.
+
+    ``augmentation`` (mixup, SpecAugment masks; see :mod:`keras_iusp.augment`) and the
+    warm-up + cosine schedule are what makes a teacher worth distilling on small data: without
+    them the teacher memorises its training clips and its soft labels there say little more than
+    the hard labels.
 
     Interrupted runs resume from their last finished epoch when called again with the same
     ``out`` (see :mod:`keras_iusp.resume`); the best-validation epoch's weights are kept.
@@ -163,15 +224,18 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *, model_name: st
     frames, mels = cache.features.shape[1:]
     model = build_model(model_name, (frames, mels), len(cache.class_names), cache.stats)
     # A Distiller with no distillation loss is plain supervised training with the same metrics.
-    trainer = Distiller(student=model, student_loss_weight=1.0)
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    trainer = Distiller(student=model, student_loss_weight=1.0, augmentation=augmentation)
     out = Path(out)
     _prepare_out(out, overwrite)
     train, val = _datasets(cache, batch_size, seed)
+    trainer.compile(optimizer=make_optimizer(
+        learning_rate, lr_schedule, epochs=epochs, warmup_epochs=warmup_epochs,
+        steps_per_epoch=int(train.cardinality().numpy())))
     history = fit_resumable(trainer, model, train, val, epochs=epochs, verbose=verbose,
                             work_dir=out / WORK_DIRNAME)
     hyper = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-             "seed": seed}
+             "lr_schedule": lr_schedule, "warmup_epochs": warmup_epochs, "seed": seed,
+             "augmentation": augmentation.to_dict() if augmentation else None}
     info = _info(model_name, "teacher", cache, model, hyper)
     metrics = _val_metrics(trainer, val)
     info["summary"] = {k: v for k, v in model_summary(model).items() if k != "layers"}
@@ -197,7 +261,7 @@ def distillation_losses(config: DistillConfig, student_family: str):
         items.append(SPDistillation(teacher_layer, student_layer))
         weights.append(config.sp_weight)
     elif config.method == "iusp":
-        items.append(IUSPDistillation(teacher_layer, student_layer))
+        items.append(IUSPDistillation(teacher_layer, student_layer, form=config.iusp_form))
         weights.append(config.iusp_weight)
     return items, weights, config.student_loss_weight
 
@@ -232,14 +296,23 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
                                                          MODEL_SPECS[student_name].family)
     distiller = Distiller(teacher=teacher_run.model if items else None, student=student,
                           distillation_losses=items, distillation_loss_weights=weights,
-                          student_loss_weight=student_weight)
-    distiller.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+                          student_loss_weight=student_weight,
+                          augmentation=config.augmentation)
     out = Path(out)
     _prepare_out(out, overwrite)
-    train, val = _datasets(cache, config.batch_size, config.seed)
+    cached = None
+    if distiller.uses_teacher and config.teacher_cache and distiller.augmentation is None:
+        from keras_iusp.teacher_cache import teacher_outputs
+
+        cached = teacher_outputs(teacher_run.model, distiller.teacher_output_layers, cache,
+                                 verbose=verbose != 0)
+    train, val = _datasets(cache, config.batch_size, config.seed, cached)
+    distiller.compile(optimizer=make_optimizer(
+        config.learning_rate, config.lr_schedule, epochs=config.epochs,
+        warmup_epochs=config.warmup_epochs, steps_per_epoch=int(train.cardinality().numpy())))
     history = fit_resumable(distiller, student, train, val, epochs=config.epochs,
                             verbose=verbose, work_dir=out / WORK_DIRNAME)
-    hyper = dict(config.__dict__)
+    hyper = config.hyperparameters()
     hyper["losses"] = [repr(x) for x in items]
     hyper["weights"] = weights
     info = _info(student_name, "student", cache, student, hyper)

@@ -7,6 +7,8 @@ the graph, on the fly, so the cache stays model-independent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from keras_iusp.data.cache import FeatureStats
@@ -21,8 +23,14 @@ def make_dataset(
     seed: int | None = None,
     stats: FeatureStats | None = None,
     drop_remainder: bool = False,
+    extras: Sequence[np.ndarray] = (),
 ):
     """A ``tf.data.Dataset`` of ``(features [B, T, n_mels], labels [B, C])`` float32 batches.
+
+    With ``extras`` (per-clip arrays ``[N, ...]``, e.g. a teacher's cached outputs from
+    :mod:`keras_iusp.teacher_cache`), each element is ``((features, *extras), labels)``: the
+    extra rows are gathered with the same indices as the features, so they stay aligned under
+    shuffling.
 
     Args:
         features: ``[N, T, n_mels]`` array or memory map (e.g. ``FeatureCache.split("train")[0]``).
@@ -33,6 +41,7 @@ def make_dataset(
         seed: shuffle seed.
         stats: when given, features are standardised per mel band with these train statistics.
         drop_remainder: drop the last incomplete batch (useful for fixed-shape distributed steps).
+        extras: further per-clip arrays (or memory maps) batched alongside the features.
     """
     import tensorflow as tf
 
@@ -44,18 +53,30 @@ def make_dataset(
     frames, bands = int(features.shape[1]), int(features.shape[2])
     classes = int(labels.shape[1])
     labels = np.asarray(labels, dtype=np.float32)
+    extras = list(extras)
+    for i, extra in enumerate(extras):
+        if extra.shape[0] != n:
+            raise ValueError(f"make_dataset: extras[{i}] has {extra.shape[0]} rows, expected {n}")
 
-    def gather(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(positions)  # sorted reads are sequential on disk
-        x = np.empty((positions.size, frames, bands), dtype=np.float32)
-        x[order] = features[positions[order]]
-        return x, labels[positions]
+    def rows(array, positions: np.ndarray, order: np.ndarray) -> np.ndarray:
+        out = np.empty((positions.size, *array.shape[1:]), dtype=np.float32)
+        out[order] = array[positions[order]]  # sorted reads are sequential on disk
+        return out
+
+    def gather(positions: np.ndarray):
+        order = np.argsort(positions)
+        return (rows(features, positions, order), labels[positions],
+                *[rows(e, positions, order) for e in extras])
 
     def load(positions):
-        x, y = tf.numpy_function(gather, [positions], (tf.float32, tf.float32), stateful=False)
+        out = tf.numpy_function(gather, [positions], [tf.float32] * (2 + len(extras)),
+                                stateful=False)
+        x, y, rest = out[0], out[1], out[2:]
         x.set_shape([None, frames, bands])
         y.set_shape([None, classes])
-        return x, y
+        for tensor, extra in zip(rest, extras):
+            tensor.set_shape([None, *extra.shape[1:]])
+        return ((x, *rest), y) if extras else (x, y)
 
     epoch = None
     if shuffle:
@@ -79,7 +100,12 @@ def make_dataset(
     if stats is not None:
         mean = tf.constant(stats.mean, tf.float32)
         inv_std = tf.constant(1.0 / stats.std, tf.float32)
-        ds = ds.map(lambda x, y: ((x - mean) * inv_std, y), num_parallel_calls=tf.data.AUTOTUNE)
+        if extras:
+            ds = ds.map(lambda x, y: (((x[0] - mean) * inv_std, *x[1:]), y),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda x, y: ((x - mean) * inv_std, y),
+                        num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.shuffle_epoch = epoch  # read by keras_iusp.training.ShuffleEpoch; None when not shuffled
     return ds
