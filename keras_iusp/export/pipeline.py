@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError, KerasIuspError
-from keras_iusp.export import firmware
+from keras_iusp.export import firmware, frontend
 from keras_iusp.export.convert import random_windows, rebuild_for_window, to_tflite
 from keras_iusp.export.targets import format_target_table, load_profiles
 from keras_iusp.export.verify import (
@@ -29,6 +29,7 @@ from keras_iusp.export.verify import (
     measure_arena,
     run_litert,
     run_tflm,
+    tflm_ms_per_window,
     windowed_clip_scores,
 )
 from keras_iusp.features import FeatureConfig
@@ -86,6 +87,7 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
     golden_in = inp.quantize(golden_float)
     arena = measure_arena(int8_bytes, golden_in[0])
     tflm_out = run_tflm(int8_bytes, golden_in, arena)
+    tflm_ms = tflm_ms_per_window(int8_bytes, golden_in, arena)
     litert_out = run_litert(int8_bytes, golden_in)
     max_diff = int(np.abs(tflm_out.astype(np.int32) - litert_out.astype(np.int32)).max())
 
@@ -120,7 +122,10 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
         "class_names": list(info["class_names"]),
         **metrics,
     }
-    report["targets"] = [p.check(report["flash_int8_bytes"], arena)
+    report["frontend"] = frontend.frontend_report(config)
+    report["runner"] = runner_report(report, float_model, frames, hop, tflm_ms)
+    report["targets"] = [p.check(report["flash_int8_bytes"], arena,
+                                 report["runner"]["total_ram_bytes"])
                          for p in load_profiles(targets_dir)]
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +140,8 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                      mean=np.asarray(info["stats"]["mean"]), std=np.asarray(info["stats"]["std"])),
                  "op_resolver.h": firmware.op_resolver_file(ops),
                  **firmware.golden_vector_files(golden_in, tflm_out),
+                 **frontend.frontend_files(config),
+                 **frontend.golden_frontend_files(config, inp.scale, inp.zero_point),
                  "export_report.json": json.dumps(report, indent=1),
                  "README.md": format_report(report)}
         for name, text in files.items():
@@ -144,6 +151,32 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
         shutil.rmtree(tmp, ignore_errors=True)
     report["out"] = str(out)
     return report
+
+
+def runner_report(report: dict[str, Any], float_model, frames: int, hop: int,
+                  tflm_ms: float) -> dict[str, Any]:
+    """Cost of the streaming runner (``deploy/stream_runner``) on the device, per window and in
+    RAM: the front end's state, the int8 frame ring of one window and the measured arena."""
+    from keras_iusp.export.convert import rebuild_for_window
+    from keras_iusp.models.summary import model_summary
+
+    config = FeatureConfig.from_dict(report["feature_config"])
+    fe = report["frontend"]
+    ring = frames * config.n_mels
+    macs = model_summary(rebuild_for_window(float_model, frames))["macs"]
+    invokes_per_second = config.sample_rate / (config.hop_length * hop)
+    return {
+        "window_hop_frames": hop,
+        "invokes_per_second": invokes_per_second,
+        "model_macs_per_window": int(macs),
+        "model_macs_per_second": int(round(macs * invokes_per_second)),
+        "frontend_ops_per_second": fe["ops_per_frame"] * fe["frames_per_second"],
+        "tflm_host_ms_per_window": tflm_ms,
+        "frontend_state_bytes": fe["state_bytes"],
+        "frame_ring_bytes": ring,
+        "arena_bytes": report["arena_bytes"],
+        "total_ram_bytes": fe["state_bytes"] + ring + report["arena_bytes"],
+    }
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -166,10 +199,110 @@ def format_report(report: dict[str, Any]) -> str:
         f"Float windowed AUPRC: {r['float_windowed_auprc']:.3f} (validation, "
         f"{r['validation_clips']} clips). Ops: {', '.join(r['ops'])}.",
         "",
+    ]
+    if "runner" in r:
+        run, fe = r["runner"], r["frontend"]
+        lines += [
+            "On the device (`deploy/stream_runner`): the front end turns every "
+            f"{r['feature_config']['hop_ms']:g} ms of 16-bit PCM into a log-mel frame, the model "
+            f"runs every {run['window_hop_frames']} frames ({run['invokes_per_second']:.2f} "
+            "windows/s) on the last window of int8 frames, clip score = running max.",
+            "",
+            "| RAM: front end | frame ring | arena | total | front-end tables (flash) | "
+            "model MACs / window | front end ops / s | TFLM host ms / window |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {run['frontend_state_bytes']:,} | {run['frame_ring_bytes']:,} | "
+            f"{run['arena_bytes']:,} | {run['total_ram_bytes']:,} | {fe['table_bytes']:,} | "
+            f"{run['model_macs_per_window']:,} | {run['frontend_ops_per_second']:,} | "
+            f"{run['tflm_host_ms_per_window']:.2f} |",
+            "",
+        ]
+    lines += [
         format_target_table(r["targets"]),
         "",
         "Files: `model.tflite` (int8), `model_float.tflite`, `model_data.h/.cc`, "
-        "`model_settings.h`, `op_resolver.h`, `golden_vectors.h/.cc`, `export_report.json`.",
+        "`model_settings.h`, `op_resolver.h`, `golden_vectors.h/.cc`, `frontend.h/.cc` (log-mel "
+        "front end), `frontend_golden.h/.cc` (audio -> log-mel -> int8 test vectors), "
+        "`export_report.json`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _settings_from_header(folder: Path, clip_seconds: float) -> dict[str, Any]:
+    """Feature config and class names of an old export, read back from its ``model_settings.h``
+    (exports made before ``feature_config`` entered the report wrote every front-end constant
+    there; only the clip length is not a property of the device and must be given)."""
+    import re
+
+    path = folder / "model_settings.h"
+    if not path.is_file():
+        raise KerasIuspError(f"{folder}: neither feature_config in export_report.json nor "
+                             "model_settings.h to read it from")
+    text = path.read_text()
+
+    def value(name: str) -> str:
+        match = re.search(rf"\b{name}(?:\[\w*\])?\s*=\s*([^;]+);", text)
+        if match is None:
+            raise KerasIuspError(f"{path}: constant {name} missing")
+        return match.group(1).strip().rstrip("f")
+
+    rate = int(value("kSampleRate"))
+    names = re.findall(r'"([^"]+)"', value("kClassNames"))
+    config = FeatureConfig(sample_rate=rate, window_ms=int(value("kWindowSamples")) * 1000 / rate,
+                           hop_ms=int(value("kHopSamples")) * 1000 / rate,
+                           n_mels=int(value("kNumMelBins")), fmin=float(value("kMelFminHz")),
+                           fmax=float(value("kMelFmaxHz")), log_offset=float(value("kLogOffset")),
+                           clip_seconds=clip_seconds)
+    if config.fft_length != int(value("kFftLength")):
+        raise KerasIuspError(f"{path}: kFftLength does not follow from the window length")
+    return {"feature_config": config.to_dict(), "class_names": names}
+
+
+def add_frontend(folder: str | os.PathLike, targets_dir: str | os.PathLike | None = None,
+                 clip_seconds: float | None = None) -> dict[str, Any]:
+    """Add the front end (``frontend.h/.cc``, its golden vectors, the runner's sizes and the
+    total-RAM target check) to an export folder made before they existed, from its own
+    ``export_report.json`` and ``model.tflite``: nothing about the model is retrained or
+    re-quantised. The model's MACs come from its zoo architecture (they do not depend on the
+    weights). Files are written under temporary names and renamed into place."""
+    from keras_iusp.atomic import atomic_write_text
+    from keras_iusp.models import build_model
+
+    folder = Path(folder)
+    report_path = folder / "export_report.json"
+    if not report_path.is_file():
+        raise KerasIuspError(f"{folder}: no export_report.json (not a keras-iusp export folder)")
+    report = json.loads(report_path.read_text())
+    if "feature_config" not in report:
+        if clip_seconds is None:
+            raise KerasIuspError(f"{report_path}: no feature_config; pass clip_seconds to "
+                                 "reconstruct it from model_settings.h")
+        report.update(_settings_from_header(folder, clip_seconds))
+    for key in ("feature_config", "class_names", "input_quantization", "window_frames", "arena_bytes", "model"):
+        if key not in report:
+            raise KerasIuspError(f"{report_path}: field {key!r} missing")
+    config = FeatureConfig.from_dict(report["feature_config"], source=str(report_path))
+    model_bytes = (folder / "model.tflite").read_bytes()
+    inp, _ = io_details(model_bytes)
+    quant = report["input_quantization"]
+    if (inp.scale, inp.zero_point) != (quant["scale"], quant["zero_point"]):
+        raise KerasIuspError(f"{report_path}: input_quantization does not match model.tflite")
+    frames = int(report["window_frames"])
+    golden = np.zeros((4, frames, config.n_mels), np.int8)
+    tflm_ms = tflm_ms_per_window(model_bytes, golden, int(report["arena_bytes"]))
+    architecture = build_model(report["model"], (frames, config.n_mels),
+                               num_classes=len(report["class_names"]))
+    report["frontend"] = frontend.frontend_report(config)
+    report["runner"] = runner_report(report, architecture, frames, max(1, frames // 2),
+                                     tflm_ms)
+    report["targets"] = [p.check(report["flash_int8_bytes"], report["arena_bytes"],
+                                 report["runner"]["total_ram_bytes"])
+                         for p in load_profiles(targets_dir)]
+    files = {**frontend.frontend_files(config),
+             **frontend.golden_frontend_files(config, inp.scale, inp.zero_point),
+             "export_report.json": json.dumps(report, indent=1),
+             "README.md": format_report(report)}
+    for name, text in files.items():
+        atomic_write_text(folder / name, text)
+    return report

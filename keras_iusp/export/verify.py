@@ -157,3 +157,21 @@ def windowed_clip_scores(model_bytes: bytes, clips: np.ndarray, hop: int) -> np.
             best = np.maximum(best, logits)
         scores[i] = 1.0 / (1.0 + np.exp(-best))
     return scores
+
+
+def tflm_ms_per_window(model_bytes: bytes, inputs: np.ndarray, arena_size: int,
+                       repeats: int = 3) -> float:
+    """Host milliseconds per TFLite-Micro invoke (interpreter built and warmed up first, state
+    reset before each window as the device does). Ranks models; it is not an MCU latency."""
+    import time
+
+    interpreter = _tflm(model_bytes, arena_size)
+    interpreter.set_input(inputs[0][None], 0)
+    interpreter.invoke()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for x in inputs:
+            interpreter.reset()
+            interpreter.set_input(x[None], 0)
+            interpreter.invoke()
+    return 1000.0 * (time.perf_counter() - started) / (repeats * len(inputs))
