@@ -1,0 +1,121 @@
+"""End to end on the host: 16-bit PCM -> C++ front end -> C++ streaming runner (TFLite-Micro)
+-> clip scores equal to ``keras-iusp evaluate`` on the same ``.tflite`` within one int8 step.
+
+The runner (``deploy/stream_runner``) is built with g++ against the TFLite-Micro host build in
+``<repo>/../shared/tflm-host`` (headers + static library), as an embedded team would build it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
+from keras_iusp.data.audio import load_audio
+from keras_iusp.evaluate import clip_probabilities, evaluate_model
+from keras_iusp.export.host_build import TFLM_HOST, build_stream_runner, run_stream_runner
+from keras_iusp.export.verify import io_details
+from keras_iusp.features import FeatureConfig, log_mel
+
+REFERENCE = Path(__file__).resolve().parents[1] / "firmware_assets" / "reference"
+LIBRARY = TFLM_HOST / "lib" / "libtensorflow-microlite.a"
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++"),
+    pytest.mark.skipif(not LIBRARY.is_file(),
+                       reason=f"TFLite-Micro host build absent: {LIBRARY} (see "
+                              "/work/shared/tflm-host/README.md for how it is built)"),
+]
+
+CLIP_SECONDS = 2.0  # 198 frames: windows at 0, 49, 98 and the end-aligned one at 100
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory) -> Path:
+    return build_stream_runner(REFERENCE, tmp_path_factory.mktemp("runner") / "stream_runner")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stream_data")
+    synthesize(root / "data", clips=12, seed=11, clip_seconds=CLIP_SECONDS, sample_rate=16000,
+               progress=False)
+    index = read_sonyc(root / "data")
+    cache = build_feature_cache(index, FeatureConfig(clip_seconds=CLIP_SECONDS), progress=False)
+    by_name = {Path(p).name: p for p in index.paths}
+    pcm = np.stack([soundfile.read(by_name[Path(f).name], dtype="int16")[0]
+                    for f in cache.filenames])
+    return root, cache, pcm
+
+
+def logit_steps(probabilities: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Clip probabilities back to the int8 output grid (each is sigmoid of a dequantised int8)."""
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p)) / scale + zero_point
+
+
+def test_runner_scores_equal_evaluate(runner, data, tmp_path):
+    root, cache, pcm = data
+    model = REFERENCE / "model.tflite"
+    _, out = io_details(model.read_bytes())
+    result = run_stream_runner(runner, pcm, tmp_path)
+    assert result["windows"] == [4] * len(pcm)  # the same windows as `evaluate`
+    # `keras-iusp evaluate` on the .tflite: every split, the clips in cache order
+    python = clip_probabilities(model, np.asarray(cache.features))
+    expected = logit_steps(python, out.scale, out.zero_point)
+    np.testing.assert_allclose(expected, np.round(expected), atol=1e-3)  # on the int8 grid
+    steps = np.abs(result["max_logits"] - np.round(expected))
+    assert steps.max() <= 1, steps.max()
+    print(f"{len(pcm)} clips: {np.mean(steps == 0):.2%} of clip scores identical, max "
+          f"{int(steps.max())} int8 step; host {result['us_per_window']:.0f} us per window")
+    # the same through the evaluate entry point (micro-AUPRC on the test split)
+    split = cache.splits == "test"
+    if split.any():
+        from keras_iusp.metrics import micro_auprc
+
+        device = 1 / (1 + np.exp(-out.scale * (result["max_logits"] - out.zero_point)))
+        reported = evaluate_model(model, cache, "test")["micro_auprc"]
+        assert micro_auprc(cache.labels[split], device[split]) == pytest.approx(reported,
+                                                                                abs=0.02)
+
+
+def test_runner_ram_is_the_reported_ram(runner, data, tmp_path):
+    report = json.loads((REFERENCE / "export_report.json").read_text())
+    result = run_stream_runner(runner, data[2][:1], tmp_path)
+    ram = result["ram"]
+    assert ram["frontend_state"] == report["runner"]["frontend_state_bytes"]
+    assert ram["frame_ring"] == report["runner"]["frame_ring_bytes"]
+    assert ram["arena"] == report["arena_bytes"] and ram["arena_used"] <= ram["arena"]
+    assert report["runner"]["total_ram_bytes"] == (
+        ram["frontend_state"] + ram["frame_ring"] + ram["arena"])
+    for target in report["targets"]:
+        assert target["ram"] == report["runner"]["total_ram_bytes"]
+        assert target["fits"] == (target["ram"] <= target["ram_budget"]
+                                  and target["flash"] <= target["flash_budget"])
+
+
+def test_resampled_stereo_clip_end_to_end(runner, data, tmp_path):
+    """A 44.1 kHz stereo file: `evaluate` scores the loader's resampled float audio; the runner
+    gets those samples rounded to 16 bits, as a 16 kHz microphone path delivers them."""
+    root, cache, pcm = data
+    high = soxr.resample(pcm[0].astype(np.float32) / 32768, 16000, 44100)
+    t = np.arange(len(high)) / 44100
+    path = tmp_path / "stereo44k.wav"
+    soundfile.write(path, np.stack([high, 0.6 * high + 0.05 * np.sin(2 * np.pi * 700 * t)], 1),
+                    44100, subtype="PCM_16")
+    config = FeatureConfig(clip_seconds=CLIP_SECONDS)
+    audio = load_audio(path, config.sample_rate, CLIP_SECONDS)
+    device_pcm = np.clip(np.round(audio * 32768), -32768, 32767).astype(np.int16)
+    result = run_stream_runner(runner, device_pcm[None], tmp_path)
+    model = REFERENCE / "model.tflite"
+    _, out = io_details(model.read_bytes())
+    python = clip_probabilities(model, log_mel(audio, config)[None])
+    steps = np.abs(result["max_logits"] - np.round(logit_steps(python, out.scale,
+                                                               out.zero_point)))
+    assert steps.max() <= 1, steps
