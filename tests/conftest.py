@@ -30,3 +30,73 @@ def write_tone(path: Path, sample_rate: int, seconds: float, freq: float = 440.0
 @pytest.fixture
 def tone_writer():
     return write_tone
+
+
+# --- shared tiny runs -------------------------------------------------------------------------
+# Many tests need a trained teacher, a distilled CNN-LSTM student, its compressed version and a
+# fresh export. Each is built once per session (on 24 one-second clips, one or two epochs), so a
+# test that needs one pays for it only if no earlier test did.
+
+TINY_CLIPS = 24
+TINY_SECONDS = 1.0
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """``(root, data_dir, cache)``: a 24-clip synthetic set of 1 s clips and its feature cache."""
+    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
+    from keras_iusp.features import FeatureConfig
+
+    root = tmp_path_factory.mktemp("tiny")
+    synthesize(root / "data", clips=TINY_CLIPS, seed=11, clip_seconds=TINY_SECONDS,
+               sample_rate=16000, progress=False)
+    cache = build_feature_cache(read_sonyc(root / "data"),
+                                FeatureConfig(clip_seconds=TINY_SECONDS), progress=False)
+    return root, root / "data", cache
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_data):
+    """A teacher_cnn run trained for one epoch on :func:`tiny_data`."""
+    from keras_iusp.training import train_teacher
+
+    root, _, cache = tiny_data
+    return train_teacher(cache, root / "teacher", epochs=1, batch_size=8, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def lstm_student(tiny_data, tiny_teacher):
+    """A cnn_lstm_xs run distilled with IUSP (KD + IUSP terms) for one epoch."""
+    from keras_iusp.training import DistillConfig, distill
+
+    root, _, cache = tiny_data
+    return distill(cache, tiny_teacher, "cnn_lstm_xs", root / "lstm_student",
+                   DistillConfig(method="iusp", epochs=1, batch_size=8), verbose=0)
+
+
+LSTM_SPARSITY = 0.5
+
+
+@pytest.fixture(scope="session")
+def lstm_compressed(tiny_data, tiny_teacher, lstm_student):
+    """The student pruned to 50 % and QAT-trained, still distilling from the teacher."""
+    from keras_iusp.compress import CompressConfig, compress
+
+    root, _, cache = tiny_data
+    return compress(lstm_student, cache, root / "lstm_compressed",
+                    CompressConfig(target_sparsity=LSTM_SPARSITY, prune_epochs=2, qat_epochs=1,
+                                   batch_size=8), teacher_run=tiny_teacher, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def lstm_export(tiny_data, lstm_compressed):
+    """``(folder, report)`` of a fresh int8 export of the compressed student (0.5 s windows).
+
+    Tests must not modify the folder; one that needs to rewrite an export makes its own copy.
+    """
+    from keras_iusp.export import export_model
+
+    root, _, cache = tiny_data
+    report = export_model(lstm_compressed, cache, root / "lstm_fw", window_seconds=0.5,
+                          golden_vectors=3, representative_windows=20)
+    return root / "lstm_fw", report
