@@ -95,9 +95,21 @@ class LogitsDistillation(DistillationLoss):
 class IUSPDistillation(DistillationLoss):
     """Intra-utterance similarity preserving KD between one teacher layer and one student layer.
 
-    Per clip: ``||G_t - resize(G_s)||²_F / T_t²`` where ``G`` is the row-normalised frame-by-frame
-    self-similarity of the layer output (:func:`keras_iusp.losses.iusp_loss`). Both layers must
-    keep a time axis; their lengths and widths may differ. Use several objects for several pairs.
+    Per clip: ``||G_t - resize(G_s)||²_F / T_t²`` where ``G`` is the frame-by-frame
+    self-similarity of the layer output in the chosen ``form``
+    (:func:`keras_iusp.losses.iusp_loss`). Both layers must keep a time axis; their lengths and
+    widths may differ. Use several objects for several pairs.
+
+    ``form`` (default :data:`keras_iusp.losses.DEFAULT_IUSP_FORM`, ``"cosine"``):
+
+    - ``"paper"``: Chang et al.'s map, ``G = Q Qᵀ`` with L2-normalised rows; the loss scales
+      like ``1/T_t`` (at most ``4/T_t``).
+    - ``"cosine"``: ``G[i, j] = cos(q_i, q_j)``, the Gram matrix of L2-normalised frames.
+    - ``"centered"``: the same after subtracting the clip's mean frame from every frame.
+
+    For the cosine forms the loss is the mean squared difference of map entries in ``[-1, 1]``,
+    so one weight serves any frame count. The paper form barely trains a student on ReLU
+    teacher features (its map is mostly a constant); see ``docs/iusp_diagnosis.md``.
 
     ``implementation`` is passed to :func:`~keras_iusp.losses.iusp_loss`: ``"auto"`` (default)
     picks the faster of ``"reference"`` (builds the ``T × T`` maps) and ``"lowrank"`` (the same
@@ -108,21 +120,25 @@ class IUSPDistillation(DistillationLoss):
     needs_time_axis = True
 
     def __init__(self, teacher_layer_name: str, student_layer_name: str, name: str | None = None,
-                 implementation: str = "auto"):
+                 implementation: str = "auto", form: str = losses.DEFAULT_IUSP_FORM):
         if not teacher_layer_name or not student_layer_name:
             raise ConfigError("IUSPDistillation needs teacher_layer_name and student_layer_name")
         if implementation not in losses.IUSP_IMPLEMENTATIONS:
             raise ConfigError(f"IUSPDistillation.implementation={implementation!r}: expected one "
                               f"of {list(losses.IUSP_IMPLEMENTATIONS)}")
+        if form not in losses.IUSP_FORMS:
+            raise ConfigError(f"IUSPDistillation.form={form!r}: expected one of "
+                              f"{list(losses.IUSP_FORMS)}")
         super().__init__(teacher_layer_name, student_layer_name, name)
         self.implementation = implementation
+        self.form = form
 
     def compute_loss(self, teacher_outputs, student_outputs):
         return losses.iusp_loss(teacher_outputs, student_outputs,
-                                implementation=self.implementation)
+                                implementation=self.implementation, form=self.form)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "implementation": self.implementation}
+        return {**super().get_config(), "implementation": self.implementation, "form": self.form}
 
 
 class SPDistillation(DistillationLoss):

@@ -101,7 +101,7 @@ class IUSPDistillation(_TFFeatureDistillation):
     """Intra-utterance similarity preserving distillation (Chang et al., Interspeech 2020).
 
     Loss: ``mean_b ||G_t,b - resize(G_s,b, T_t)||²_F / T_t²`` over the clips of the batch, with
-    ``G`` each clip's row-normalised frame self-similarity
+    ``G`` each clip's frame self-similarity in the chosen ``form``
     (:func:`keras_iusp.losses.iusp_loss`). The named layers must output ``[B, T, ...]``
     (e.g. ``Conv1D``/``Conv2D``/recurrent outputs with a time axis); the teacher and student
     may differ in frame count and width. The teacher's features carry no gradient.
@@ -109,10 +109,41 @@ class IUSPDistillation(_TFFeatureDistillation):
     Args:
         teacher_layer_name: teacher layer whose output is compared.
         student_layer_name: student layer whose output is compared.
+        form: ``"cosine"`` (default: cosine similarity of frames, entries in ``[-1, 1]``, a
+            mean over entries so one weight serves any ``T``), ``"centered"`` (the same after
+            subtracting the clip's mean frame) or ``"paper"`` (the paper's ``Q Qᵀ`` with
+            L2-normalised rows; the loss then scales like ``1/T_t``). Same forms, same values
+            as the ``tf_keras`` :class:`keras_iusp.IUSPDistillation`.
+        implementation: ``"auto"`` (default), ``"reference"`` or ``"lowrank"``; all give the
+            same value (see :func:`keras_iusp.losses.iusp_loss`).
     """
 
+    def __init__(self, teacher_layer_name: str | None = None,
+                 student_layer_name: str | None = None, form: str = losses.DEFAULT_IUSP_FORM,
+                 implementation: str = "auto") -> None:
+        if form not in losses.IUSP_FORMS:
+            raise ConfigError(f"IUSPDistillation.form={form!r}: expected one of "
+                              f"{list(losses.IUSP_FORMS)}")
+        if implementation not in losses.IUSP_IMPLEMENTATIONS:
+            raise ConfigError(f"IUSPDistillation.implementation={implementation!r}: expected one "
+                              f"of {list(losses.IUSP_IMPLEMENTATIONS)}")
+        self.form = form
+        self.implementation = implementation
+        super().__init__(teacher_layer_name, student_layer_name)
+
     def _per_batch_loss(self, teacher_features: Any, student_features: Any) -> tf.Tensor:
-        return tf.reduce_mean(losses.iusp_loss(teacher_features, student_features))
+        return tf.reduce_mean(losses.iusp_loss(teacher_features, student_features,
+                                               implementation=self.implementation,
+                                               form=self.form))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "form": self.form,
+                "implementation": self.implementation}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(teacher_layer_name={self.teacher_layer_name!r}, "
+                f"student_layer_name={self.student_layer_name!r}, form={self.form!r}, "
+                f"implementation={self.implementation!r})")
 
 
 @keras.saving.register_keras_serializable(package="keras_iusp")

@@ -44,6 +44,8 @@ __all__ = [
     "iusp_loss_lowrank",
     "iusp_prefers_lowrank",
     "IUSP_IMPLEMENTATIONS",
+    "IUSP_FORMS",
+    "DEFAULT_IUSP_FORM",
 ]
 
 # Guard for the L2 normalisation of similarity rows: rows whose squared norm is below it are
@@ -205,28 +207,74 @@ def sp_loss(teacher_feats: TensorLike, student_feats: TensorLike) -> tf.Tensor:
     return tf.reduce_sum(tf.square(g_t - g_s)) / (b * b)
 
 
-def self_similarity(x: TensorLike) -> tf.Tensor:
+#: Valid ``form`` values of :func:`self_similarity` and :func:`iusp_loss`.
+IUSP_FORMS = ("paper", "cosine", "centered")
+
+#: The form :func:`iusp_loss` and :class:`keras_iusp.IUSPDistillation` use unless told otherwise.
+#: Chosen by measurement (``docs/iusp_diagnosis.md``): trained on the IUSP term alone, a
+#: ``cnn_lstm_xs`` student lowered its validation distance by far more in this form than in the
+#: paper's, whose map is mostly a constant for non-negative (ReLU) features.
+DEFAULT_IUSP_FORM = "cosine"
+
+
+def _check_form(form: str, owner: str) -> None:
+    if form not in IUSP_FORMS:
+        raise ValueError(f"{owner}: form={form!r}; expected one of {list(IUSP_FORMS)}")
+
+
+def _as_frames(q: tf.Tensor) -> tf.Tensor:
+    """``[B, T, ...] -> [B, T, D]`` with ``D`` the product of the trailing axes."""
+    shape = tf.shape(q)
+    return tf.reshape(q, [shape[0], shape[1], _feature_size(q)])
+
+
+def _unit_frames(q: tf.Tensor, center: bool) -> tf.Tensor:
+    """Frames ``[B, T, D]`` scaled to unit L2 norm, optionally after removing the clip's mean frame.
+
+    The scale is ``rsqrt(max(||q_i||², 1e-12))`` (``tf.math.l2_normalize``), so an all-zero frame
+    stays exactly 0 (and, centred, so does every frame of a clip whose frames are all equal).
+    """
+    if center:
+        q = q - tf.reduce_mean(q, axis=1, keepdims=True)
+    return tf.math.l2_normalize(q, axis=-1, epsilon=_NORM_EPS)
+
+
+def self_similarity(x: TensorLike, form: str = "paper") -> tf.Tensor:
     """Intra-utterance self-similarity, ``[B, T, ...] -> [B, T, T]``.
 
     Each clip's feature map is read as ``T`` frame vectors ``Q ∈ R^{T×D}`` (``D`` = product of
-    the remaining axes, e.g. ``F·C`` for a conv map ``[B, T, F, C]``). Then
+    the remaining axes, e.g. ``F·C`` for a conv map ``[B, T, F, C]``). ``G[i, j]`` says how much
+    frame ``i`` resembles frame ``j`` in the clip: the temporal structure of the sound
+    (repetitions, onsets, stationarity), independent of the layer's width ``D``. Forms:
 
-    ``G = Q Qᵀ``, each row L2-normalised: ``G[i, :] /= max(||G[i, :]||₂, 1e-6)``.
+    - ``"paper"`` (Chang et al. 2020): ``G = Q Qᵀ`` with every *row* L2-normalised,
+      ``G[i, :] /= ||G[i, :]||₂``. Entries are about ``1/√T``. For non-negative (ReLU) frames
+      every entry is positive and the map is mostly the constant that the frames' common
+      component produces; the repetition pattern is a small modulation on top of it.
+    - ``"cosine"``: ``G[i, j] = q_iᵀ q_j / (||q_i|| ||q_j||)``, the Gram matrix of the
+      L2-normalised *frames* (cosine self-similarity): entries in ``[-1, 1]``, diagonal 1,
+      whatever ``T``. Symmetric, which the paper's map is not.
+    - ``"centered"``: the cosine form after subtracting the clip's mean frame
+      ``q̄ = (1/T) Σ_t q_t`` from every frame, so the part that all frames share (the DC
+      component) cannot dominate the map; ``G[i, j]`` is then how frames ``i`` and ``j``
+      deviate from the clip's average in the same direction.
 
-    ``G[i, j]`` says how much frame ``i`` resembles frame ``j`` in the clip, which captures the
-    temporal structure of the sound (repetitions, onsets, stationarity) independently of the
-    layer's width ``D``. Row normalisation makes ``G`` invariant to the clip's overall
-    activation scale. An all-zero frame (silence after a ReLU) gives an all-zero row, not NaN;
-    very small but non-zero rows (squared norm < 1e-12) are not fully normalised.
+    All forms are invariant to the clip's overall activation scale. An all-zero frame (silence
+    after a ReLU; in ``"centered"``, a frame equal to the clip's mean) gives an all-zero row
+    (and, except in ``"paper"``, column), not NaN; rows/frames with squared norm below 1e-12
+    are not fully normalised.
 
     Raises:
-        ValueError: rank < 3 (no frame axis plus feature axis).
+        ValueError: rank < 3 (no frame axis plus feature axis) or an unknown ``form``.
     """
+    _check_form(form, "self_similarity")
     q = _as_float(x, "x")
     _check_rank(q, 3, "self_similarity", "features of shape [B, T, ...] with rank >= 3")
-    shape = tf.shape(q)
-    q = tf.reshape(q, [shape[0], shape[1], -1])
-    return _row_normalized_gram(q)
+    q = _as_frames(q)
+    if form == "paper":
+        return _row_normalized_gram(q)
+    u = _unit_frames(q, center=form == "centered")
+    return tf.matmul(u, u, transpose_b=True)
 
 
 def resize_similarity(g: TensorLike, size: int | tf.Tensor) -> tf.Tensor:
@@ -283,10 +331,10 @@ def _feature_size(t: tf.Tensor) -> int | tf.Tensor:
     return tf.reduce_prod(tf.shape(t)[2:])
 
 
-def _iusp_reference(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
+def _iusp_reference(teacher: tf.Tensor, student: tf.Tensor, form: str = "paper") -> tf.Tensor:
     """IUSP by its definition: both ``T × T`` similarity maps, resized, compared entrywise."""
-    g_t = self_similarity(teacher)
-    g_s = self_similarity(student)
+    g_t = self_similarity(teacher, form)
+    g_s = self_similarity(student, form)
     t_static = g_t.shape[1]
     t_t = t_static if t_static is not None else tf.shape(g_t)[1]
     g_s = resize_similarity(g_s, t_t)
@@ -368,8 +416,8 @@ def _normalized_rows(q: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return q * scale[..., None], total
 
 
-def _iusp_lowrank(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
-    """IUSP from the factors of the similarity maps, in ``O(T·D²)`` time and ``O(T·D)`` memory.
+def _iusp_lowrank_paper(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
+    """Paper-form IUSP from the factors of the similarity maps, in ``O(T·D²)`` time and ``O(T·D)`` memory.
 
     ``A = U_t Q_tᵀ`` (``U = D⁻¹ Q``) and ``B = R U_s (R Q_s)ᵀ``, so
     ``||A - B||² = ||A||² - 2 Σ (U_tᵀ R U_s) ∘ (Q_tᵀ R Q_s) + Σ (U_sᵀRᵀR U_s) ∘ (Q_sᵀRᵀR Q_s)``.
@@ -400,10 +448,45 @@ def _iusp_lowrank(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
     return tf.cast(squared / (n * n), out_dtype)
 
 
-def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike) -> tf.Tensor:
+def _iusp_lowrank_unit(teacher: tf.Tensor, student: tf.Tensor, center: bool) -> tf.Tensor:
+    """Cosine-form IUSP (``center`` = ``"centered"``) from unit frames, ``O(T·D²)``.
+
+    With ``U`` the (centred,) unit-norm frames, ``G = U Uᵀ`` and the resized student map is
+    ``(R U_s)(R U_s)ᵀ``; writing ``V = R U_s``,
+    ``||U_t U_tᵀ - V Vᵀ||²_F = ||U_tᵀ U_t||²_F - 2 ||U_tᵀ V||²_F + ||Vᵀ V||²_F``: three
+    ``D × D`` products instead of two ``T × T`` maps. As in the paper form the terms are about
+    ``T²`` and may nearly cancel, so they are formed in float64. Centring and normalising happen
+    at each network's own frame rate, before the resize, exactly as in the reference.
+    """
+    out_dtype = teacher.dtype
+    t_t, t_s = _dim(teacher, 1), _dim(student, 1)
+    u_t = _unit_frames(tf.cast(_as_frames(teacher), tf.float64), center)
+    v_s = _unit_frames(tf.cast(_as_frames(student), tf.float64), center)
+    if not (isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s):
+        v_s = _resize_frames(v_s, _resize_taps(t_s, t_t))
+    teacher_term = tf.reduce_sum(tf.square(tf.matmul(u_t, u_t, transpose_a=True)), axis=[1, 2])
+    cross = tf.reduce_sum(tf.square(tf.matmul(u_t, v_s, transpose_a=True)), axis=[1, 2])
+    student_term = tf.reduce_sum(tf.square(tf.matmul(v_s, v_s, transpose_a=True)), axis=[1, 2])
+    squared = tf.maximum(teacher_term - 2.0 * cross + student_term, 0.0)
+    n = tf.cast(t_t, tf.float64)
+    return tf.cast(squared / (n * n), out_dtype)
+
+
+def _iusp_lowrank(teacher: tf.Tensor, student: tf.Tensor, form: str = "paper") -> tf.Tensor:
+    """The low-rank evaluation of :func:`iusp_loss` for ``form``."""
+    if form == "paper":
+        return _iusp_lowrank_paper(teacher, student)
+    return _iusp_lowrank_unit(teacher, student, center=form == "centered")
+
+
+def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike,
+                      form: str = DEFAULT_IUSP_FORM) -> tf.Tensor:
     """:func:`iusp_loss` computed without any ``T × T`` matrix: same value, ``O(T·D²)`` time.
 
-    A row-normalised similarity map ``G = D⁻¹ Q Qᵀ`` has rank ``<= D``, and bilinear resizing is
+    Every form's map is a product of two ``T × D`` factors, so every form has this exact fast
+    path. ``"cosine"``/``"centered"``: ``G = U Uᵀ`` with ``U`` the (centred,) unit frames, and
+    ``||U_t U_tᵀ - V Vᵀ||²_F = ||U_tᵀU_t||²_F - 2||U_tᵀV||²_F + ||VᵀV||²_F`` with ``V = R U_s``.
+    ``"paper"``: a row-normalised similarity map ``G = D⁻¹ Q Qᵀ`` has rank ``<= D``, and bilinear resizing is
     a linear map ``R`` on each axis (:func:`bilinear_resize_matrix`), so the resized student map
     is ``R G_s Rᵀ = (R D_s⁻¹ Q_s)(R Q_s)ᵀ``. The squared Frobenius distance of two such products
     expands into elementwise products of ``D × D`` Gram matrices, giving the exact IUSP value in
@@ -420,10 +503,11 @@ def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike) -> t
     :func:`iusp_loss`.
 
     Raises:
-        ValueError: rank < 3 or different batch sizes.
+        ValueError: rank < 3, different batch sizes or an unknown ``form``.
     """
+    _check_form(form, "iusp_loss_lowrank")
     teacher, student = _iusp_inputs(teacher_feats, student_feats, "iusp_loss_lowrank")
-    return _iusp_lowrank(teacher, student)
+    return _iusp_lowrank(teacher, student, form)
 
 
 #: Valid ``implementation`` values of :func:`iusp_loss`.
@@ -442,8 +526,8 @@ def _uses_onednn() -> bool:
 
 
 def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
-                         d_teacher: int | tf.Tensor, d_student: int | tf.Tensor
-                         ) -> bool | tf.Tensor:
+                         d_teacher: int | tf.Tensor, d_student: int | tf.Tensor,
+                         form: str = DEFAULT_IUSP_FORM) -> bool | tf.Tensor:
     """The ``implementation="auto"`` rule of :func:`iusp_loss`: is the low-rank form faster?
 
     A cost model fitted to forward + backward timings of both implementations over
@@ -480,10 +564,20 @@ def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
 
 
 def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
-              implementation: str = "auto") -> tf.Tensor:
+              implementation: str = "auto", form: str = DEFAULT_IUSP_FORM) -> tf.Tensor:
     """Intra-utterance similarity preserving KD (Chang et al. 2020), per clip ``-> [B]``.
 
-    ``L_b = ||G_t,b - resize(G_s,b, T_t)||²_F / T_t²``, ``G = self_similarity(features)``.
+    ``L_b = ||G_t,b - resize(G_s,b, T_t)||²_F / T_t²``, ``G = self_similarity(features, form)``:
+
+    - ``form="paper"``: the paper's map, ``G = Q Qᵀ`` with L2-normalised rows. Its entries are
+      about ``1/√T``, so this loss shrinks like ``1/T`` (at most ``4/T_t``): a weight tuned at
+      one frame count is too small at a higher one.
+    - ``form="cosine"`` (default, see :data:`DEFAULT_IUSP_FORM`): ``G[i, j] = cos(q_i, q_j)``.
+    - ``form="centered"``: the cosine of the frames minus the clip's mean frame.
+
+    For the two cosine forms every entry lies in ``[-1, 1]`` whatever ``T``, so dividing by
+    ``T_t²`` makes the loss the *mean* squared difference of the two maps' entries (at most 4):
+    one weight serves any frame count, and no ``T``-dependent factor is needed on top.
 
     Where SP (:func:`sp_loss`) relates different clips of a batch, IUSP relates the frames
     *within* each clip: the student learns the teacher's temporal self-similarity pattern.
@@ -518,19 +612,20 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
     ``auto`` picked the faster one in each of these cases (at ``T_t = 500, D_s = 64`` a tie).
 
     Raises:
-        ValueError: rank < 3, different batch sizes or an unknown ``implementation``.
+        ValueError: rank < 3, different batch sizes, an unknown ``implementation`` or ``form``.
     """
     if implementation not in IUSP_IMPLEMENTATIONS:
         raise ValueError(f"iusp_loss: implementation={implementation!r}; expected one of "
                          f"{list(IUSP_IMPLEMENTATIONS)}")
+    _check_form(form, "iusp_loss")
     teacher, student = _iusp_inputs(teacher_feats, student_feats, "iusp_loss")
     if implementation == "reference":
-        return _iusp_reference(teacher, student)
+        return _iusp_reference(teacher, student, form)
     if implementation == "lowrank":
-        return _iusp_lowrank(teacher, student)
+        return _iusp_lowrank(teacher, student, form)
     lowrank = iusp_prefers_lowrank(_dim(teacher, 1), _dim(student, 1), _feature_size(teacher),
-                                   _feature_size(student))
+                                   _feature_size(student), form=form)
     if isinstance(lowrank, bool):
-        return (_iusp_lowrank if lowrank else _iusp_reference)(teacher, student)
-    return tf.cond(lowrank, lambda: _iusp_lowrank(teacher, student),
-                   lambda: _iusp_reference(teacher, student))
+        return (_iusp_lowrank if lowrank else _iusp_reference)(teacher, student, form)
+    return tf.cond(lowrank, lambda: _iusp_lowrank(teacher, student, form),
+                   lambda: _iusp_reference(teacher, student, form))

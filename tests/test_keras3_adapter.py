@@ -114,6 +114,37 @@ def test_adapter_values_equal_the_tf_functions():
     np.testing.assert_allclose(float(sp), float(losses.sp_loss(t, s)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+def test_adapter_forms_match_the_tf_functions_values_and_gradients(form):
+    rng = np.random.default_rng(5)
+    t = tf.constant(np.maximum(rng.normal(size=(3, 14, 6)), 0).astype(np.float32))
+    s = tf.constant(rng.normal(size=(3, 9, 4)).astype(np.float32))
+    adapter = IUSPDistillation("a", "b", form=form)
+    assert adapter.get_config()["form"] == form and f"form='{form}'" in repr(adapter)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(s)
+        got = adapter.compute_loss(t, s)
+        want = tf.reduce_mean(losses.iusp_loss(t, s, implementation="reference", form=form))
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(got, s).numpy(), tape.gradient(want, s).numpy(),
+                               rtol=1e-4, atol=1e-7)
+    assert IUSPDistillation("a", "b").form == losses.DEFAULT_IUSP_FORM
+    with pytest.raises(ConfigError, match="form"):
+        IUSPDistillation("a", "b", form="cosine_similarity")
+
+
+def test_adapter_implementation_gives_the_same_value():
+    rng = np.random.default_rng(6)
+    t = tf.constant(rng.normal(size=(2, 40, 6)).astype(np.float32))
+    s = tf.constant(rng.normal(size=(2, 20, 4)).astype(np.float32))
+    for form in losses.IUSP_FORMS:
+        ref = IUSPDistillation("a", "b", form=form, implementation="reference").compute_loss(t, s)
+        low = IUSPDistillation("a", "b", form=form, implementation="lowrank").compute_loss(t, s)
+        np.testing.assert_allclose(float(low), float(ref), rtol=1e-5)
+    with pytest.raises(ConfigError, match="implementation"):
+        IUSPDistillation("a", "b", implementation="fast")
+
+
 def test_adapter_gradients_reach_only_the_student():
     rng = np.random.default_rng(4)
     t = tf.constant(rng.normal(size=(2, 12, 4)).astype(np.float32))
@@ -127,10 +158,12 @@ def test_adapter_gradients_reach_only_the_student():
 
 
 def test_config_round_trip_through_keras_serialization():
-    loss = IUSPDistillation(teacher_layer_name="t_conv2", student_layer_name="s_conv")
+    loss = IUSPDistillation(teacher_layer_name="t_conv2", student_layer_name="s_conv",
+                            form="centered", implementation="lowrank")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert type(restored) is IUSPDistillation
     assert restored.get_config() == loss.get_config()
+    assert (restored.form, restored.implementation) == ("centered", "lowrank")
     restored = SPDistillation.from_config(SPDistillation("x", "y").get_config())
     assert (restored.teacher_layer_name, restored.student_layer_name) == ("x", "y")
 

@@ -41,10 +41,16 @@ def np_sp(teacher, student):
     return ((g_t - g_s) ** 2).sum() / b**2
 
 
-def np_self_similarity(x):
+def np_self_similarity(x, form="paper"):
     x = np.asarray(x, np.float64)
     q = x.reshape(x.shape[0], x.shape[1], -1)
-    return np_row_normalize(np.einsum("btd,bsd->bts", q, q))
+    if form == "paper":
+        return np_row_normalize(np.einsum("btd,bsd->bts", q, q))
+    if form == "centered":
+        q = q - q.mean(axis=1, keepdims=True)
+    norm = np.sqrt((q * q).sum(axis=-1, keepdims=True))
+    u = q / np.maximum(norm, 1e-6)
+    return np.einsum("btd,bsd->bts", u, u)
 
 
 def np_linear_weights(n_in, n_out):
@@ -65,10 +71,38 @@ def np_resize_bilinear(g, size):
     return rows[:, :, lo] * (1 - w)[None, None, :] + rows[:, :, hi] * w[None, None, :]
 
 
-def np_iusp(teacher, student):
-    g_t = np_self_similarity(teacher)
-    g_s = np_resize_bilinear(np_self_similarity(student), g_t.shape[1])
+def np_iusp(teacher, student, form="paper"):
+    g_t = np_self_similarity(teacher, form)
+    g_s = np_resize_bilinear(np_self_similarity(student, form), g_t.shape[1])
     return ((g_t - g_s) ** 2).sum(axis=(1, 2)) / g_t.shape[1] ** 2
+
+
+def np_iusp_grad_unit_forms(teacher, student, form):
+    """Analytic d(sum_b L_b)/d(student) of the cosine forms, derived by hand, in numpy.
+
+    ``L = ||G_t - R U Uᵀ Rᵀ||² / n²`` with ``U`` the unit frames: with ``E = G_t - R U Uᵀ Rᵀ``
+    (symmetric), ``dL/dU = -(4/n²) Rᵀ E R U``; through ``u = c/||c||``:
+    ``dL/dc = (g - u (uᵀg)) / ||c||``; through centring ``c = q - mean_t q``: subtract the time
+    mean of ``dL/dc``.
+    """
+    b, t_s = student.shape[:2]
+    q = np.asarray(student, np.float64).reshape(b, t_s, -1)
+    c = q - q.mean(axis=1, keepdims=True) if form == "centered" else q
+    norm = np.sqrt((c * c).sum(-1, keepdims=True))
+    u = c / norm
+    g_t = np_self_similarity(teacher, form)
+    n = g_t.shape[1]
+    lo, hi, w = np_linear_weights(t_s, n)
+    r = np.zeros((n, t_s))
+    np.add.at(r, (np.arange(n), lo), 1 - w)
+    np.add.at(r, (np.arange(n), hi), w)
+    v = np.einsum("ot,btd->bod", r, u)
+    e = g_t - np.einsum("bod,bpd->bop", v, v)
+    grad_u = -4.0 / n**2 * np.einsum("to,bop,bpd->btd", r.T, e, v)
+    grad_c = (grad_u - u * (u * grad_u).sum(-1, keepdims=True)) / norm
+    if form == "centered":
+        grad_c = grad_c - grad_c.mean(axis=1, keepdims=True)
+    return grad_c.reshape(student.shape)
 
 
 @pytest.fixture
@@ -260,38 +294,99 @@ def test_resize_similarity_validates():
         ((2, 12, 4, 3), (2, 20, 7)),  # conv teacher, recurrent-shaped student
     ],
 )
-def test_iusp_loss_matches_numpy(rng, t_shape, s_shape):
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+@pytest.mark.parametrize("implementation", ["reference", "lowrank"])
+def test_iusp_loss_matches_numpy(rng, t_shape, s_shape, form, implementation):
     t = rng.normal(size=t_shape).astype(np.float32)
     s = rng.normal(size=s_shape).astype(np.float32)
-    out = losses.iusp_loss(t, s)
+    out = losses.iusp_loss(t, s, implementation=implementation, form=form)
     assert out.shape == (t_shape[0],)
-    close(out, np_iusp(t, s))
+    close(out, np_iusp(t, s, form))
 
 
-def test_iusp_loss_with_relu_features_and_silent_frames(rng):
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+def test_self_similarity_forms_match_numpy(rng, form):
+    # float64: a centred frame is zero only up to rounding, which the normalisation amplifies
+    x = np.maximum(rng.normal(0.2, 1, size=(2, 9, 3, 2)), 0)
+    # a silent frame; centred, a frame equal to the clip's mean frame: a zero row (and, except
+    # in the paper form, a zero column)
+    x[0, 4] = np.delete(x[0], 4, axis=0).mean(axis=0) if form == "centered" else 0.0
+    g = losses.self_similarity(x, form).numpy()
+    close(g, np_self_similarity(x, form))
+    if form != "paper":
+        # Gram matrices of (centred) unit frames: symmetric, unit diagonal, entries in [-1, 1]
+        np.testing.assert_allclose(g, np.swapaxes(g, 1, 2), atol=1e-6)
+        diag = np.diagonal(g, axis1=1, axis2=2)
+        np.testing.assert_allclose(np.delete(diag[0], 4), 1.0, rtol=1e-5)
+        assert np.all(np.abs(g) <= 1 + 1e-6)
+    np.testing.assert_allclose(g[0, 4], 0.0, atol=1e-6)
+
+
+def test_centered_form_ignores_the_frames_common_component(rng):
+    # adding the same vector to every frame of a clip changes the paper and cosine maps but not
+    # the centred one: that shared (DC) part is exactly what the centred form removes
+    x = rng.normal(size=(2, 10, 6)).astype(np.float32)
+    shifted = x + rng.normal(size=(2, 1, 6)).astype(np.float32) * 5
+    close(losses.self_similarity(shifted, "centered"), losses.self_similarity(x, "centered"))
+    for form in ("paper", "cosine"):
+        assert np.abs(losses.self_similarity(shifted, form).numpy()
+                      - losses.self_similarity(x, form).numpy()).max() > 0.1
+
+
+def test_default_form_is_the_documented_one(rng):
+    assert losses.DEFAULT_IUSP_FORM == "cosine"
+    t = rng.normal(size=(2, 12, 6)).astype(np.float32)
+    s = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    close(losses.iusp_loss(t, s), np_iusp(t, s, "cosine"))
+    close(losses.iusp_loss_lowrank(t, s), np_iusp(t, s, "cosine"))
+    assert losses.self_similarity(t).shape == (2, 12, 12)
+    close(losses.self_similarity(t), np_self_similarity(t, "paper"))
+
+
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+def test_iusp_loss_with_relu_features_and_silent_frames(rng, form):
     t = np.maximum(rng.normal(size=(2, 12, 8)), 0).astype(np.float32)
     s = np.maximum(rng.normal(size=(2, 5, 3)), 0).astype(np.float32)
     t[0, :3] = 0.0
     s[1, 4] = 0.0
-    out = losses.iusp_loss(t, s).numpy()
-    assert np.all(np.isfinite(out))
-    close(out, np_iusp(t, s))
+    for implementation in ("reference", "lowrank"):
+        out = losses.iusp_loss(t, s, implementation=implementation, form=form).numpy()
+        assert np.all(np.isfinite(out))
+        close(out, np_iusp(t, s, form))
 
 
-def test_iusp_loss_zero_for_identical_features(rng):
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+def test_iusp_loss_zero_for_identical_features(rng, form):
     x = rng.normal(size=(3, 9, 4, 2)).astype(np.float32)
-    np.testing.assert_allclose(losses.iusp_loss(x, x).numpy(), 0.0, atol=1e-7)
+    np.testing.assert_allclose(losses.iusp_loss(x, x, form=form).numpy(), 0.0, atol=1e-7)
 
 
-def test_iusp_loss_per_clip_invariant_to_scaling_one_clip(rng):
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+def test_iusp_loss_per_clip_invariant_to_scaling_one_clip(rng, form):
     t = rng.normal(size=(3, 12, 6)).astype(np.float32)
     s = rng.normal(size=(3, 5, 4)).astype(np.float32)
-    base = losses.iusp_loss(t, s).numpy()
+    base = losses.iusp_loss(t, s, form=form).numpy()
     s2, t2 = s.copy(), t.copy()
     s2[1] *= 3.7
     t2[2] *= 3.7
-    close(losses.iusp_loss(t, s2), base)
-    close(losses.iusp_loss(t2, s), base)
+    close(losses.iusp_loss(t, s2, form=form), base)
+    close(losses.iusp_loss(t2, s, form=form), base)
+
+
+def test_cosine_forms_do_not_shrink_with_the_frame_count(rng):
+    # A clip and the same clip with every frame repeated k times have the same cosine maps up to
+    # the repetition, so their losses against a repeated student are equal: the mean over
+    # entries makes one weight serve any T. The paper form's entries are ~1/sqrt(T), so its loss
+    # shrinks about k-fold.
+    t = rng.normal(size=(2, 10, 6))
+    s = rng.normal(size=(2, 10, 4))
+    for form in ("cosine", "centered"):
+        short = losses.iusp_loss(t, s, form=form).numpy()
+        long = losses.iusp_loss(np.repeat(t, 4, axis=1), np.repeat(s, 4, axis=1), form=form)
+        np.testing.assert_allclose(long.numpy(), short, rtol=1e-10)
+    short = losses.iusp_loss(t, s, form="paper").numpy()
+    long = losses.iusp_loss(np.repeat(t, 4, axis=1), np.repeat(s, 4, axis=1), form="paper")
+    np.testing.assert_allclose(long.numpy(), short / 4, rtol=1e-10)
 
 
 def test_iusp_loss_in_tf_function_with_unknown_shapes(rng):
@@ -299,17 +394,18 @@ def test_iusp_loss_in_tf_function_with_unknown_shapes(rng):
         tf.TensorSpec([None, None, 6], tf.float32), tf.TensorSpec([None, None, 4], tf.float32)])
     t = rng.normal(size=(2, 12, 6)).astype(np.float32)
     s = rng.normal(size=(2, 20, 4)).astype(np.float32)
-    close(fn(t, s), np_iusp(t, s))
+    close(fn(t, s), np_iusp(t, s, losses.DEFAULT_IUSP_FORM))
     with pytest.raises(tf.errors.InvalidArgumentError, match="same batch size"):
         fn(t, s[:1])
 
 
-def test_half_precision_is_computed_in_float32(rng):
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+def test_half_precision_is_computed_in_float32(rng, form):
     t = rng.normal(size=(2, 12, 6)).astype(np.float16)
     s = rng.normal(size=(2, 5, 4)).astype(np.float16)
-    out = losses.iusp_loss(tf.constant(t), tf.constant(s))
+    out = losses.iusp_loss(tf.constant(t), tf.constant(s), form=form)
     assert out.dtype == tf.float32
-    np.testing.assert_allclose(out.numpy(), np_iusp(t, s), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out.numpy(), np_iusp(t, s, form), rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- gradients
@@ -343,23 +439,46 @@ def test_gradients_reach_student_but_not_teacher(rng, fn, t_shape, s_shape):
     assert np.all(np.isfinite(g_s)) and np.any(g_s)
 
 
-def test_iusp_gradient_matches_finite_differences(rng):
-    t = rng.normal(size=(1, 6, 3))
-    s = rng.normal(size=(1, 4, 2))
-    _, g = _grads(losses.iusp_loss, t, s)
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+@pytest.mark.parametrize("implementation", ["reference", "lowrank"])
+@pytest.mark.parametrize("t_frames,s_frames", [(6, 4), (5, 5), (4, 7)])
+def test_iusp_gradient_matches_numpy_finite_differences(rng, form, implementation, t_frames,
+                                                        s_frames):
+    # every entry of the student's gradient against central differences of the numpy loss
+    t = rng.normal(size=(2, t_frames, 3))
+    s = rng.normal(size=(2, s_frames, 2))
+    _, g = _grads(lambda a, b: losses.iusp_loss(a, b, implementation=implementation, form=form),
+                  t, s)
     eps = 1e-6
-    idx = (0, 2, 1)
-    sp, sm = s.copy(), s.copy()
-    sp[idx] += eps
-    sm[idx] -= eps
-    fd = (np_iusp(t, sp)[0] - np_iusp(t, sm)[0]) / (2 * eps)
-    np.testing.assert_allclose(g.numpy()[idx], fd, rtol=1e-4, atol=1e-8)
+    fd = np.zeros_like(s)
+    for idx in np.ndindex(*s.shape):
+        sp, sm = s.copy(), s.copy()
+        sp[idx] += eps
+        sm[idx] -= eps
+        fd[idx] = (np_iusp(t, sp, form).mean() - np_iusp(t, sm, form).mean()) / (2 * eps)
+    np.testing.assert_allclose(g.numpy(), fd, rtol=1e-4, atol=1e-8)
 
 
-def test_gradients_finite_with_all_zero_student_frames():
+@pytest.mark.parametrize("form", ["cosine", "centered"])
+@pytest.mark.parametrize("implementation", ["reference", "lowrank"])
+def test_unit_form_gradients_match_the_analytic_numpy_gradient(rng, form, implementation):
+    t = np.maximum(rng.normal(0.3, 1, size=(3, 20, 8)), 0)
+    s = np.tanh(rng.normal(size=(3, 11, 5)))
+    _, g = _grads(lambda a, b: tf.reduce_sum(losses.iusp_loss(
+        a, b, implementation=implementation, form=form)) / 3, t, s)
+    expected = np_iusp_grad_unit_forms(t, s, form) / 3
+    # the reference resizes with tf.image.resize, which computes in float32 even for float64
+    np.testing.assert_allclose(g.numpy(), expected, rtol=1e-4,
+                               atol=1e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("form", losses.IUSP_FORMS)
+@pytest.mark.parametrize("implementation", ["reference", "lowrank"])
+def test_gradients_finite_with_all_zero_student_frames(form, implementation):
     t = np.random.default_rng(0).normal(size=(1, 6, 3)).astype(np.float32)
     s = np.zeros((1, 4, 2), np.float32)
-    _, g = _grads(losses.iusp_loss, t, s)
+    _, g = _grads(lambda a, b: losses.iusp_loss(a, b, implementation=implementation, form=form),
+                  t, s)
     assert np.all(np.isfinite(g.numpy()))
 
 
@@ -373,6 +492,11 @@ def test_gradients_finite_with_all_zero_student_frames():
         (lambda: losses.iusp_loss(np.zeros((2, 5)), np.zeros((2, 5, 3))), "rank >= 3"),
         (lambda: losses.iusp_loss(np.zeros((2, 5, 3)), np.zeros((2, 5))), "rank >= 3"),
         (lambda: losses.iusp_loss(np.zeros((2, 5, 3)), np.zeros((3, 5, 3))), "same batch size"),
+        (lambda: losses.iusp_loss(np.zeros((2, 5, 3)), np.zeros((2, 5, 3)), form="cos"),
+         "form='cos'"),
+        (lambda: losses.iusp_loss_lowrank(np.zeros((2, 5, 3)), np.zeros((2, 5, 3)), form="x"),
+         "expected one of"),
+        (lambda: losses.self_similarity(np.zeros((2, 5, 3)), form="Paper"), "form='Paper'"),
         (lambda: losses.sp_loss(np.zeros((2, 5)), np.zeros((3, 5))), "same batch size"),
         (lambda: losses.sp_loss(np.zeros((2,)), np.zeros((2,))), "rank >= 2"),
         (lambda: losses.kd_loss(np.zeros((2, 5)), np.zeros((2, 4))), "same shape"),
