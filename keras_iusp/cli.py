@@ -80,18 +80,21 @@ def _quiet_tensorflow(verbose: bool = False) -> None:
 
     oneDNN stays on (TensorFlow's default): turning it off made training about 3x slower here
     (benchmarks/results/onednn.json), so its notice is filtered rather than avoided. With
-    ``verbose`` TensorFlow logs as it normally does. Later C++ warnings and errors (level 2 and
-    up) are still printed.
+    ``verbose`` TensorFlow logs as it normally does. C++ errors (level 2) and Python-side
+    errors are still printed; TensorFlow's Python warnings (tf.function retracing notices) are
+    not, since they are about TensorFlow's internals, not the user's data or settings.
     """
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules:
-        return
-    with filtered_stderr(is_startup_noise):
-        import tensorflow as tf
+    if "tensorflow" not in sys.modules:
+        with filtered_stderr(is_startup_noise):
+            import tensorflow as tf
 
-        tf.config.list_physical_devices()  # the CUDA probe (cuInit) happens here, not at import
+            tf.config.list_physical_devices()  # the CUDA probe (cuInit) runs here, not at import
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
