@@ -3,32 +3,56 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from keras_iusp.plots import layer_similarity, pick_repetitive_clip
-from keras_iusp.quickstart import run_quickstart
 
 
-def test_tiny_quickstart_runs_every_stage(tmp_path: Path, capsys):
-    summary = run_quickstart(tmp_path / "qs", clips=24, seed=1, clip_seconds=1.0,
-                             teacher_epochs=1, student_epochs=1, prune_epochs=1, qat_epochs=1)
-    out = capsys.readouterr().out
+# The CLI's own quickstart, shrunk: clips of 1 s and one prune/QAT epoch are not CLI options, so
+# the subprocess binds them into run_quickstart before calling keras_iusp.cli.main with real argv.
+TINY_CLI = """
+import functools, sys
+import keras_iusp.quickstart as q
+q.run_quickstart = functools.partial(q.run_quickstart, clip_seconds=1.0, prune_epochs=1,
+                                     qat_epochs=1)
+from keras_iusp.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_tiny_quickstart_runs_every_stage_quietly(tmp_path: Path):
+    from test_quiet_cli import fresh_user_env, tensorflow_noise
+
+    out = tmp_path / "qs"
+    args = [sys.executable, "-c", TINY_CLI, "quickstart", "--out", str(out), "--clips", "24",
+            "--seed", "1", "--teacher-epochs", "1", "--student-epochs", "1"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=900,
+                           env=fresh_user_env())
+    assert first.returncode == 0, first.stderr[-3000:]
     for stage in ("[1]", "[2]", "[3]", "[4]", "[5]", "[6]", "[7]", "[8]"):
-        assert stage in out
-    for key in ("data", "class_examples", "feature_cache", "student_baseline", "student_iusp",
-                "similarity_figure", "compressed", "firmware"):
-        assert Path(summary[key]).exists(), key
-    info = json.loads((tmp_path / "qs" / "student_iusp" / "model_info.json").read_text())
+        assert stage in first.stdout
+    assert tensorflow_noise(first.stderr) == [], tensorflow_noise(first.stderr)
+    for name in ("data/annotations.csv", "teacher/model.keras", "student_baseline/metrics.json",
+                 "student_iusp/metrics.json", "student_iusp_compressed/qat.weights.h5",
+                 "firmware/model_data.cc"):
+        assert (out / name).is_file(), name
+    info = json.loads((out / "student_iusp" / "model_info.json").read_text())
     assert info["hyperparameters"]["method"] == "iusp"
-    report = summary["export_report"]
+    assert info["hyperparameters"]["epochs"] == 1 and info["hyperparameters"]["seed"] == 1
+    teacher = json.loads((out / "teacher" / "model_info.json").read_text())
+    assert teacher["hyperparameters"]["epochs"] == 1
+    report = json.loads((out / "firmware" / "export_report.json").read_text())
     assert report["tflm_vs_litert_max_diff"] <= 1
-    assert (tmp_path / "qs" / "firmware" / "model_data.cc").is_file()
+    assert len(list((out / "data").rglob("*.wav"))) == 24  # --clips
     # a second run reuses every stage instead of recomputing
-    run_quickstart(tmp_path / "qs", clips=24, seed=1, clip_seconds=1.0, teacher_epochs=1,
-                   student_epochs=1, prune_epochs=1, qat_epochs=1)
-    assert capsys.readouterr().out.count("reusing") == 5
+    second = subprocess.run(args, capture_output=True, text=True, timeout=600,
+                            env=fresh_user_env())
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("reusing") == 5
 
 
 def test_pick_repetitive_clip_prefers_a_clean_alert_clip():
