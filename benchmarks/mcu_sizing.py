@@ -10,6 +10,7 @@ markdown table next to it. With ``--ship NAME`` the assets of that student are a
 Usage::
 
     python benchmarks/mcu_sizing.py [--clips 400] [--epochs 30] [--ship dscnn_s]
+    python benchmarks/mcu_sizing.py --students cnn_lstm_xs dscnn_xs --window-seconds 0.5 1 2
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=15)
     parser.add_argument("--epochs", type=int, default=30, help="student distillation epochs")
     parser.add_argument("--students", nargs="+", default=STUDENTS)
-    parser.add_argument("--window-seconds", type=float, default=1.0)
+    parser.add_argument("--window-seconds", type=float, nargs="+", default=[1.0],
+                        help="one export per window length (e.g. 0.5 1 2): AUPRC and RAM vs "
+                             "window; the students are trained once")
+    parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"),
+                        help="where mcu_sizing.json/.md go (use a scratch folder for small runs)")
     parser.add_argument("--ship", default=None, help="student whose assets go to firmware_assets/")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -62,37 +67,40 @@ def main() -> None:
 
     rows = []
     for name in args.students:
-        start = time.perf_counter()
-        finished = work / f"{name}_firmware" / "export_report.json"
-        if finished.is_file():  # exported by an earlier, interrupted run of this script
-            rows.append(json.loads(finished.read_text()))
-            print(f"{name}: reusing {finished}", flush=True)
-            continue
         student_dir = work / name
-        if not (student_dir / "metrics.json").is_file():
-            distill(cache, teacher, name, student_dir,
-                    DistillConfig(method="iusp", epochs=args.epochs, seed=args.seed), verbose=2)
         compressed = work / f"{name}_compressed"
-        if not (compressed / "compress_report.json").is_file():
-            compress(load_run(student_dir), cache, compressed, CompressConfig(seed=args.seed),
-                     teacher_run=teacher, verbose=2)
-        report = export_model(compressed, cache, work / f"{name}_firmware",
-                              window_seconds=args.window_seconds, seed=args.seed)
-        report["seconds"] = time.perf_counter() - start
-        rows.append(report)
-        print(f"{name}: arena {report['arena_bytes']} flash {report['flash_int8_bytes']} "
-              f"int8 windowed AUPRC {report['int8_windowed_auprc']:.3f}", flush=True)
-        if args.ship == name:
-            target = ROOT / "firmware_assets" / "reference"
-            tmp = target.with_name(".reference.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(work / f"{name}_firmware", tmp)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
+        for window in args.window_seconds:
+            start = time.perf_counter()
+            suffix = "" if window == 1.0 else f"_{window:g}s"
+            fw = work / f"{name}_firmware{suffix}"
+            if (fw / "export_report.json").is_file():  # exported by an interrupted earlier run
+                rows.append(json.loads((fw / "export_report.json").read_text()))
+                print(f"{name} {window:g} s: reusing {fw}", flush=True)
+                continue
+            if not (student_dir / "metrics.json").is_file():
+                distill(cache, teacher, name, student_dir,
+                        DistillConfig(method="iusp", epochs=args.epochs, seed=args.seed),
+                        verbose=2)
+            if not (compressed / "compress_report.json").is_file():
+                compress(load_run(student_dir), cache, compressed,
+                         CompressConfig(seed=args.seed), teacher_run=teacher, verbose=2)
+            report = export_model(compressed, cache, fw, window_seconds=window, seed=args.seed)
+            report["seconds"] = time.perf_counter() - start
+            rows.append(report)
+            print(f"{name} {window:g} s: arena {report['arena_bytes']} total RAM "
+                  f"{report['runner']['total_ram_bytes']} flash {report['flash_int8_bytes']} "
+                  f"int8 windowed AUPRC {report['int8_windowed_auprc']:.3f}", flush=True)
+            if args.ship == name and window == args.window_seconds[0]:
+                target = ROOT / "firmware_assets" / "reference"
+                tmp = target.with_name(".reference.tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(fw, tmp)
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(tmp, target)
 
     results = {
         "command": "python benchmarks/mcu_sizing.py " + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
             for k, v in vars(args).items() if v is not None),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -102,17 +110,20 @@ def main() -> None:
         .get("val_auprc"),
         "students": [{k: v for k, v in r.items() if k not in ("source_run", "out")} for r in rows],
     }
-    out_dir = ROOT / "benchmarks" / "results"
+    out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "mcu_sizing.json").write_text(json.dumps(results, indent=1))
-    lines = ["| student | params | sparsity | flash int8 | int8+gzip | arena (1 s window) | "
-             "float AUPRC (clip) | int8 AUPRC (windowed) | cortex-m4 | always-on-dsp |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    lines = ["| student | window (s) | params | sparsity | flash int8 | int8+gzip | arena | "
+             "total RAM (front end + ring + arena) | float AUPRC (clip) | int8 AUPRC (windowed) "
+             "| cortex-m4 | always-on-dsp |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in rows:
         fits = {t["target"]: "fits" if t["fits"] else "no" for t in r["targets"]}
-        lines.append(f"| {r['model']} | {r['params']:,} | {r['kernel_sparsity']:.0%} | "
+        lines.append(f"| {r['model']} | {r['window_seconds']:.2f} | {r['params']:,} | "
+                     f"{r['kernel_sparsity']:.0%} | "
                      f"{r['flash_int8_bytes']:,} | {r['flash_int8_gzip_bytes']:,} | "
-                     f"{r['arena_bytes']:,} | {r['float_whole_clip_auprc']:.3f} | "
+                     f"{r['arena_bytes']:,} | {r['runner']['total_ram_bytes']:,} | "
+                     f"{r['float_whole_clip_auprc']:.3f} | "
                      f"{r['int8_windowed_auprc']:.3f} | {fits.get('cortex-m4', '?')} | "
                      f"{fits.get('always-on-dsp', '?')} |")
     table = "\n".join(lines)
