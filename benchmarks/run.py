@@ -26,9 +26,9 @@ import threading
 import time
 from pathlib import Path
 
-# Same TensorFlow set-up as the CLI (keras_iusp.cli): oneDNN off unless the caller chose.
+# Same TensorFlow set-up as the CLI (keras_iusp.cli): TensorFlow's own oneDNN default (on for
+# x86 Linux) unless the caller sets TF_ENABLE_ONEDNN_OPTS.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import numpy as np  # noqa: E402
 
@@ -43,6 +43,8 @@ FULL = {
     "memory": {"batch": 16, "frames": 1000, "n_mels": 64, "steps": 3,
                "loss_batch": 32, "loss_t_teacher": 1000, "loss_d_student": 64},
     "features": {"clips": 40, "clip_seconds": 10.0},
+    "fullrate": {"batch": 16, "frames": 1000, "n_mels": 64, "student_hidden": 32,
+                 "repeats": 11, "warmup": 2},
 }
 QUICK = {
     "loss": {"batch": 8, "t_teacher": [100, 200], "d_teacher": 128, "d_student": [12, 64],
@@ -51,10 +53,12 @@ QUICK = {
     "memory": {"batch": 4, "frames": 200, "n_mels": 64, "steps": 2,
                "loss_batch": 8, "loss_t_teacher": 200, "loss_d_student": 64},
     "features": {"clips": 4, "clip_seconds": 10.0},
+    "fullrate": {"batch": 4, "frames": 200, "n_mels": 64, "student_hidden": 32,
+                 "repeats": 3, "warmup": 1},
 }
-SECTIONS = ("loss", "step", "memory", "features")
+SECTIONS = ("loss", "step", "memory", "features", "fullrate")
 FILE_NAMES = {"loss": "iusp_loss", "step": "train_step", "memory": "memory",
-              "features": "features"}
+              "features": "features", "fullrate": "train_step_fullrate"}
 #: Methods of the train-step comparison: (name, DistillConfig.method, IUSP implementation).
 STEP_METHODS = [("baseline", "baseline", None), ("kd", "kd", None), ("sp", "sp", None),
                 ("iusp_reference", "iusp", "reference"), ("iusp_lowrank", "iusp", "lowrank"),
@@ -355,6 +359,106 @@ def _pipeline_steps(distillers: dict, x, y, cfg: dict) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- 2b. full frame rate
+
+
+def fullrate_teacher(frames: int, n_mels: int):
+    """A teacher that keeps every frame: two conv blocks (16 and 32 channels) pooled only in
+    frequency (4x each), so its ``embedding`` layer is ``[T, n_mels/16 · 32]`` = ``[1000, 128]``
+    for 1000 frames of 64 mel bands. Issue 11's case for IUSP at full frame rate."""
+    import tf_keras as keras
+
+    layers = keras.layers
+    inp = keras.Input((frames, n_mels), name="mels")
+    x = layers.Reshape((frames, n_mels, 1), name="add_channel")(inp)
+    for i, channels in enumerate((16, 32), 1):
+        x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        x = layers.MaxPooling2D((1, 4), name=f"pool{i}")(x)
+    x = layers.Reshape((frames, x.shape[2] * x.shape[3]), name="embedding")(x)
+    x = layers.GlobalAveragePooling1D(name="time_pool")(x)
+    return keras.Model(inp, layers.Dense(8, name="logits")(x), name="fullrate_teacher")
+
+
+def bench_fullrate(cfg: dict) -> dict:
+    """KD + IUSP vs KD-only train steps with a teacher layer at full frame rate, every form."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from keras_iusp import losses
+    from keras_iusp.distillation import IUSPDistillation
+    from keras_iusp.distiller import Distiller
+    from keras_iusp.models.zoo import build_cnn_lstm
+    from keras_iusp.training import DistillConfig, distillation_losses
+
+    b, frames, n_mels = cfg["batch"], cfg["frames"], cfg["n_mels"]
+    keras.utils.set_random_seed(0)
+    teacher = fullrate_teacher(frames, n_mels)
+
+    def make(method: str, form: str | None = None, implementation: str | None = None):
+        student = build_cnn_lstm((frames, n_mels), hidden=cfg["student_hidden"])
+        config = DistillConfig(method=method, iusp_form=form or losses.DEFAULT_IUSP_FORM,
+                               teacher_layer="embedding", student_layer="lstm")
+        items, weights, student_weight = distillation_losses(config, "cnn_lstm")
+        for item in items:
+            if isinstance(item, IUSPDistillation):
+                item.implementation = implementation
+        distiller = Distiller(teacher=teacher, student=student, distillation_losses=items,
+                              distillation_loss_weights=weights,
+                              student_loss_weight=student_weight)
+        distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+        return distiller
+
+    distillers = {"kd": make("kd")}
+    for form in losses.IUSP_FORMS:
+        for impl in ("auto", "reference", "lowrank"):
+            distillers[f"iusp_{form}_{impl}"] = make("iusp", form, impl)
+    t_shape = teacher.get_layer("embedding").output.shape
+    s_shape = distillers["kd"].student.get_layer("lstm").output.shape
+    x, y = _step_data(b, frames, n_mels)
+    xt, yt = tf.constant(x), tf.constant(y)
+    for distiller in distillers.values():
+        for _ in range(cfg["warmup"]):
+            distiller.train_on_batch(xt, yt)
+    wall = {name: [] for name in distillers}
+    cpu = {name: [] for name in distillers}
+    for _ in range(cfg["repeats"]):  # interleaved rounds
+        for name, distiller in distillers.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            distiller.train_on_batch(xt, yt)
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+    dims = (t_shape[1], s_shape[1], t_shape[2], s_shape[2])
+    row = {"batch": b, "frames": frames, "n_mels": n_mels,
+           "iusp_pair": {"teacher": ["embedding", list(t_shape[1:])],
+                         "student": ["lstm", list(s_shape[1:])]},
+           "auto_picks": "lowrank" if losses.iusp_prefers_lowrank(*dims) else "reference",
+           "methods": {}}
+    kd_wall, kd_cpu = _median(wall["kd"]), _median(cpu["kd"])
+    for name in distillers:
+        row["methods"][name] = {
+            "step_s": _median(wall[name]), "min_s": float(np.min(wall[name])),
+            "cpu_s": _median(cpu[name]), "ratio_to_kd": _median(wall[name]) / kd_wall,
+            "min_ratio_to_kd": float(np.min(wall[name])) / float(np.min(wall["kd"])),
+            "cpu_ratio_to_kd": _median(cpu[name]) / kd_cpu,
+            "runs_s": [round(v, 4) for v in wall[name]]}
+        m = row["methods"][name]
+        _log(f"  fullrate {name:28s} {m['step_s'] * 1e3:6.0f} ms, wall {m['ratio_to_kd']:.3f}x"
+             f" (min {m['min_ratio_to_kd']:.3f}x), CPU {m['cpu_ratio_to_kd']:.3f}x KD")
+    _log(f"  fullrate auto picks {row['auto_picks']}")
+    return {"description": "IUSP at full frame rate (issue 11): one Distiller.train_on_batch "
+                           "step, KD + IUSP vs KD only, batch 16, teacher = two conv blocks "
+                           "(16, 32 channels) pooled only in frequency, IUSP on its embedding "
+                           "[1000, 128]; student = CNN-LSTM (conv 8/16, LSTM 32) whose lstm "
+                           "output is [500, 32]; losses and weights from "
+                           "keras_iusp.training.distillation_losses (DistillConfig defaults), "
+                           "per IUSP form and implementation. Median wall seconds over "
+                           "interleaved rounds after warm-up; ratio_to_kd (medians), "
+                           "min_ratio_to_kd (fastest runs), cpu_ratio_to_kd (process CPU).",
+            "config": cfg, "results": row}
+
+
 # --------------------------------------------------------------------------- 3. memory
 
 
@@ -540,10 +644,11 @@ def main(argv=None) -> int:
         parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     sizes = json.loads(json.dumps(QUICK if args.quick else FULL))
     if args.repeats:
-        sizes["loss"]["repeats"] = sizes["step"]["repeats"] = args.repeats
+        for section in ("loss", "step", "fullrate"):
+            sizes[section]["repeats"] = args.repeats
     args.out.mkdir(parents=True, exist_ok=True)
     runners = {"loss": bench_loss, "step": bench_step, "memory": bench_memory,
-               "features": bench_features}
+               "features": bench_features, "fullrate": bench_fullrate}
     for section in sections:
         _log(f"[{section}]")
         start = time.perf_counter()

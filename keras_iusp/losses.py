@@ -401,6 +401,47 @@ def _resize_frames(x: tf.Tensor, taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -
     return tf.gather(x, lower, axis=1) * (1.0 - w) + tf.gather(x, upper, axis=1) * w
 
 
+def _resize_adjoint(x: tf.Tensor, taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor],
+                    in_size: int | tf.Tensor) -> tf.Tensor:
+    """``Rᵀ @ x`` along axis 1, ``[B, T_out, D] -> [B, T_in, D]``: two segment sums.
+
+    Applied to the teacher's frames, so the student-side products of the low-rank forms run at
+    the student's frame count and their gradients never pass through a gather.
+    """
+    lower, upper, lerp = taps
+    w = tf.cast(lerp, x.dtype)[:, None, None]
+    rows = tf.transpose(x, [1, 0, 2])  # [T_out, B, D]: segment sums work on the first axis
+    out = (tf.math.unsorted_segment_sum(rows * (1.0 - w), lower, in_size)
+           + tf.math.unsorted_segment_sum(rows * w, upper, in_size))
+    return tf.transpose(out, [1, 0, 2])
+
+
+def _resize_gram_operator(taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor], in_size: int | tf.Tensor,
+                          dtype: tf.DType):
+    """``x ↦ RᵀR x`` along axis 1 of ``[B, T_in, D]`` without gathers: ``RᵀR`` is tridiagonal.
+
+    Every row of ``R`` has its two taps on adjacent inputs (or one input with weight 1), so
+    ``RᵀR = diag(α) + diag(β, 1) + diag(β, -1)`` with ``α_j = Σ_o R[o, j]²`` and
+    ``β_j = Σ_o R[o, j]·R[o, j+1]``; both are built from the taps (no gradient flows there).
+    Then ``(R x)ᵀ(R y) = xᵀ (RᵀR y)``, so the resized student Gram costs ``O(T_in·D²)``.
+    """
+    lower, upper, lerp = taps
+    a, b = tf.cast(1.0 - lerp, dtype), tf.cast(lerp, dtype)
+    same = tf.cast(tf.equal(lower, upper), dtype)
+    alpha = (tf.math.unsorted_segment_sum(a * a + 2.0 * a * b * same, lower, in_size)
+             + tf.math.unsorted_segment_sum(b * b, upper, in_size))
+    beta = tf.math.unsorted_segment_sum(a * b * (1.0 - same), lower, in_size)[:-1]
+    beta = beta[None, :, None]
+
+    def apply(x: tf.Tensor) -> tf.Tensor:
+        zero = tf.zeros_like(x[:, :1])
+        above = tf.concat([beta * x[:, 1:], zero], axis=1)  # row j += β_j x_{j+1}
+        below = tf.concat([zero, beta * x[:, :-1]], axis=1)  # row j += β_{j-1} x_{j-1}
+        return alpha[None, :, None] * x + above + below
+
+    return apply
+
+
 def _normalized_rows(q: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """``(D⁻¹ Q, ||D⁻¹ Q Qᵀ||²_F)`` with ``D`` the row norms of ``Q Qᵀ``, without forming it.
 
@@ -417,31 +458,33 @@ def _normalized_rows(q: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _iusp_lowrank_paper(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
-    """Paper-form IUSP from the factors of the similarity maps, in ``O(T·D²)`` time and ``O(T·D)`` memory.
+    """Paper-form IUSP from the factors of the maps, in ``O(T·D²)`` time and ``O(T·D)`` memory.
 
     ``A = U_t Q_tᵀ`` (``U = D⁻¹ Q``) and ``B = R U_s (R Q_s)ᵀ``, so
-    ``||A - B||² = ||A||² - 2 Σ (U_tᵀ R U_s) ∘ (Q_tᵀ R Q_s) + Σ (U_sᵀRᵀR U_s) ∘ (Q_sᵀRᵀR Q_s)``.
-    The three terms are each about ``T`` while their sum is ``T²·loss``, 1e-2..1e-7 of that:
-    accumulated in float32 the cancellation cost 1e-4 relative error on random ReLU features
-    and up to 1e-1 on nearly identical maps (measured), so the factors and every product are
-    formed in float64 (error ~1e-7, like the float32 reference).
+    ``||A - B||² = ||A||² - 2 Σ ((RᵀU_t)ᵀ U_s) ∘ ((RᵀQ_t)ᵀ Q_s) + Σ (U_sᵀ M U_s) ∘ (Q_sᵀ M Q_s)``
+    with ``M = RᵀR`` (tridiagonal). The three terms are each about ``T`` while their sum is
+    ``T²·loss``, 1e-2..1e-7 of that: accumulated in float32 the cancellation cost 1e-4 relative
+    error on random ReLU features and up to 1e-1 on nearly identical maps (measured), so the
+    factors and every product are formed in float64 (error ~1e-7, like the float32 reference).
     """
     out_dtype = teacher.dtype
-    b = tf.shape(student)[0]
     t_t, t_s = _dim(teacher, 1), _dim(student, 1)
-    q_t = tf.cast(tf.reshape(teacher, [b, t_t, _feature_size(teacher)]), tf.float64)
-    q_s = tf.cast(tf.reshape(student, [b, t_s, _feature_size(student)]), tf.float64)
+    q_t = tf.cast(_as_frames(teacher), tf.float64)
+    q_s = tf.cast(_as_frames(student), tf.float64)
     u_t, teacher_term = _normalized_rows(q_t)
     u_s, _ = _normalized_rows(q_s)
-    v_s = q_s
-    if not (isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s):
+    if isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s:
         # Like resize_similarity: skipped when the sizes statically agree (then R = I anyway).
+        w_u, w_q, m_u, m_q = u_t, q_t, u_s, q_s
+    else:
         taps = _resize_taps(t_s, t_t)
-        u_s, v_s = _resize_frames(u_s, taps), _resize_frames(v_s, taps)
-    cross = tf.reduce_sum(tf.matmul(u_t, u_s, transpose_a=True)
-                          * tf.matmul(q_t, v_s, transpose_a=True), axis=[1, 2])
-    student_term = tf.reduce_sum(tf.matmul(u_s, u_s, transpose_a=True)
-                                 * tf.matmul(v_s, v_s, transpose_a=True), axis=[1, 2])
+        w_u, w_q = _resize_adjoint(u_t, taps, t_s), _resize_adjoint(q_t, taps, t_s)
+        gram_op = _resize_gram_operator(taps, t_s, tf.float64)
+        m_u, m_q = gram_op(u_s), gram_op(q_s)
+    cross = tf.reduce_sum(tf.matmul(w_u, u_s, transpose_a=True)
+                          * tf.matmul(w_q, q_s, transpose_a=True), axis=[1, 2])
+    student_term = tf.reduce_sum(tf.matmul(u_s, m_u, transpose_a=True)
+                                 * tf.matmul(q_s, m_q, transpose_a=True), axis=[1, 2])
     # The exact value is >= 0; rounding may leave a few ulps below.
     squared = tf.maximum(teacher_term - 2.0 * cross + student_term, 0.0)
     n = tf.cast(t_t, tf.float64)
@@ -452,21 +495,26 @@ def _iusp_lowrank_unit(teacher: tf.Tensor, student: tf.Tensor, center: bool) -> 
     """Cosine-form IUSP (``center`` = ``"centered"``) from unit frames, ``O(T·D²)``.
 
     With ``U`` the (centred,) unit-norm frames, ``G = U Uᵀ`` and the resized student map is
-    ``(R U_s)(R U_s)ᵀ``; writing ``V = R U_s``,
-    ``||U_t U_tᵀ - V Vᵀ||²_F = ||U_tᵀ U_t||²_F - 2 ||U_tᵀ V||²_F + ||Vᵀ V||²_F``: three
-    ``D × D`` products instead of two ``T × T`` maps. As in the paper form the terms are about
-    ``T²`` and may nearly cancel, so they are formed in float64. Centring and normalising happen
-    at each network's own frame rate, before the resize, exactly as in the reference.
+    ``(R U_s)(R U_s)ᵀ``, so
+    ``||U_t U_tᵀ - R U_s U_sᵀ Rᵀ||²_F = ||U_tᵀU_t||²_F - 2 ||(RᵀU_t)ᵀ U_s||²_F
+    + ||U_sᵀ M U_s||²_F`` with ``M = RᵀR`` (tridiagonal): three ``D × D`` products instead of
+    two ``T × T`` maps, the student's at its own frame count. As in the paper form the terms are
+    about ``T²`` and may nearly cancel, so they are formed in float64. Centring and normalising
+    happen at each network's own frame rate, before the resize, exactly as in the reference.
     """
     out_dtype = teacher.dtype
     t_t, t_s = _dim(teacher, 1), _dim(student, 1)
     u_t = _unit_frames(tf.cast(_as_frames(teacher), tf.float64), center)
-    v_s = _unit_frames(tf.cast(_as_frames(student), tf.float64), center)
-    if not (isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s):
-        v_s = _resize_frames(v_s, _resize_taps(t_s, t_t))
+    u_s = _unit_frames(tf.cast(_as_frames(student), tf.float64), center)
     teacher_term = tf.reduce_sum(tf.square(tf.matmul(u_t, u_t, transpose_a=True)), axis=[1, 2])
-    cross = tf.reduce_sum(tf.square(tf.matmul(u_t, v_s, transpose_a=True)), axis=[1, 2])
-    student_term = tf.reduce_sum(tf.square(tf.matmul(v_s, v_s, transpose_a=True)), axis=[1, 2])
+    if isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s:
+        w_t, m_s = u_t, u_s
+    else:
+        taps = _resize_taps(t_s, t_t)
+        w_t = _resize_adjoint(u_t, taps, t_s)
+        m_s = _resize_gram_operator(taps, t_s, tf.float64)(u_s)
+    cross = tf.reduce_sum(tf.square(tf.matmul(w_t, u_s, transpose_a=True)), axis=[1, 2])
+    student_term = tf.reduce_sum(tf.square(tf.matmul(u_s, m_s, transpose_a=True)), axis=[1, 2])
     squared = tf.maximum(teacher_term - 2.0 * cross + student_term, 0.0)
     n = tf.cast(t_t, tf.float64)
     return tf.cast(squared / (n * n), out_dtype)
@@ -526,8 +574,8 @@ def _uses_onednn() -> bool:
 
 
 def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
-                         d_teacher: int | tf.Tensor, d_student: int | tf.Tensor,
-                         form: str = DEFAULT_IUSP_FORM) -> bool | tf.Tensor:
+                         d_teacher: int | tf.Tensor, d_student: int | tf.Tensor
+                         ) -> bool | tf.Tensor:
     """The ``implementation="auto"`` rule of :func:`iusp_loss`: is the low-rank form faster?
 
     A cost model fitted to forward + backward timings of both implementations over
@@ -546,7 +594,10 @@ def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
     float32 matmuls then run ~3x slower through Eigen, float64 ones are unaffected). On that grid
     the rule picked the faster implementation in 76/80 (oneDNN) and 74/80 (Eigen) cases, and
     where it missed it cost at most 1.25x/1.5x (timing noise included). It is not calibrated for
-    GPUs.
+    GPUs. The model was fitted on the paper form; the same rule serves every ``form``: the
+    reference builds the same ``T × T`` maps in every form, and the cosine forms' low-rank path
+    does less work than the paper form's (one teacher Gram instead of two, no row norms), so
+    the rule errs towards the reference for them, never towards a slow low-rank path.
 
     Returns a Python bool for Python ints, else a boolean tensor (for ``tf.cond``).
     """
@@ -624,7 +675,7 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
     if implementation == "lowrank":
         return _iusp_lowrank(teacher, student, form)
     lowrank = iusp_prefers_lowrank(_dim(teacher, 1), _dim(student, 1), _feature_size(teacher),
-                                   _feature_size(student), form=form)
+                                   _feature_size(student))
     if isinstance(lowrank, bool):
         return (_iusp_lowrank if lowrank else _iusp_reference)(teacher, student, form)
     return tf.cond(lowrank, lambda: _iusp_lowrank(teacher, student, form),
