@@ -226,7 +226,24 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     from keras_iusp.experiment import load_config, run_experiment
 
     config = load_config(args.config)
-    run_experiment(config, args.out or f"runs/experiment_{config.name}", until=args.until)
+    out = args.out or f"runs/experiment_{config.name}"
+    command = f"keras-iusp experiment --config {args.config} --out {out}"
+    run_experiment(config, out, until=args.until, train=not args.report_only, command=command)
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from keras_iusp.experiment import load_config
+    from keras_iusp.tune import run_tuning
+
+    config = load_config(args.config)
+    out = Path(args.out or f"runs/experiment_{config.name}")
+    summary = run_tuning(config, out, trials=args.trials, student=args.student,
+                         methods=args.methods, seed=args.seed, epochs=args.epochs)
+    for method, result in summary["methods"].items():
+        print(f"{method:9s} best validation micro-AUPRC {result['best_value']:.4f}  "
+              f"{result['best_params']}")
+    print(f"winners as [method.*] tables: {out / 'tuning' / 'best.toml'}")
     return 0
 
 
@@ -372,7 +389,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default runs/experiment_NAME)")
     p.add_argument("--until", choices=["teacher"], default=None,
                    help="stop after preparing the data and training the teacher")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing; write the report of the runs finished so far")
     p.set_defaults(func=_cmd_experiment)
+
+    p = sub.add_parser("tune", help="same-budget Optuna search per method on the validation split")
+    p.add_argument("--config", required=True, help="TOML experiment config (see configs/)")
+    p.add_argument("--out", default=None, help="experiment folder (default runs/experiment_NAME); "
+                   "the teacher there is reused")
+    p.add_argument("--trials", type=int, default=4, help="trials per method (default 4)")
+    p.add_argument("--student", default="cnn_lstm_xs", help="student to tune on")
+    p.add_argument("--methods", nargs="+", default=None, choices=["baseline", "kd", "sp", "iusp"],
+                   help="methods to tune (default: the config's)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: grid's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every trial and the sampler")
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("models", help="list the model zoo, or one model's layers and sizes")
     p.add_argument("name", nargs="?", help="a model name for its layer table")

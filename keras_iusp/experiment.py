@@ -13,7 +13,9 @@ import dataclasses
 import io
 import json
 import os
+import platform
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,17 +299,46 @@ def prepare_teacher(config: ExperimentConfig, out: Path, cache, verbose: int | s
     print("\n== teacher", flush=True)
     t = config.teacher
     aug = AugmentConfig.from_dict(t.augmentation) if t.augmentation else None
-    return train_teacher(cache, teacher_dir, model_name=t.model, epochs=t.epochs,
-                         batch_size=t.batch_size, learning_rate=t.learning_rate,
-                         lr_schedule=t.lr_schedule, warmup_epochs=t.warmup_epochs,
-                         augmentation=aug, seed=t.seed, verbose=verbose)
+    start = time.perf_counter()
+    run = train_teacher(cache, teacher_dir, model_name=t.model, epochs=t.epochs,
+                        batch_size=t.batch_size, learning_rate=t.learning_rate,
+                        lr_schedule=t.lr_schedule, warmup_epochs=t.warmup_epochs,
+                        augmentation=aug, seed=t.seed, verbose=verbose)
+    _write_wall(teacher_dir, time.perf_counter() - start)
+    return run
+
+
+def _write_wall(run_dir: Path, seconds: float) -> None:
+    """Wall time of a run (of its last session when it was resumed), for the report."""
+    atomic_write_text(run_dir / "wall.json", json.dumps({"seconds": seconds}))
+
+
+def _read_wall(run_dir: Path) -> float:
+    path = run_dir / "wall.json"
+    return float(json.loads(path.read_text())["seconds"]) if path.is_file() else 0.0
+
+
+def machine_description() -> str:
+    """CPU model and core count of this machine, for reports."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
 
 
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
-                   verbose: int | str = 2, until: str | None = None) -> list[dict]:
+                   verbose: int | str = 2, until: str | None = None, train: bool = True,
+                   command: str | None = None) -> list[dict]:
     """Run (or continue) the grid into ``out``; returns one result row per finished run.
 
     ``until="teacher"`` stops after the data and the teacher (e.g. to tune before the grid).
+    ``train=False`` trains nothing: it reports the runs finished so far (a partial grid says so
+    in its report).
     """
     from keras_iusp.evaluate import clip_probabilities
     from keras_iusp.metrics import evaluate_scores
@@ -335,9 +366,13 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     for number, (student, method, seed) in enumerate(cells, 1):
         run_dir = out / "runs" / student / method / f"seed{seed}"
         if not (run_dir / "metrics.json").is_file():
+            if not train:
+                continue
             print(f"\n== [{number}/{len(cells)}] {student} {method} seed {seed}", flush=True)
+            start = time.perf_counter()
             distill(cache, teacher if method != "baseline" else None, student, run_dir,
                     config.distill_config(method, seed), verbose=verbose)
+            _write_wall(run_dir, time.perf_counter() - start)
         else:
             print(f"== [{number}/{len(cells)}] {student} {method} seed {seed}: done, reused")
         scores_path = run_dir / f"scores_{g.eval_split}.npy"
@@ -351,6 +386,19 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                **evaluate_scores(labels, scores, cache.class_names)}
         rows.append(row)
         _write_results(out, rows)
-    report = write_report(out, config, rows, cache, teacher, teacher_eval)
+    if not rows:
+        print("no finished runs to report yet")
+        return rows
+    val_features, val_labels = cache.split("validate")
+    extra = {
+        "teacher_validate": evaluate_scores(
+            val_labels, clip_probabilities(teacher_dir, val_features), cache.class_names)
+        if len(val_labels) else None,
+        "machine": machine_description(),
+        "wall_seconds": _read_wall(teacher_dir) + sum(_read_wall(Path(r["run"])) for r in rows),
+        "cells_total": len(cells),
+        "command": command,
+    }
+    report = write_report(out, config, rows, cache, teacher, teacher_eval, extra)
     print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}\nreport: {report}")
     return rows

@@ -1,9 +1,12 @@
-"""Experiment report: the paper-style table and four figures, written next to the results.
+"""Experiment report: the paper-style table, paired statistics and four figures.
 
 Table: micro-AUPRC mean ± std per (student size, method), the gain over the baseline student,
-and IUSP's gain relative to SP's, ``(IUSP - base) / (SP - base) - 1``. Figures: micro-AUPRC vs
-parameters per method, precision-recall curves, teacher vs student self-similarity matrices on a
-repetitive clip, and the per-class gain of IUSP over SP.
+and IUSP's gain relative to SP's, ``(IUSP - base) / (SP - base) - 1``. Because a seed fixes the
+student's initial weights, the data order and the augmentation draws identically for every
+method, runs with the same seed are *paired*: the report gives the paired differences KD-base,
+SP-base, IUSP-base and IUSP-SP with 95 % Student-t confidence intervals, and per-class paired
+gains. Figures: micro-AUPRC vs parameters per method, precision-recall curves, teacher vs student
+self-similarity matrices on a repetitive clip, and the per-class gain of IUSP over SP.
 """
 
 from __future__ import annotations
@@ -40,6 +43,87 @@ def summarize(rows: list[dict]) -> list[dict]:
                                                 / (m["sp"]["mean"] - base) - 1.0)
         table.append(entry)
     return table
+
+
+#: The paired comparisons the report makes: (method, reference).
+PAIRS = (("kd", "baseline"), ("sp", "baseline"), ("iusp", "baseline"), ("iusp", "sp"))
+
+
+def paired_difference(rows: list[dict], student: str, method: str, reference: str,
+                      key: str = "micro_auprc", confidence: float = 0.95) -> dict | None:
+    """Mean of ``method - reference`` over the seeds both finished, with a t-interval.
+
+    The interval is ``mean ± t_{n-1, (1+confidence)/2} · sd / sqrt(n)`` of the per-seed
+    differences (paired t); with one seed it is undefined (NaN bounds). None when no seed pairs.
+    """
+    from scipy import stats
+
+    a = {r["seed"]: r[key] for r in rows if r["student"] == student and r["method"] == method}
+    b = {r["seed"]: r[key] for r in rows if r["student"] == student and r["method"] == reference}
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    d = np.array([a[x] - b[x] for x in seeds], dtype=np.float64)
+    mean = float(d.mean())
+    if d.size > 1:
+        sd = float(d.std(ddof=1))
+        half = float(stats.t.ppf(0.5 + confidence / 2, d.size - 1) * sd / np.sqrt(d.size))
+    else:
+        sd, half = float("nan"), float("nan")
+    return {"method": method, "reference": reference, "n": int(d.size), "seeds": seeds,
+            "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
+            "confidence": confidence}
+
+
+def paired_table(rows: list[dict], students: list[str]) -> list[dict]:
+    """Every :data:`PAIRS` comparison for every student that has both methods."""
+    out = []
+    for student in students:
+        for method, reference in PAIRS:
+            diff = paired_difference(rows, student, method, reference)
+            if diff is not None:
+                out.append({"student": student, **diff})
+    return out
+
+
+def per_class_gains(rows: list[dict], class_names, method: str,
+                    reference: str = "baseline") -> dict[str, float] | None:
+    """Mean paired per-class AP gain of ``method`` over ``reference`` (all students, seeds)."""
+    ref = {(r["student"], r["seed"]): r for r in rows if r["method"] == reference}
+    diffs = [[(r["per_class_ap"][c] or 0.0) - (ref[(r["student"], r["seed"])]["per_class_ap"][c]
+                                              or 0.0) for c in class_names]
+             for r in rows if r["method"] == method and (r["student"], r["seed"]) in ref]
+    if not diffs:
+        return None
+    return dict(zip(class_names, np.mean(diffs, axis=0).tolist()))
+
+
+def format_paired(pairs: list[dict]) -> str:
+    lines = ["| student | comparison | seeds | mean difference | 95 % CI | above 0 |",
+             "| --- | --- | ---: | ---: | --- | --- |"]
+    for p in pairs:
+        ref = p["reference"] if p["reference"] == "baseline" else p["reference"].upper()
+        name = f"{p['method'].upper()} - {ref}"
+        if p["n"] > 1:
+            ci = f"[{p['ci_low']:+.3f}, {p['ci_high']:+.3f}]"
+            above = "yes" if p["ci_low"] > 0 else ("below" if p["ci_high"] < 0 else "no")
+        else:
+            ci, above = "n/a (1 seed)", "n/a"
+        lines.append(f"| {p['student']} | {name} | {p['n']} | {p['mean']:+.4f} | {ci} | {above} |")
+    return "\n".join(lines)
+
+
+def format_class_gains(rows: list[dict], class_names) -> str:
+    methods = [m for m in ("kd", "sp", "iusp") if any(r["method"] == m for r in rows)]
+    gains = {m: per_class_gains(rows, class_names, m) for m in methods}
+    gains = {m: g for m, g in gains.items() if g is not None}
+    if not gains:
+        return ""
+    lines = ["| class | " + " | ".join(f"{m.upper()} - base" for m in gains) + " |",
+             "| --- |" + " ---: |" * len(gains)]
+    for c in class_names:
+        lines.append(f"| {c} | " + " | ".join(f"{g[c]:+.3f}" for g in gains.values()) + " |")
+    return "\n".join(lines)
 
 
 def _savefig(fig, path: Path) -> Path:
@@ -158,12 +242,40 @@ def format_table(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_eval: dict) -> Path:
-    """Write ``report.md`` and the figures into ``out``; returns the report path."""
+def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_eval: dict,
+                 extra: dict | None = None) -> Path:
+    """Write ``report.md`` and the figures into ``out``; returns the report path.
+
+    ``extra`` may carry ``teacher_validate`` (the teacher's validation metrics), ``machine`` and
+    ``wall_seconds`` (summed over the runs), ``command`` and ``cells_total`` (grid size), which
+    the report states.
+    """
+    extra = extra or {}
     split = config.grid.eval_split
     table = summarize(rows)
     figures = _figures(out, rows, table, cache, teacher, split, teacher_eval)
     seeds = sorted({r["seed"] for r in rows})
+    pairs = paired_table(rows, [e["student"] for e in table])
+    best_base = max((e["methods"]["baseline"]["mean"] for e in table
+                     if "baseline" in e["methods"]), default=None)
+    teacher_lines = [f"Teacher `{config.teacher.model}`: {split} micro-AUPRC "
+                     f"{teacher_eval['micro_auprc']:.3f}, macro-AUPRC "
+                     f"{teacher_eval['macro_auprc']:.3f}"
+                     + (f", validation micro-AUPRC {extra['teacher_validate']['micro_auprc']:.3f}"
+                        if extra.get("teacher_validate") else "")
+                     + (f"; {teacher_eval['micro_auprc'] - best_base:+.3f} over the best "
+                        f"baseline student's mean" if best_base is not None else "") + "."]
+    run_lines = []
+    if extra.get("command"):
+        run_lines.append(f"Command: `{extra['command']}`.")
+    if extra.get("machine"):
+        run_lines.append(f"Machine: {extra['machine']}.")
+    if extra.get("wall_seconds") is not None:
+        run_lines.append(f"Wall time of the finished runs (teacher included): "
+                         f"{extra['wall_seconds'] / 3600:.2f} h.")
+    if extra.get("cells_total") and extra["cells_total"] > len(rows):
+        run_lines.append(f"**Partial grid: {len(rows)} of {extra['cells_total']} runs finished**; "
+                         "the same command continues it.")
     lines = [
         f"# Experiment `{config.name}`",
         "",
@@ -174,12 +286,34 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
         f"{teacher_eval['micro_auprc']:.3f}. Student epochs: {config.grid.epochs}. "
         "SP and IUSP are added beside KD (BCE + KD + SP / IUSP).",
         "",
+        *teacher_lines,
+        "",
+        *run_lines,
+        "",
         format_table(table),
         "",
         "`IUSP rel. to SP` is `(IUSP - base) / (SP - base) - 1`: positive when IUSP's gain over "
         "the baseline is larger than SP's (meaningless when SP's gain is near zero).",
         "",
+        "## Paired differences",
+        "",
+        "Runs with the same seed share the student's initial weights, the data order and the "
+        "augmentation draws, so each difference is computed seed by seed; the interval is a "
+        "95 % paired Student-t interval over seeds.",
+        "",
+        format_paired(pairs),
+        "",
     ]
+    class_gains = format_class_gains(rows, cache.class_names)
+    if class_gains:
+        lines += ["## Per-class gains over the baseline",
+                  "",
+                  "Mean paired difference of per-class average precision over all students and "
+                  "seeds. The paper expects IUSP to help most on repetitive sounds "
+                  "(alert-signal, dog, machinery-impact).",
+                  "",
+                  class_gains,
+                  ""]
     for key, title in (("auprc_vs_params", "micro-AUPRC vs student size"),
                        ("pr_curves", "Precision-recall curves (smallest student)"),
                        ("similarity", "Self-similarity matrices, repetitive clip"),
@@ -191,5 +325,11 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
     atomic_write_text(out / "summary.json",
-                      json.dumps({"teacher": teacher_eval, "table": table}, indent=1))
+                      json.dumps({"teacher": teacher_eval, "table": table, "paired": pairs,
+                                  "per_class_gain": {m: per_class_gains(rows, cache.class_names,
+                                                                        m)
+                                                     for m in ("kd", "sp", "iusp")},
+                                  **{k: v for k, v in extra.items() if k != "teacher_validate"},
+                                  "teacher_validate": extra.get("teacher_validate")},
+                                 indent=1))
     return path

@@ -1,0 +1,211 @@
+"""``keras-iusp tune``: the same hyper-parameter search budget for every method, on validation.
+
+A comparison of distillation methods is only fair when each method, the baseline included, gets
+the same tuning effort; otherwise the untuned methods lose by default (the project's first grid
+ran every method with one set of defaults, and the baseline won). This module runs one Optuna
+study per method (TPE sampler, seeded) with the same number of trials, scores each trial by the
+student's *validation* micro-AUPRC (best epoch), and writes the winners as ``[method.NAME]``
+tables that ``keras-iusp experiment`` reads. The test split is never looked at.
+
+Studies live in an SQLite file (Optuna's RDB storage), so an interrupted search continues where it
+stopped: finished trials are kept, an interrupted one is resumed from its last epoch (its run
+directory is resumable like any distillation).
+
+The first trial of every method is the grid's default settings (``enqueue_trial``), so tuning can
+only improve on them on validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from keras_iusp.atomic import atomic_write_text
+from keras_iusp.errors import ConfigError
+from keras_iusp.experiment import ExperimentConfig, prepare_data, prepare_teacher
+
+#: What each method may tune. Shared by all: learning rate and whether the student trains on
+#: augmented batches (for KD/SP/IUSP the teacher then sees the same batch: consistent teaching).
+#: Distillation methods add the KD temperature and the label-loss weight; SP and IUSP add their
+#: weight and the student layer. Ranges are wide on a log scale where the scale is unknown.
+SEARCH_SPACE: dict[str, dict[str, tuple]] = {
+    "baseline": {
+        "learning_rate": ("log", 1e-3, 1e-2),
+        "augment": ("cat", [False, True]),
+    },
+    "kd": {
+        "learning_rate": ("log", 1e-3, 1e-2),
+        "augment": ("cat", [False, True]),
+        "temperature": ("cat", [1.0, 2.0, 4.0]),
+        "student_loss_weight": ("float", 0.0, 0.9),
+    },
+    "sp": {
+        "learning_rate": ("log", 1e-3, 1e-2),
+        "augment": ("cat", [False, True]),
+        "temperature": ("cat", [1.0, 2.0, 4.0]),
+        "student_loss_weight": ("float", 0.0, 0.9),
+        "sp_weight": ("log", 1.0, 1e4),
+        "student_layer": ("cat", ["lstm", "frames"]),
+    },
+    "iusp": {
+        "learning_rate": ("log", 1e-3, 1e-2),
+        "augment": ("cat", [False, True]),
+        "temperature": ("cat", [1.0, 2.0, 4.0]),
+        "student_loss_weight": ("float", 0.0, 0.9),
+        "iusp_weight": ("log", 1.0, 1e4),
+        "student_layer": ("cat", ["lstm", "frames"]),
+    },
+}
+
+
+def _suggest(trial, name: str, spec: tuple) -> Any:
+    kind = spec[0]
+    if kind == "log":
+        return trial.suggest_float(name, spec[1], spec[2], log=True)
+    if kind == "float":
+        return trial.suggest_float(name, spec[1], spec[2])
+    if kind == "cat":
+        return trial.suggest_categorical(name, list(spec[1]))
+    raise ValueError(f"unknown search-space kind {kind!r}")
+
+
+def _augmentation(frames: int, seed: int) -> dict:
+    from keras_iusp.augment import default_augmentation
+
+    return default_augmentation(frames, seed).to_dict()
+
+
+def trial_settings(config: ExperimentConfig, method: str, params: dict[str, Any],
+                   frames: int) -> dict[str, Any]:
+    """The ``[method.NAME]`` overrides that a trial's parameters stand for."""
+    out = {k: v for k, v in params.items() if k != "augment"}
+    if "augment" in params:
+        out["augmentation"] = _augmentation(frames, 0) if params["augment"] else {}
+    return out
+
+
+def default_params(config: ExperimentConfig, method: str) -> dict[str, Any]:
+    """The grid's own settings expressed in the search space (the first, enqueued trial)."""
+    s = config.settings(method)
+    params = {}
+    for name, spec in SEARCH_SPACE[method].items():
+        if name == "augment":
+            value = bool(s["augmentation"])
+        elif name == "student_layer":
+            value = s["student_layer"] or "lstm"
+        else:
+            value = s[name]
+        if spec[0] == "cat" and value not in spec[1]:
+            continue  # outside the space: let the sampler choose
+        if spec[0] in ("log", "float") and not spec[1] <= value <= spec[2]:
+            continue
+        params[name] = value
+    return params
+
+
+def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int = 4,
+               student: str = "cnn_lstm_xs", methods: list[str] | None = None,
+               seed: int = 0, epochs: int | None = None, verbose: int | str = 2) -> dict:
+    """Tune every method with ``trials`` trials on the validation split; returns the winners.
+
+    Writes ``OUT/tuning/<method>.db`` (the Optuna studies), ``OUT/tuning/trials.json`` (every
+    trial: parameters and validation micro-AUPRC) and ``OUT/tuning/best.toml`` (the
+    ``[method.NAME]`` tables to paste into the experiment config).
+    """
+    import optuna
+
+    from keras_iusp.training import distill
+
+    methods = list(methods or config.grid.methods)
+    for m in methods:
+        if m not in SEARCH_SPACE:
+            raise ConfigError(f"tune: unknown method {m!r}; expected one of {list(SEARCH_SPACE)}")
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"tune: trials={trials!r}: expected a positive integer")
+    out = Path(out)
+    tune_dir = out / "tuning"
+    tune_dir.mkdir(parents=True, exist_ok=True)
+    cache = prepare_data(config, out)
+    # The baseline needs no teacher: it can be tuned while the teacher still trains.
+    teacher = prepare_teacher(config, out, cache, verbose) if set(methods) - {"baseline"} \
+        else None
+    frames = int(cache.features.shape[1])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    summary: dict[str, Any] = {"student": student, "seed": seed, "trials": trials,
+                               "split": "validate", "methods": {}}
+    for method in methods:
+        storage = f"sqlite:///{(tune_dir / f'{method}.db').resolve()}"
+        study = optuna.create_study(
+            study_name=method, storage=storage, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(trials, 3)))
+        if not study.trials:
+            study.enqueue_trial(default_params(config, method))
+
+        def objective(trial, method=method):
+            params = {n: _suggest(trial, n, spec) for n, spec in SEARCH_SPACE[method].items()}
+            overrides = trial_settings(config, method, params, frames)
+            trial_config = ExperimentConfig(
+                name=config.name, data=config.data, teacher=config.teacher, grid=config.grid,
+                method={**config.method, method: {**config.method.get(method, {}),
+                                                  **overrides}})
+            distill_config = trial_config.distill_config(method, seed)
+            if epochs is not None:
+                distill_config.epochs = epochs
+            # Named by the parameters, so a trial retried after a kill resumes its own run.
+            key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+            run_dir = tune_dir / method / f"trial-{key}"
+            print(f"\n== tune {method} trial {trial.number + 1}/{trials}: {params}", flush=True)
+            run = distill(cache, teacher if method != "baseline" else None, student, run_dir,
+                          distill_config, verbose=verbose)
+            metrics = json.loads((run.path / "metrics.json").read_text())
+            trial.set_user_attr("overrides", overrides)
+            return float(metrics["val_auprc"])
+
+        # A trial still "running" in the study was killed with the last search: close it as
+        # failed and queue its parameters again; its run folder resumes from its last epoch.
+        for t in study.trials:
+            if t.state == optuna.trial.TrialState.RUNNING:
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+                study.enqueue_trial(t.params)
+        finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        remaining = trials - len(finished)
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining)
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        best = max(done, key=lambda t: t.value)
+        summary["methods"][method] = {
+            "best_value": best.value, "best_params": best.params,
+            "best_overrides": best.user_attrs.get("overrides", {}),
+            "trials": [{"number": t.number, "params": t.params, "val_micro_auprc": t.value}
+                       for t in done],
+        }
+        atomic_write_text(tune_dir / "trials.json", json.dumps(summary, indent=1))
+    atomic_write_text(tune_dir / "best.toml", format_method_tables(summary))
+    return summary
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+def format_method_tables(summary: dict) -> str:
+    """The ``[method.NAME]`` TOML tables of the winners, with their validation scores."""
+    lines = [f"# keras-iusp tune: {summary['trials']} trials per method, student "
+             f"{summary['student']}, seed {summary['seed']}, scored on the validation split"]
+    for method, result in summary["methods"].items():
+        lines.append(f"\n# validation micro-AUPRC {result['best_value']:.4f}")
+        lines.append(f"[method.{method}]")
+        for key, value in result["best_overrides"].items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,124 @@
+"""Paper-scale experiment pieces: config loading, per-method settings, paired statistics, tuning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_iusp.errors import ConfigError
+from keras_iusp.experiment import grid_cells, load_config
+from keras_iusp.report import paired_difference, per_class_gains
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.toml")))
+def test_every_committed_config_loads(name):
+    config = load_config(ROOT / "configs" / name)
+    for method in config.grid.methods:
+        config.distill_config(method, seed=0)  # every cell's settings validate
+
+
+def test_paper_config_is_at_the_paper_scale():
+    config = load_config(ROOT / "configs" / "experiment_paper.toml")
+    assert config.data.clip_seconds == 10.0 and config.data.synthetic_clips >= 900
+    cells = grid_cells(config)
+    for student in ("cnn_lstm_xs", "cnn_lstm_s"):
+        assert len({s for st, _, s in cells if st == student}) >= 5
+    for student in ("cnn_lstm_m", "cnn_lstm_l"):
+        assert len({s for st, _, s in cells if st == student}) >= 3
+    assert config.teacher.augmentation["mixup_alpha"] > 0
+
+
+def test_method_tables_override_the_grid(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[grid]\nstudents = ["cnn_lstm_xs"]\nseeds = [0, 1]\n'
+                    'student_seeds = { cnn_lstm_xs = [3] }\n'
+                    '[method.kd]\ntemperature = 2\naugmentation = { mixup_alpha = 0.3 }\n'
+                    '[method.iusp]\niusp_weight = 10.0\nstudent_layer = "frames"\n')
+    config = load_config(path)
+    kd = config.distill_config("kd", seed=3)
+    assert kd.temperature == 2.0 and kd.augmentation.mixup_alpha == 0.3
+    assert config.distill_config("sp", seed=3).augmentation is None
+    iusp = config.distill_config("iusp", seed=3)
+    assert iusp.iusp_weight == 10.0 and iusp.student_layer == "frames"
+    assert config.distill_config("baseline", 3).temperature == config.grid.temperature
+    assert grid_cells(config) == [("cnn_lstm_xs", m, 3) for m in config.grid.methods]
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[method.distill]\nepochs = 3\n', "'distill' is not one of"),
+    ('[method.kd]\ncolour = 3\n', r"unknown key\(s\) \['colour'\]"),
+    ('[method.kd]\ntemperature = "hot"\n', "temperature = 'hot'"),
+    ('[method.kd]\naugmentation = { mixup_alpha = -1 }\n', "mixup_alpha"),
+    ('[teacher]\nlr_schedule = "step"\n', "lr_schedule 'step'"),
+    ('[grid]\nstudent_seeds = { dscnn_xs = [0] }\n', "not in students"),
+])
+def test_bad_method_tables_are_named(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def _rows(values):
+    """Rows for one student from ``{method: [score per seed]}``."""
+    return [{"student": "s", "method": m, "seed": seed, "micro_auprc": v,
+             "per_class_ap": {"a": v, "b": 2 * v}}
+            for m, scores in values.items() for seed, v in enumerate(scores)]
+
+
+def test_paired_difference_matches_a_hand_computation():
+    rows = _rows({"baseline": [0.50, 0.60, 0.55, 0.52], "iusp": [0.53, 0.61, 0.60, 0.52]})
+    d = np.array([0.03, 0.01, 0.05, 0.00])
+    result = paired_difference(rows, "s", "iusp", "baseline")
+    mean, sd = d.mean(), d.std(ddof=1)
+    half = 3.182446305284263 * sd / 2.0  # t_{3, 0.975} from a t table
+    assert result["n"] == 4 and result["mean"] == pytest.approx(mean)
+    assert result["ci_low"] == pytest.approx(mean - half)
+    assert result["ci_high"] == pytest.approx(mean + half)
+
+
+def test_paired_difference_pairs_by_seed_and_handles_one_seed():
+    rows = _rows({"baseline": [0.5, 0.6], "kd": [0.7]})
+    result = paired_difference(rows, "s", "kd", "baseline")
+    assert result["n"] == 1 and result["mean"] == pytest.approx(0.2)
+    assert np.isnan(result["ci_low"])
+    assert paired_difference(rows, "s", "sp", "baseline") is None
+
+
+def test_per_class_gains_are_paired_means():
+    rows = _rows({"baseline": [0.5, 0.6], "sp": [0.6, 0.6]})
+    gains = per_class_gains(rows, ["a", "b"], "sp")
+    assert gains["a"] == pytest.approx(0.05) and gains["b"] == pytest.approx(0.1)
+
+
+def test_tuning_writes_loadable_method_tables(tmp_path, tiny_data):
+    from keras_iusp.experiment import ExperimentConfig, GridSection, TeacherSection
+    from keras_iusp.tune import run_tuning
+
+    _, data_dir, _ = tiny_data
+    config = ExperimentConfig(
+        name="t", teacher=TeacherSection(epochs=1, batch_size=8),
+        grid=GridSection(students=["cnn_lstm_xs"], methods=["baseline", "kd"], seeds=[0],
+                         epochs=1, batch_size=8))
+    config.data.path = str(data_dir)
+    config.data.clip_seconds = 1.0
+    summary = run_tuning(config, tmp_path / "exp", trials=2, verbose=0)
+    for method in ("baseline", "kd"):
+        trials = summary["methods"][method]["trials"]
+        assert len(trials) == 2
+        # the first trial is the grid's own settings
+        assert trials[0]["params"]["learning_rate"] == pytest.approx(config.grid.learning_rate)
+    best = (tmp_path / "exp" / "tuning" / "best.toml").read_text()
+    merged = tmp_path / "merged.toml"
+    merged.write_text('[grid]\nstudents = ["cnn_lstm_xs"]\n' + best)
+    loaded = load_config(merged)
+    assert set(loaded.method) == {"baseline", "kd"}
+    # a second call finds the studies finished and trains nothing new
+    again = run_tuning(config, tmp_path / "exp", trials=2, verbose=0)
+    assert again["methods"]["kd"]["best_value"] == summary["methods"]["kd"]["best_value"]
+    assert json.loads((tmp_path / "exp" / "tuning" / "trials.json").read_text())["trials"] == 2
