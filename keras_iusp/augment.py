@@ -53,7 +53,8 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         def bad(field: str, expected: str):
-            return ConfigError(f"augmentation {field}={getattr(self, field)!r}: expected {expected}")
+            value = getattr(self, field)
+            return ConfigError(f"augmentation {field}={value!r}: expected {expected}")
 
         if not isinstance(self.mixup_alpha, (int, float)) or self.mixup_alpha < 0:
             raise bad("mixup_alpha", "a number >= 0")

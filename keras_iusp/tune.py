@@ -55,7 +55,7 @@ SEARCH_SPACE: dict[str, dict[str, tuple]] = {
         "augment": ("cat", [False, True]),
         "temperature": ("cat", [1.0, 2.0, 4.0]),
         "student_loss_weight": ("float", 0.0, 0.9),
-        "iusp_weight": ("log", 1.0, 1e4),
+        "iusp_weight": ("log", 0.3, 300.0),
         "student_layer": ("cat", ["lstm", "frames"]),
     },
 }
