@@ -18,18 +18,20 @@ from keras_iusp.atomic import atomic_path
 REPETITIVE_CLASSES = ("alert-signal", "dog", "machinery-impact", "music")
 
 
-def layer_similarity(model, layer_name: str, features: np.ndarray) -> np.ndarray:
-    """Row-normalised self-similarity ``[T, T]`` of one layer's output for one clip ``[T, n_mels]``.
+def layer_similarity(model, layer_name: str, features: np.ndarray,
+                     form: str | None = None) -> np.ndarray:
+    """Self-similarity ``[T, T]`` of one layer's output for one clip ``[T, n_mels]``.
 
-    Uses :func:`keras_iusp.losses.self_similarity`, the same function the loss uses.
+    Uses :func:`keras_iusp.losses.self_similarity`, the same function the loss uses, in the
+    IUSP ``form`` (default: the loss's default form), so the figure shows what the loss compares.
     """
     import tf_keras as keras
 
-    from keras_iusp.losses import self_similarity
+    from keras_iusp.losses import DEFAULT_IUSP_FORM, self_similarity
 
     probe = keras.Model(model.input, model.get_layer(layer_name).output)
     output = probe(np.asarray(features, np.float32)[None], training=False)
-    return self_similarity(output).numpy()[0]
+    return self_similarity(output, form=form or DEFAULT_IUSP_FORM).numpy()[0]
 
 
 def pick_repetitive_clip(labels: np.ndarray, class_names: tuple[str, ...]) -> int:
@@ -71,22 +73,23 @@ def plot_similarity_panels(panels: list[tuple[str, np.ndarray]], out_png: str | 
 
 def plot_teacher_student_similarity(
     teacher, teacher_layer: str, students: list[tuple[str, object, str]], features: np.ndarray,
-    out_png: str | os.PathLike, title: str = "",
+    out_png: str | os.PathLike, title: str = "", form: str | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Teacher vs students on one clip; returns the PNG and each student's IUSP distance.
 
     ``students`` is ``[(label, model, layer_name), ...]`` (e.g. before and after IUSP training).
-    The distance is the per-clip IUSP loss (student matrix resized to the teacher's size).
+    The distance is the per-clip IUSP loss in ``form`` (student matrix resized to the teacher's
+    size; mean squared difference of the map entries, i.e. ``||G_t - G_s||²_F / T²``).
     """
     import tensorflow as tf
 
     from keras_iusp.losses import resize_similarity
 
-    g_t = layer_similarity(teacher, teacher_layer, features)
+    g_t = layer_similarity(teacher, teacher_layer, features, form)
     panels = [(f"teacher: {teacher_layer} (T={g_t.shape[0]})", g_t)]
     distances = {}
     for label, model, layer in students:
-        g_s = layer_similarity(model, layer, features)
+        g_s = layer_similarity(model, layer, features, form)
         resized = resize_similarity(tf.constant(g_s[None]), g_t.shape[0]).numpy()[0]
         distances[label] = float(np.sum((g_t - resized) ** 2) / g_t.shape[0] ** 2)
         panels.append((f"{label}: {layer}\nIUSP distance {distances[label]:.2e}", g_s))

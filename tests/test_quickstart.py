@@ -63,7 +63,7 @@ def test_pick_repetitive_clip_prefers_a_clean_alert_clip():
     assert pick_repetitive_clip(np.zeros((2, 3)), names) == 0
 
 
-def test_layer_similarity_is_the_row_normalised_gram():
+def test_layer_similarity_in_each_form():
     import tf_keras as keras
 
     inputs = keras.Input((6, 4))
@@ -71,5 +71,13 @@ def test_layer_similarity_is_the_row_normalised_gram():
     x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     q = x @ model.get_layer("proj").get_weights()[0]
     g = q @ q.T
-    expected = g / np.linalg.norm(g, axis=1, keepdims=True)
-    np.testing.assert_allclose(layer_similarity(model, "proj", x), expected, rtol=1e-5, atol=1e-6)
+    paper = g / np.linalg.norm(g, axis=1, keepdims=True)
+    np.testing.assert_allclose(layer_similarity(model, "proj", x, "paper"), paper,
+                               rtol=1e-5, atol=1e-6)
+    u = q / np.linalg.norm(q, axis=1, keepdims=True)
+    # the default form is the cosine self-similarity the IUSP loss uses by default
+    np.testing.assert_allclose(layer_similarity(model, "proj", x), u @ u.T, rtol=1e-5, atol=1e-6)
+    c = q - q.mean(axis=0)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    np.testing.assert_allclose(layer_similarity(model, "proj", x, "centered"), c @ c.T,
+                               rtol=1e-5, atol=1e-5)
