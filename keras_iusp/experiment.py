@@ -46,6 +46,10 @@ class DataSection:
 
 @dataclass
 class TeacherSection:
+    #: An existing teacher run directory to distil from instead of training one (e.g. an
+    #: ablation that reuses the main grid's teacher). Relative paths are relative to the
+    #: current directory. The teacher's feature config must match the data's.
+    run: str = ""
     model: str = "teacher_cnn"
     epochs: int = 15
     batch_size: int = 16
@@ -293,6 +297,12 @@ def prepare_teacher(config: ExperimentConfig, out: Path, cache, verbose: int | s
     from keras_iusp.augment import AugmentConfig
     from keras_iusp.training import load_run, train_teacher
 
+    if config.teacher.run:
+        teacher = load_run(config.teacher.run)
+        if teacher.feature_config != cache.config:
+            raise ConfigError(f"[teacher] run {config.teacher.run}: trained on features "
+                              f"{teacher.feature_config}, but the data uses {cache.config}")
+        return teacher
     teacher_dir = out / "teacher"
     if (teacher_dir / "metrics.json").is_file():
         return load_run(teacher_dir)

@@ -15,7 +15,8 @@ from keras_iusp.report import paired_difference, per_class_gains
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.toml")))
+@pytest.mark.parametrize("name", sorted(str(p.relative_to(ROOT / "configs"))
+                                          for p in (ROOT / "configs").rglob("*.toml")))
 def test_every_committed_config_loads(name):
     config = load_config(ROOT / "configs" / name)
     for method in config.grid.methods:
