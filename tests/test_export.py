@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,19 +139,70 @@ def test_report_and_target_table(exported):
     names = {t["target"] for t in saved["targets"]}
     assert names == {p.name for p in load_profiles()}
     assert "| cortex-m4 |" in (root / "fw" / "README.md").read_text()
-    assert not list(root.glob(".fw.*"))  # no temporary or old folders left
+    assert not list(root.glob(".fw*"))  # no temporary or old folders left
 
 
-def test_export_replaces_assets_atomically(exported):
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def fw_copy(exported, tmp_path) -> Path:
+    """A private copy of the module's export, for tests that export over it (the module's own
+    folder stays as the fixture made it, whatever order the tests run in)."""
+    root, _, _ = exported
+    copy = tmp_path / "fw"
+    shutil.copytree(root / "fw", copy)
+    return copy
+
+
+def _export_over(exported, folder: Path, golden: int) -> dict:
     root, cache, _ = exported
-    before = (root / "fw" / "model.tflite").read_bytes()
-    export_model(root / "compressed", cache, root / "fw", window_seconds=0.5,
-                 golden_vectors=2, representative_windows=20)
-    after = (root / "fw" / "model.tflite").read_bytes()
+    return export_model(root / "compressed", cache, folder, window_seconds=0.5,
+                        golden_vectors=golden, representative_windows=20)
+
+
+def test_export_replaces_assets(exported, fw_copy):
+    before = (fw_copy / "model.tflite").read_bytes()
+    _export_over(exported, fw_copy, golden=2)
+    after = (fw_copy / "model.tflite").read_bytes()
     # calibration is not bit-reproducible across conversions, the structure is
     assert len(after) == len(before) and model_ops(after) == model_ops(before)
-    assert "kNumGoldenVectors = 2" in (root / "fw" / "golden_vectors.h").read_text()
-    assert not list(root.glob(".fw*"))
+    assert "kNumGoldenVectors = 2" in (fw_copy / "golden_vectors.h").read_text()
+    assert [p.name for p in fw_copy.parent.iterdir()] == ["fw"]  # no temporary or old folder
+
+
+def test_failed_write_leaves_the_old_assets_intact(exported, fw_copy, monkeypatch):
+    before = _snapshot(fw_copy)
+    real_write = Path.write_text
+
+    def disk_full_at_op_resolver(self, *args, **kwargs):
+        if self.name == "op_resolver.h":
+            raise OSError(28, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", disk_full_at_op_resolver)
+    with pytest.raises(OSError, match="No space left"):
+        _export_over(exported, fw_copy, golden=2)
+    assert _snapshot(fw_copy) == before
+    assert [p.name for p in fw_copy.parent.iterdir()] == ["fw"]
+
+
+def test_failed_final_rename_leaves_the_old_assets_intact(exported, fw_copy, monkeypatch):
+    before = _snapshot(fw_copy)
+    real_replace = os.replace
+
+    def rename_into_place_fails(src, dst, *args, **kwargs):
+        if Path(dst) == fw_copy and ".tmp-" in Path(src).name:
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", rename_into_place_fails)
+    with pytest.raises(OSError, match="Input/output error"):
+        _export_over(exported, fw_copy, golden=2)
+    assert fw_copy.is_dir(), "the old assets were moved away and not put back"
+    assert _snapshot(fw_copy) == before
+    assert [p.name for p in fw_copy.parent.iterdir()] == ["fw"]
 
 
 def test_window_starts_cover_the_clip():

@@ -48,12 +48,21 @@ def _load_models(run_dir: Path):
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp`` with two renames; the old folder is deleted only afterwards."""
+    """Replace ``out`` by ``tmp`` with two renames; the old folder is deleted only afterwards.
+
+    If the second rename fails, the old folder is renamed back, so an error leaves the old
+    assets in place rather than no folder at all.
+    """
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
