@@ -36,3 +36,38 @@ class FeatureStandardization(keras.layers.Layer, PrunableLayer):
         config = super().get_config()
         config.update({"mean": self.mean.tolist(), "std": self.std.tolist()})
         return config
+
+
+@keras.utils.register_keras_serializable(package="keras_iusp")
+class StepDropout(keras.layers.Layer):
+    """Dropout whose masks are a function of ``(seed, number of training calls so far)``.
+
+    Keras' ``Dropout`` draws from stateful random ops whose position is not saved in a checkpoint,
+    so a run resumed by ``BackupAndRestore`` in a new process drew different masks than an
+    uninterrupted run (measured: teacher loss 3 % off two epochs after the resume). Here the call
+    count is a non-trainable weight, restored with the others, and each mask comes from a
+    stateless draw keyed by it.
+    """
+
+    def __init__(self, rate: float, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"rate={rate!r}: expected 0 <= rate < 1")
+        self.rate = float(rate)
+        self.seed = int(seed)
+
+    def build(self, input_shape):
+        self.calls = self.add_weight(name="calls", shape=(), dtype=tf.int64,
+                                     initializer="zeros", trainable=False)
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        self.calls.assign_add(1)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), self.calls.read_value()])
+        keep = tf.random.stateless_uniform(tf.shape(inputs), seed=seed) >= self.rate
+        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

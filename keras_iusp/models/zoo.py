@@ -19,7 +19,7 @@ import tf_keras as keras
 
 from keras_iusp.data.cache import FeatureStats
 from keras_iusp.errors import ConfigError
-from keras_iusp.models.layers import FeatureStandardization
+from keras_iusp.models.layers import FeatureStandardization, StepDropout
 
 layers = keras.layers
 
@@ -75,7 +75,9 @@ def build_teacher_cnn(input_shape, num_classes=8, stats=None, width=16) -> keras
         x = layers.MaxPooling2D(pool, name=f"block{i}")(x)
     x = _frames(x, "frames")
     x = layers.Dense(8 * width, activation="relu", name="embedding")(x)
-    x = layers.Dropout(0.2, name="dropout")(x)
+    # resumable dropout: a resumed run draws the masks an uninterrupted one would; its seed
+    # follows keras.utils.set_random_seed like the weight initialisers
+    x = StepDropout(0.2, seed=int(np.random.randint(2**31 - 1)), name="dropout")(x)
     return keras.Model(inputs, _head(x, num_classes), name="teacher_cnn")
 
 
