@@ -144,3 +144,59 @@ def test_config_errors_name_the_key(tmp_path: Path, text: str, message: str):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def _litert_window_scores_by_hand(model_path: Path, clips: np.ndarray) -> tuple[np.ndarray, int]:
+    """Clip scores of a window .tflite computed here from LiteRT's raw API: every window of
+    ``frames`` frames starting at multiples of ``frames // 2``, plus one ending at the clip's end,
+    LSTM state cleared before each, int8 (de)quantised by hand, score = sigmoid(max logit)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model_path))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    frames = inp["shape"][1]
+    hop = frames // 2
+    scores, windows = [], 0
+    for clip in clips:
+        total = clip.shape[0]
+        starts = list(range(0, total - frames + 1, hop))
+        if starts[-1] + frames < total:
+            starts.append(total - frames)
+        windows = max(windows, len(starts))
+        logits = []
+        for start in starts:
+            x = np.asarray(clip[start:start + frames], np.float32)[None]
+            if inp["dtype"] == np.int8:
+                scale, zero = inp["quantization"]
+                x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+            interpreter.reset_all_variables()
+            interpreter.set_tensor(inp["index"], x)
+            interpreter.invoke()
+            y = interpreter.get_tensor(out["index"])[0].astype(np.float64)
+            if out["dtype"] == np.int8:
+                scale, zero = out["quantization"]
+                y = scale * (y - zero)
+            logits.append(y)
+        scores.append(1.0 / (1.0 + np.exp(-np.max(logits, axis=0))))
+    return np.array(scores), windows
+
+
+@pytest.mark.parametrize("name", ["model.tflite", "model_float.tflite"])
+def test_evaluate_window_tflite_is_the_max_over_half_overlapping_windows(name, tiny_data,
+                                                                         lstm_export, tmp_path):
+    root, data, cache = tiny_data
+    folder, _ = lstm_export
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", str(folder / name), "--data", str(data), "--split", "validate",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    clips, labels = cache.split("validate")
+    scores, windows = _litert_window_scores_by_hand(folder / name, np.asarray(clips))
+    assert windows >= 3, "the test needs several windows per clip"
+    assert result["micro_auprc"] == pytest.approx(
+        _average_precision(labels.ravel(), scores.ravel()), abs=1e-6)
+    for c, class_name in enumerate(cache.class_names):
+        expected = (_average_precision(labels[:, c], scores[:, c]) if labels[:, c].any()
+                    else None)
+        assert result["per_class_ap"][class_name] == pytest.approx(expected, abs=1e-6)
