@@ -433,7 +433,8 @@ def bench_fullrate(cfg: dict) -> dict:
     row = {"batch": b, "frames": frames, "n_mels": n_mels,
            "iusp_pair": {"teacher": ["embedding", list(t_shape[1:])],
                          "student": ["lstm", list(s_shape[1:])]},
-           "auto_picks": "lowrank" if losses.iusp_prefers_lowrank(*dims) else "reference",
+           "auto_picks": {form: "lowrank" if losses.iusp_prefers_lowrank(*dims, form=form)
+                          else "reference" for form in losses.IUSP_FORMS},
            "methods": {}}
     kd_wall, kd_cpu = _median(wall["kd"]), _median(cpu["kd"])
     for name in distillers:

@@ -574,43 +574,61 @@ def _uses_onednn() -> bool:
 
 
 def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
-                         d_teacher: int | tf.Tensor, d_student: int | tf.Tensor
-                         ) -> bool | tf.Tensor:
+                         d_teacher: int | tf.Tensor, d_student: int | tf.Tensor,
+                         form: str = DEFAULT_IUSP_FORM) -> bool | tf.Tensor:
     """The ``implementation="auto"`` rule of :func:`iusp_loss`: is the low-rank form faster?
 
-    A cost model fitted to forward + backward timings of both implementations over
-    ``T_t ∈ {32..512}``, ``T_s = T_t/2, 2·T_t``, ``D_t ∈ {16..256}``, ``D_s ∈ {12, 64}`` (batch 16,
-    2-core x86 CPU), in units of one float64 multiply-add of the low-rank form::
+    A cost model in units of one float64 multiply-add of the low-rank form. The reference
+    builds the same two ``T × T`` maps in every ``form``::
 
-        lowrank   = T_t·(D_t² + D_t·D_s + 4·D_s²) + 4·T_s·D_s²
         reference = T_t²·D_t / 7 + 36·(T_t² + T_s²)
 
-    The reference's float32 matmuls are much cheaper per multiply-add than the low-rank form's
-    float64 ones, and its ``T²``-sized elementwise work (normalisation, resize, differences and
-    their gradients) is the ``36·T²`` term. Lowrank is chosen when both layers have fewer
-    features than frames (``D_t < T_t`` and ``D_s < T_s``; otherwise nothing is low rank) and
-    ``lowrank < κ·reference`` with ``κ = 1`` when TensorFlow uses oneDNN (its default on x86
-    Linux) and ``κ = 1.5`` when it does not (``TF_ENABLE_ONEDNN_OPTS=0``, as the CLI sets:
-    float32 matmuls then run ~3x slower through Eigen, float64 ones are unaffected). On that grid
-    the rule picked the faster implementation in 76/80 (oneDNN) and 74/80 (Eigen) cases, and
-    where it missed it cost at most 1.25x/1.5x (timing noise included). It is not calibrated for
-    GPUs. The model was fitted on the paper form; the same rule serves every ``form``: the
-    reference builds the same ``T × T`` maps in every form, and the cosine forms' low-rank path
-    does less work than the paper form's (one teacher Gram instead of two, no row norms), so
-    the rule errs towards the reference for them, never towards a slow low-rank path.
+    (its float32 matmuls are much cheaper per multiply-add than float64 ones, and its
+    ``T²``-sized elementwise work — normalisation, resize, differences and their gradients — is
+    the ``36·T²`` term). The low-rank path's cost depends on the form::
+
+        paper             T_t·(D_t² + D_t·D_s + 4·D_s²) + 4·T_s·D_s²
+        cosine, centered  T_t·D_t² + 2·T_s·D_t·D_s + 3·T_s·D_s²
+
+    The paper form's line was fitted to forward + backward timings over ``T_t ∈ {32..512}``,
+    ``T_s = T_t/2, 2·T_t``, ``D_t ∈ {16..256}``, ``D_s ∈ {12, 64}`` (batch 16, 2-core x86 CPU;
+    it picked the faster implementation in 76/80 cases with oneDNN and 74/80 without, costing
+    at most 1.25x/1.5x where it missed). The cosine forms' line counts their work: one teacher
+    Gram (forward only), the cross product ``(RᵀU_t)ᵀU_s`` forward and backward, the student's
+    Gram forward and backward; without the paper form's row norms and second factor it is about
+    half the paper line, which is what ``benchmarks/results/iusp_loss.json`` measured (batch 32,
+    ``D_t`` = 128, oneDNN): the paper line would have kept the reference at ``T_t`` = 500,
+    ``D_s`` = 64, where the low-rank path took 57 ms of CPU against 77.
+
+    Lowrank is chosen when both layers have fewer features than frames (``D_t < T_t`` and
+    ``D_s < T_s``; otherwise nothing is low rank) and ``lowrank < κ·reference`` with ``κ = 1``
+    when TensorFlow uses oneDNN (its default on x86 Linux, and the CLI's) and ``κ = 1.5`` when
+    it does not (``TF_ENABLE_ONEDNN_OPTS=0``: float32 matmuls then run ~3x slower through
+    Eigen, float64 ones are unaffected). It is not calibrated for GPUs.
 
     Returns a Python bool for Python ints, else a boolean tensor (for ``tf.cond``).
+
+    Raises:
+        ValueError: an unknown ``form``.
     """
+    _check_form(form, "iusp_prefers_lowrank")
     kappa = 1.0 if _uses_onednn() else 1.5
     dims = (t_teacher, t_student, d_teacher, d_student)
+
+    def costs(t_t, t_s, d_t, d_s):
+        if form == "paper":
+            lowrank = t_t * (d_t * d_t + d_t * d_s + 4 * d_s * d_s) + 4 * t_s * d_s * d_s
+        else:
+            lowrank = t_t * d_t * d_t + 2 * t_s * d_t * d_s + 3 * t_s * d_s * d_s
+        reference = t_t * t_t * d_t / 7 + 36 * (t_t * t_t + t_s * t_s)
+        return lowrank, reference
+
     if all(isinstance(v, numbers.Integral) for v in dims):
         t_t, t_s, d_t, d_s = (float(v) for v in dims)
-        lowrank = t_t * (d_t * d_t + d_t * d_s + 4 * d_s * d_s) + 4 * t_s * d_s * d_s
-        reference = t_t * t_t * d_t / 7 + 36 * (t_t * t_t + t_s * t_s)
+        lowrank, reference = costs(t_t, t_s, d_t, d_s)
         return bool(d_t < t_t and d_s < t_s and lowrank < kappa * reference)
     t_t, t_s, d_t, d_s = (tf.cast(v, tf.float64) for v in dims)
-    lowrank = t_t * (d_t * d_t + d_t * d_s + 4 * d_s * d_s) + 4 * t_s * d_s * d_s
-    reference = t_t * t_t * d_t / 7 + 36 * (t_t * t_t + t_s * t_s)
+    lowrank, reference = costs(t_t, t_s, d_t, d_s)
     return tf.logical_and(tf.logical_and(d_t < t_t, d_s < t_s), lowrank < kappa * reference)
 
 
@@ -652,15 +670,18 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
             values and gradients); for nearly identical teacher and student maps (losses ~1e-8)
             rounding the inputs to float32 alone moves either by up to ~2e-5.
 
-    Measured forward + backward, batch 32, ``D_t = 128``, ``T_s = T_t/2``, 2-core x86 CPU,
-    ``TF_ENABLE_ONEDNN_OPTS=0`` (``benchmarks/run.py``; milliseconds, reference / lowrank)::
+    Measured forward + backward, default form, batch 32, ``D_t = 128``, ``T_s = T_t/2``,
+    2-core x86 CPU shared with other jobs, oneDNN on (``benchmarks/run.py``,
+    ``benchmarks/results/iusp_loss.json``; median process CPU milliseconds, reference /
+    lowrank)::
 
         T_t     D_s = 12     D_s = 32     D_s = 64
-        250     44 / 41      41 / 62      39 / 97
-        500    187 / 87     184 / 119    205 / 201
-        1000   791 / 172    806 / 252    824 / 387
+        250     17 / 16      18 / 20      20 / 29
+        500     71 / 34      75 / 40      77 / 57
+        1000   283 / 69     283 / 79     294 / 114
 
-    ``auto`` picked the faster one in each of these cases (at ``T_t = 500, D_s = 64`` a tie).
+    ``auto`` picks the reference at ``T_t = 250`` (``D_t`` is not far below ``T_t``) and lowrank
+    from 500 frames on.
 
     Raises:
         ValueError: rank < 3, different batch sizes, an unknown ``implementation`` or ``form``.
@@ -675,7 +696,7 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
     if implementation == "lowrank":
         return _iusp_lowrank(teacher, student, form)
     lowrank = iusp_prefers_lowrank(_dim(teacher, 1), _dim(student, 1), _feature_size(teacher),
-                                   _feature_size(student))
+                                   _feature_size(student), form=form)
     if isinstance(lowrank, bool):
         return (_iusp_lowrank if lowrank else _iusp_reference)(teacher, student, form)
     return tf.cond(lowrank, lambda: _iusp_lowrank(teacher, student, form),
