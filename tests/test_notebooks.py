@@ -93,6 +93,27 @@ def test_stored_notebook_is_clean(path: Path):
     assert 'os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")' in first_code.source
 
 
+# The outcome each tutorial must prove when executed (an ``assert`` in its cells), so running it
+# checks more than that no cell raised.
+OUTCOMES = {
+    "01_iusp_in_ten_minutes.ipynb": ["the teacher did not learn", "the student did not train",
+                                     "loss is not the weighted sum"],
+    "02_student_to_microcontroller.ipynb": ["QAT was not teacher-guided",
+                                            "TFLite-Micro and LiteRT disagree",
+                                            "int8 and float models disagree"],
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_asserts_its_outcomes(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    asserts = "\n".join(line for cell in nb.cells if cell.cell_type == "code"
+                        for line in cell.source.splitlines() if "assert " in line)
+    for message in OUTCOMES.get(path.name, []):
+        assert message in asserts, f"{path.name}: no assert for {message!r}"
+    assert asserts.count("assert ") >= 5
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs_and_leaves_nothing_behind(path: Path, kernel_spec_dir: Path,
                                                  tmp_path: Path):
