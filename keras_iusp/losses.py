@@ -598,7 +598,7 @@ def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
     Gram forward and backward; without the paper form's row norms and second factor it is about
     half the paper line, which is what ``benchmarks/results/iusp_loss.json`` measured (batch 32,
     ``D_t`` = 128, oneDNN): the paper line would have kept the reference at ``T_t`` = 500,
-    ``D_s`` = 64, where the low-rank path took 57 ms of CPU against 77.
+    ``D_s`` = 64, where the low-rank path took 57-64 ms of CPU against 77-80 (two runs).
 
     Lowrank is chosen when both layers have fewer features than frames (``D_t < T_t`` and
     ``D_s < T_s``; otherwise nothing is low rank) and ``lowrank < κ·reference`` with ``κ = 1``
@@ -676,9 +676,9 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
     lowrank)::
 
         T_t     D_s = 12     D_s = 32     D_s = 64
-        250     17 / 16      18 / 20      20 / 29
-        500     71 / 34      75 / 40      77 / 57
-        1000   283 / 69     283 / 79     294 / 114
+        250     20 / 19      20 / 23      22 / 34
+        500     75 / 37      79 / 46      80 / 64
+        1000   279 / 67     283 / 79     292 / 110
 
     ``auto`` picks the reference at ``T_t = 250`` (``D_t`` is not far below ``T_t``) and lowrank
     from 500 frames on.

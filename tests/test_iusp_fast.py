@@ -365,7 +365,7 @@ def test_auto_rule_in_the_graph_agrees_with_python():
 @pytest.mark.parametrize("onednn", [True, False])
 def test_auto_rule_knows_the_cosine_forms_lowrank_path_is_cheaper(monkeypatch, onednn):
     # measured (benchmarks/results/iusp_loss.json, cosine form, oneDNN): at T_t = 500,
-    # D_s = 64 the low-rank path took 57 ms of CPU, the reference 77; the paper form's
+    # D_s = 64 the low-rank path took 57-64 ms of CPU, the reference 77-80; the paper form's
     # low-rank path does about twice the work (row norms, a second factor)
     monkeypatch.setattr(losses, "_uses_onednn", lambda: onednn)
     assert losses.iusp_prefers_lowrank(500, 250, 128, 64, form="cosine")
