@@ -14,17 +14,18 @@ import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from keras_iusp.errors import KerasIuspError
 
-
 # TensorFlow's native libraries log these lines while they load and probe for a GPU, before
 # TF_CPP_MIN_LOG_LEVEL is read (absl prints anything logged before its InitializeLog). On a
-# CPU-only machine "failed call to cuInit ... ERROR" reads like a failure, so the CLI drops exactly
-# these lines during start-up. Anything else printed then (a real import error) still gets through.
-_STARTUP_NOISE = re.compile(
+# CPU-only machine "failed call to cuInit ... ERROR" reads like a failure. The TFLite converter and
+# LiteRT add two more notices during an export. The CLI drops exactly these lines; anything else
+# written to stderr (a real error, a progress bar) still gets through.
+_TENSORFLOW_NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called"
     r"|oneDNN custom operations are on"
     r"|Could not find cuda drivers"
@@ -34,12 +35,14 @@ _STARTUP_NOISE = re.compile(
     r"|Unable to register cu(DNN|FFT|BLAS) factory"
     r"|computation placer already registered"
     r"|TF-TRT Warning: Could not find TensorRT"
+    r"|^fully_quantize: \d+, inference_type: \d+, input_inference_type:"
+    r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
 )
 
 
 def is_startup_noise(line: str) -> bool:
-    """True for a TensorFlow start-up log line that says nothing the user must act on."""
-    return _STARTUP_NOISE.search(line) is not None
+    """True for a TensorFlow log line that says nothing the user must act on (see above)."""
+    return _TENSORFLOW_NOISE.search(line) is not None
 
 
 @contextlib.contextmanager
@@ -47,20 +50,32 @@ def filtered_stderr(drop: Callable[[str], bool]) -> Iterator[None]:
     """Send the process's file descriptor 2 through a line filter while the block runs.
 
     Native code writes to fd 2 directly, so replacing ``sys.stderr`` would not catch it. A pipe
-    takes fd 2's place, a thread forwards every line for which ``drop`` is false to the real
-    stderr, and fd 2 is restored (and the pipe drained) when the block ends, also on error. Use it
-    only around short start-up work: lines are forwarded whole, so a progress bar drawn with
-    carriage returns would be held back until its newline.
+    takes fd 2's place and a thread forwards its text to the real stderr: a line ending in a
+    newline is dropped when ``drop`` says so, text ending in a carriage return (a progress bar
+    redrawing itself) is passed on at once, unfiltered. fd 2 is restored and the pipe drained
+    when the block ends, also on error.
     """
     sys.stderr.flush()
     saved = os.dup(2)
     read_fd, write_fd = os.pipe()
 
     def forward() -> None:
-        with os.fdopen(read_fd, "rb") as pipe:
-            for raw in pipe:
-                if not drop(raw.decode("utf-8", "replace")):
-                    os.write(saved, raw)
+        pending = b""
+        while True:
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            cut = max(pending.rfind(b"\n"), pending.rfind(b"\r"))
+            if cut < 0:
+                continue
+            ready, pending = pending[:cut + 1], pending[cut + 1:]
+            os.write(saved, b"".join(
+                piece for piece in ready.splitlines(keepends=True)
+                if not (piece.endswith(b"\n") and drop(piece.decode("utf-8", "replace")))))
+        if pending and not drop(pending.decode("utf-8", "replace")):
+            os.write(saved, pending)
+        os.close(read_fd)
 
     thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
     thread.start()
@@ -75,26 +90,22 @@ def filtered_stderr(drop: Callable[[str], bool]) -> Iterator[None]:
         os.close(saved)
 
 
-def _quiet_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow and find its devices now, dropping its start-up log lines.
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow and let it find its devices now, with its Python warnings off.
 
-    oneDNN stays on (TensorFlow's default): turning it off made training about 3x slower here
-    (benchmarks/results/onednn.json), so its notice is filtered rather than avoided. With
-    ``verbose`` TensorFlow logs as it normally does. C++ errors (level 2) and Python-side
-    errors are still printed; TensorFlow's Python warnings (tf.function retracing notices) are
-    not, since they are about TensorFlow's internals, not the user's data or settings.
+    Called inside :func:`filtered_stderr`, so the start-up lines are dropped. oneDNN stays on
+    (TensorFlow's default): turning it off made training about 3x slower here
+    (benchmarks/results/onednn.json), so its notice is filtered rather than avoided. C++ errors
+    (level 2) and Python-side errors are still printed; TensorFlow's Python warnings (tf.function
+    retracing notices) and the converter's "Statistics for quantized inputs" warning are not,
+    since they are about TensorFlow's internals, not the user's data or settings.
     """
-    if verbose:
-        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" not in sys.modules:
-        with filtered_stderr(is_startup_noise):
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the CUDA probe (cuInit) runs here, not at import
     import tensorflow as tf
 
+    tf.config.list_physical_devices()  # the CUDA probe (cuInit) runs here, not at import
     tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -426,10 +437,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``keras-iusp`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # synth (without --plot) never imports TensorFlow; every other command does, so it is loaded
-    # here, quietly, before the command prints anything
-    if args.command != "synth" or args.plot:
-        _quiet_tensorflow(args.verbose)
+    if args.verbose:
+        return _run(args)
+    with filtered_stderr(is_startup_noise):
+        # synth (without --plot) never imports TensorFlow; every other command does, so it is
+        # loaded here, before the command prints anything
+        if args.command != "synth" or args.plot:
+            _quiet_tensorflow()
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

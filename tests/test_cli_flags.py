@@ -69,7 +69,9 @@ def test_strict_rejects_a_clip_of_the_wrong_length(small_data, tmp_path, tone_wr
     assert main(["features", "--data", str(data), "--clip-seconds", "1.0"]) == 0  # padded
 
 
-def test_export_targets_and_evaluate_test_split(tiny_data, lstm_compressed, tmp_path, capsys):
+def test_export_targets_and_evaluate_test_split(tiny_data, lstm_compressed, tmp_path, capfd):
+    from test_quiet_cli import tensorflow_noise
+
     _, data, _ = tiny_data
     targets = tmp_path / "targets"
     targets.mkdir()
@@ -80,16 +82,17 @@ def test_export_targets_and_evaluate_test_split(tiny_data, lstm_compressed, tmp_
     assert main(["export", str(lstm_compressed), "--data", str(data), "--out", str(fw),
                  "--window-seconds", "0.5", "--golden", "1", "--targets", str(targets),
                  "--seed", "3"]) == 0
+    err = capfd.readouterr().err
+    assert tensorflow_noise(err) == [] and "fully_quantize" not in err and "XNNPACK" not in err
     report = json.loads((fw / "export_report.json").read_text())
     assert [t["target"] for t in report["targets"]] == ["tiny-mcu"]
     assert report["targets"][0]["fits"] is False  # a CNN-LSTM does not fit 8 KB
     assert "kNumGoldenVectors = 1" in (fw / "golden_vectors.h").read_text()
     assert "| tiny-mcu |" in (fw / "README.md").read_text()
-    capsys.readouterr()
     out = tmp_path / "test.json"
     assert main(["evaluate", str(fw / "model.tflite"), "--data", str(data), "--split", "test",
                  "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     result = json.loads(out.read_text())
     assert result["clips"] == int(re.search(r"test\s+(\d+) clips", printed).group(1))
 

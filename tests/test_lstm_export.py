@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LSTM_SPARSITY
 
 from keras_iusp.compress import load_compressed
 from keras_iusp.export.firmware import model_ops
 from keras_iusp.export.verify import _litert, io_details, run_litert, run_tflm
-
-from conftest import LSTM_SPARSITY
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "firmware_assets" / "reference"

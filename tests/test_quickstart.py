@@ -11,7 +11,6 @@ import numpy as np
 
 from keras_iusp.plots import layer_similarity, pick_repetitive_clip
 
-
 # The CLI's own quickstart, shrunk: clips of 1 s and one prune/QAT epoch are not CLI options, so
 # the subprocess binds them into run_quickstart before calling keras_iusp.cli.main with real argv.
 TINY_CLI = """

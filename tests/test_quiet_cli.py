@@ -53,11 +53,18 @@ def test_filter_drops_startup_noise_and_keeps_everything_else(capfd):
         "out of memory",
         "ImportError: libcudart.so.12: cannot open shared object file",
     ]
+    bar = ["\rlog-mel features:  50%|#####     | 8/16", "\rlog-mel features: 100%|##########| 16/16\n"]
     with filtered_stderr(is_startup_noise):
         for line in noise[:2] + real[:1] + noise[2:] + real[1:]:
             os.write(2, (line + "\n").encode())
+        os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: INT8, "
+                    b"output_inference_type: INT8\nINFO: Created TensorFlow Lite XNNPACK "
+                    b"delegate for CPU.\n")
+        for piece in bar:  # a progress bar redraws with carriage returns, in pieces
+            os.write(2, piece.encode())
+        os.write(2, b"no newline at the end")
     err = capfd.readouterr().err
-    assert err.splitlines() == real
+    assert err == "\n".join(real) + "\n" + "".join(bar) + "no newline at the end"
     # fd 2 is back: writes after the block are not filtered
     os.write(2, (noise[0] + "\n").encode())
     assert capfd.readouterr().err == noise[0] + "\n"
