@@ -532,21 +532,28 @@ def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike,
     """:func:`iusp_loss` computed without any ``T × T`` matrix: same value, ``O(T·D²)`` time.
 
     Every form's map is a product of two ``T × D`` factors, so every form has this exact fast
-    path. ``"cosine"``/``"centered"``: ``G = U Uᵀ`` with ``U`` the (centred,) unit frames, and
-    ``||U_t U_tᵀ - V Vᵀ||²_F = ||U_tᵀU_t||²_F - 2||U_tᵀV||²_F + ||VᵀV||²_F`` with ``V = R U_s``.
-    ``"paper"``: a row-normalised similarity map ``G = D⁻¹ Q Qᵀ`` has rank ``<= D``, and bilinear resizing is
-    a linear map ``R`` on each axis (:func:`bilinear_resize_matrix`), so the resized student map
-    is ``R G_s Rᵀ = (R D_s⁻¹ Q_s)(R Q_s)ᵀ``. The squared Frobenius distance of two such products
+    path. Bilinear resizing is a linear map ``R`` on each axis (:func:`bilinear_resize_matrix`),
+    so a resized map is ``R G_s Rᵀ``, and the squared Frobenius distance of two such products
     expands into elementwise products of ``D × D`` Gram matrices, giving the exact IUSP value in
-    ``O(T·D²)`` time and ``O(T·D)`` memory instead of ``O(T²·D)`` / ``O(T²)``. ``R`` is applied
-    as two gathers per axis, never as a dense matrix.
+    ``O(T·D²)`` time and ``O(T·D)`` memory instead of ``O(T²·D)`` / ``O(T²)``:
+
+    - ``"cosine"``/``"centered"``: ``G = U Uᵀ`` with ``U`` the (centred,) unit frames;
+      ``||U_tU_tᵀ - R U_sU_sᵀ Rᵀ||²_F = ||U_tᵀU_t||²_F - 2||(RᵀU_t)ᵀU_s||²_F
+      + ||U_sᵀ(RᵀR)U_s||²_F``.
+    - ``"paper"``: ``G = D⁻¹ Q Qᵀ`` (``D`` the row norms of ``Q Qᵀ``, computed as
+      ``q_iᵀ(QᵀQ)q_i``), a product of ``D⁻¹Q`` and ``Q``; the same expansion with two factors.
+
+    ``R`` is never a dense matrix: ``RᵀU_t`` is two segment sums over the teacher's frames
+    (forward only: the teacher gets no gradient) and ``RᵀR`` is tridiagonal, so the student's
+    products run at its own frame count without gathers on its gradient path.
 
     The Gram products are accumulated in float64 (the inputs are cast; outputs and gradients
-    come back in the input's float dtype): the expansion subtracts terms of size ``~T`` to get a
-    result that can be 1e-7 of that; float32 accumulation was measured to lose 1e-4 (random
-    ReLU features) to 1e-1 (nearly identical teacher/student maps) relative accuracy, against
-    ~1e-7 with float64. Float64 matmuls are ~3-10x slower than float32 ones on CPU, which is
-    why the reference stays faster for short sequences (see :func:`iusp_prefers_lowrank`).
+    come back in the input's float dtype): the expansion subtracts terms of size ``~T`` (paper)
+    or ``~T²`` (cosine forms) to get a result that can be 1e-7 of that; float32 accumulation
+    was measured to lose 1e-4 (random ReLU features) to 1e-1 (nearly identical teacher/student
+    maps) relative accuracy, against ~1e-7 with float64. Float64 matmuls are ~3-10x slower
+    than float32 ones on CPU, which is why the reference stays faster for short sequences (see
+    :func:`iusp_prefers_lowrank`).
     Arguments, shapes, the teacher's stopped gradient and the ``[B]`` result are those of
     :func:`iusp_loss`.
 
