@@ -57,8 +57,10 @@ class StepDropout(keras.layers.Layer):
         self.seed = int(seed)
 
     def build(self, input_shape):
+        # one counter for all replicas under tf.distribute (the first replica's update counts)
         self.calls = self.add_weight(name="calls", shape=(), dtype=tf.int64,
-                                     initializer="zeros", trainable=False)
+                                     initializer="zeros", trainable=False,
+                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         super().build(input_shape)
 
     def call(self, inputs, training=None):
