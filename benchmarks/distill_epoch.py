@@ -64,7 +64,8 @@ def _epoch_times(clips: int, methods: list[str], repeats: int) -> dict:
                 d.fit(train, epochs=1, verbose=0)
                 wall.append(time.perf_counter() - w0)
                 cpu.append(time.process_time() - c0)
-            key = method if method == "baseline" else f"{method}_{'cached' if use_cache else 'live'}"
+            mode = "cached" if use_cache else "live"
+            key = method if method == "baseline" else f"{method}_{mode}"
             results[key] = {"wall_s": float(np.median(wall)), "cpu_s": float(np.median(cpu)),
                             "wall_runs_s": wall, "cpu_runs_s": cpu}
             print(key, results[key]["wall_s"], results[key]["cpu_s"], flush=True)
@@ -76,20 +77,12 @@ def _epoch_times(clips: int, methods: list[str], repeats: int) -> dict:
 
 
 def _machine() -> dict:
-    import platform
-
     import tensorflow as tf
 
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
-            "tensorflow": tf.__version__,
+    from keras_iusp.experiment import machine_description
+
+    return {"cpu": machine_description(), "cpu_count": os.cpu_count(),
+            "load_average": os.getloadavg(), "tensorflow": tf.__version__,
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
             "date": time.strftime("%Y-%m-%d")}
 
