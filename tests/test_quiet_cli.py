@@ -53,7 +53,8 @@ def test_filter_drops_startup_noise_and_keeps_everything_else(capfd):
         "out of memory",
         "ImportError: libcudart.so.12: cannot open shared object file",
     ]
-    bar = ["\rlog-mel features:  50%|#####     | 8/16", "\rlog-mel features: 100%|##########| 16/16\n"]
+    bar = ["\rlog-mel features:  50%|#####     | 8/16",
+           "\rlog-mel features: 100%|##########| 16/16\n"]
     with filtered_stderr(is_startup_noise):
         for line in noise[:2] + real[:1] + noise[2:] + real[1:]:
             os.write(2, (line + "\n").encode())

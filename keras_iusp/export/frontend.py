@@ -344,7 +344,8 @@ def golden_frontend_files(config: FeatureConfig, scale: float, zero_point: int,
     pcm = golden_pcm(config, frames, seed)
     mel = python_frames(pcm, config)
     q = quantize(mel, scale, zero_point)
-    header = (_GUARD + "#ifndef KERAS_IUSP_FRONTEND_GOLDEN_H_\n#define KERAS_IUSP_FRONTEND_GOLDEN_H_\n\n"
+    header = (_GUARD
+              + "#ifndef KERAS_IUSP_FRONTEND_GOLDEN_H_\n#define KERAS_IUSP_FRONTEND_GOLDEN_H_\n\n"
               "#include <stdint.h>\n\n#include \"model_settings.h\"\n\nnamespace keras_iusp {\n\n"
               "// Test audio (sweep over noise, silence, clipped full-scale tone) and the log-mel\n"
               "// and int8 frames the training pipeline computes from it. A front-end port should\n"

@@ -288,7 +288,8 @@ def add_frontend(folder: str | os.PathLike, targets_dir: str | os.PathLike | Non
             raise KerasIuspError(f"{report_path}: no feature_config; pass clip_seconds to "
                                  "reconstruct it from model_settings.h")
         report.update(_settings_from_header(folder, clip_seconds))
-    for key in ("feature_config", "class_names", "input_quantization", "window_frames", "arena_bytes", "model"):
+    for key in ("feature_config", "class_names", "input_quantization", "window_frames",
+                "arena_bytes", "model"):
         if key not in report:
             raise KerasIuspError(f"{report_path}: field {key!r} missing")
     config = FeatureConfig.from_dict(report["feature_config"], source=str(report_path))
