@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
-
-import tensorflow as tf
+from typing import TYPE_CHECKING, Any
 
 from keras_iusp.errors import ConfigError
+
+if TYPE_CHECKING:  # TensorFlow is imported where it is used: the config is read by the CLI
+    import tensorflow as tf  # before TensorFlow may load (quiet start-up)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ def default_augmentation(frames: int, seed: int = 0) -> AugmentConfig:
 
 def _sample_beta(alpha: float, shape, seed) -> tf.Tensor:
     """``Beta(α, α)`` from two stateless gamma draws (``X / (X + Y)``)."""
+    import tensorflow as tf
+
     s1 = tf.random.experimental.stateless_fold_in(seed, 1)
     s2 = tf.random.experimental.stateless_fold_in(seed, 2)
     x = tf.random.stateless_gamma(shape, s1, alpha=alpha)
@@ -104,6 +107,8 @@ def _sample_beta(alpha: float, shape, seed) -> tf.Tensor:
 
 def _masks(batch: int, length: int, count: int, max_width: int, seed) -> tf.Tensor:
     """``[B, length]`` boolean: True where any of ``count`` random intervals covers a position."""
+    import tensorflow as tf
+
     positions = tf.range(length)[tf.newaxis, :]
     covered = tf.zeros([batch, length], tf.bool)
     for i in range(count):
@@ -122,6 +127,8 @@ def augment_batch(x: tf.Tensor, y: tf.Tensor, config: AugmentConfig, step) -> tu
     ``x`` is ``[B, T, F]`` log-mel, ``y`` ``[B, C]`` labels in ``[0, 1]``. Order: crop, mixup,
     masks (masks after mixup, so a masked region is hidden in both mixed clips).
     """
+    import tensorflow as tf
+
     x = tf.convert_to_tensor(x, tf.float32)
     y = tf.cast(y, tf.float32)
     seed = tf.stack([tf.constant(config.seed, tf.int64), tf.cast(step, tf.int64)])

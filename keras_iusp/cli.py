@@ -160,28 +160,39 @@ def _load_cache(data: str, clip_seconds: float | None, train_rule: str, skip_bad
 
 
 def _cmd_train_teacher(args: argparse.Namespace) -> int:
+    from keras_iusp.augment import default_augmentation
     from keras_iusp.training import train_teacher
 
     cache = _load_cache(args.data, args.clip_seconds, args.train_rule, args.skip_bad)
+    frames = int(cache.features.shape[1])
     run = train_teacher(cache, args.out, model_name=args.model, epochs=args.epochs,
                         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, lr_schedule=args.lr_schedule,
+                        warmup_epochs=args.warmup_epochs,
+                        augmentation=default_augmentation(frames, args.seed) if args.augment
+                        else None)
     print(f"teacher saved to {run.path} (model.keras, model_info.json, history.json)")
     return 0
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
+    from keras_iusp.augment import default_augmentation
     from keras_iusp.training import DistillConfig, distill, load_run
 
     teacher = load_run(args.teacher)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
                         config=teacher.feature_config)
+    frames = int(cache.features.shape[1])
+    given = {k: getattr(args, k) for k in ("temperature", "student_loss_weight", "kd_weight",
+                                           "sp_weight", "iusp_weight", "iusp_form")
+             if getattr(args, k) is not None}
     config = DistillConfig(
-        method=args.method, temperature=args.temperature,
-        student_loss_weight=args.student_loss_weight, kd_weight=args.kd_weight,
-        sp_weight=args.sp_weight, iusp_weight=args.iusp_weight,
+        method=args.method, **given,
         teacher_layer=args.teacher_layer, student_layer=args.student_layer,
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+        lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs,
+        augmentation=default_augmentation(frames, args.seed) if args.augment else None,
+        teacher_cache=not args.no_teacher_cache, seed=args.seed)
     run = distill(cache, teacher, args.student, args.out, config, overwrite=args.overwrite)
     print(f"student saved to {run.path} (model.keras, model_info.json, history.json)")
     return 0
@@ -299,6 +310,9 @@ def _fit_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
     p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
+                   help="cosine: linear warm-up then cosine decay to 0 (default)")
+    p.add_argument("--warmup-epochs", type=int, default=1, help="warm-up epochs (default 1)")
     p.add_argument("--overwrite", action="store_true",
                    help="train again even if OUT holds a finished run (an unfinished run in OUT "
                         "is resumed from its last epoch without this flag)")
@@ -341,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--model", default="teacher_cnn", help="zoo model (default teacher_cnn)")
     p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train without mixup and SpecAugment masks (default: with them)")
     _fit_args(p, epochs=30, lr=1e-3)
     p.set_defaults(func=_cmd_train_teacher)
 
@@ -352,13 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--teacher-layer", default=None, help="teacher layer for SP/IUSP")
     p.add_argument("--student-layer", default=None, help="student layer for SP/IUSP")
-    p.add_argument("--temperature", type=float, default=4.0, help="KD temperature (default 4)")
-    p.add_argument("--student-loss-weight", type=float, default=0.5,
+    # Defaults (None here) come from keras_iusp.training.DistillConfig, the measured recipe;
+    # importing it would load TensorFlow before the quiet start-up filter is in place.
+    p.add_argument("--temperature", type=float, default=None,
+                   help="KD temperature (default 1)")
+    p.add_argument("--student-loss-weight", type=float, default=None,
                    help="weight of the label loss, rest goes to distillation (default 0.5)")
-    p.add_argument("--kd-weight", type=float, default=1.0)
-    p.add_argument("--sp-weight", type=float, default=100.0)
-    p.add_argument("--iusp-weight", type=float, default=100.0)
-    _fit_args(p, epochs=30, lr=2e-3)
+    p.add_argument("--kd-weight", type=float, default=None, help="default 1")
+    p.add_argument("--sp-weight", type=float, default=None, help="default 100")
+    p.add_argument("--iusp-weight", type=float, default=None, help="default 1")
+    p.add_argument("--iusp-form", choices=["cosine", "paper", "centered"], default=None,
+                   help="IUSP self-similarity form (default cosine)")
+    p.add_argument("--augment", action="store_true",
+                   help="consistent teaching: teacher and student see the same mixup + "
+                        "SpecAugment batches (no teacher-output cache then)")
+    p.add_argument("--no-teacher-cache", action="store_true",
+                   help="run the teacher in every step instead of caching its outputs once")
+    _fit_args(p, epochs=30, lr=1e-2)
     p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("compress", help="prune + quantisation-aware training of a student run")

@@ -110,3 +110,23 @@ def test_shipped_configs_load_and_validate(path: Path):
 def test_both_readme_configs_exist():
     names = {p.name for p in (ROOT / "configs").glob("*.toml")}
     assert {"experiment_small.toml", "experiment_benchmark.toml"} <= names
+
+
+def test_distill_cli_defaults_are_the_library_recipe():
+    """The CLI documents the recipe's defaults without importing TensorFlow; they must agree."""
+    import re
+
+    from keras_iusp.cli import build_parser
+    from keras_iusp.training import DistillConfig
+
+    parser = build_parser()
+    distill = next(a for a in parser._subparsers._group_actions[0].choices.items()
+                   if a[0] == "distill")[1]
+    helps = {a.dest: a.help for a in distill._actions}
+    defaults = {a.dest: a.default for a in distill._actions}
+    recipe = DistillConfig()
+    for dest in ("temperature", "student_loss_weight", "kd_weight", "sp_weight", "iusp_weight"):
+        documented = float(re.search(r"default ([0-9.e-]+)\)?", helps[dest]).group(1))
+        assert documented == getattr(recipe, dest), dest
+    assert f"default {recipe.iusp_form}" in helps["iusp_form"]
+    assert defaults["epochs"] == recipe.epochs and defaults["lr"] == recipe.learning_rate
