@@ -124,7 +124,10 @@ class ExperimentConfig:
 
         s = self.settings(method)
         extra = {"iusp_form": s["iusp_form"]} if s["iusp_form"] else {}
-        aug = AugmentConfig.from_dict(s["augmentation"]) if s["augmentation"] else None
+        # The run's seed also seeds its augmentation draws: each seed sees its own draws, and
+        # all methods with that seed see the same ones (paired).
+        aug = AugmentConfig.from_dict({**s["augmentation"], "seed": seed}) \
+            if s["augmentation"] else None
         return DistillConfig(
             method=method, temperature=s["temperature"],
             student_loss_weight=s["student_loss_weight"], kd_weight=s["kd_weight"],

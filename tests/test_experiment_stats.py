@@ -123,3 +123,13 @@ def test_tuning_writes_loadable_method_tables(tmp_path, tiny_data):
     again = run_tuning(config, tmp_path / "exp", trials=2, verbose=0)
     assert again["methods"]["kd"]["best_value"] == summary["methods"]["kd"]["best_value"]
     assert json.loads((tmp_path / "exp" / "tuning" / "trials.json").read_text())["trials"] == 2
+
+
+def test_augmentation_draws_follow_the_run_seed(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[grid]\nstudents = ["cnn_lstm_xs"]\n'
+                    '[method.sp]\naugmentation = { mixup_alpha = 0.4, seed = 0 }\n'
+                    '[method.kd]\naugmentation = { mixup_alpha = 0.4 }\n')
+    config = load_config(path)
+    assert config.distill_config("sp", seed=3).augmentation.seed == 3
+    assert config.distill_config("kd", seed=3).augmentation.seed == 3
