@@ -98,6 +98,58 @@ def per_class_gains(rows: list[dict], class_names, method: str,
     return dict(zip(class_names, np.mean(diffs, axis=0).tolist()))
 
 
+def iusp_distances(rows: list[dict], cache, teacher, split: str,
+                   batch_size: int = 16) -> list[dict]:
+    """Mean IUSP distance (default form) of every finished run to the teacher on ``split``.
+
+    Teacher layer ``embedding`` against each student family's default layer, whatever layer a
+    method trained, so all methods are measured on the same pair: does the student's own frame
+    structure resemble the teacher's? Per row: student, method, seed, distance.
+    """
+    import tf_keras as keras
+
+    from keras_iusp.losses import DEFAULT_IUSP_FORM, iusp_loss
+    from keras_iusp.models import MODEL_SPECS
+    from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
+
+    features, _ = cache.split(split)
+    probe = keras.Model(teacher.model.input,
+                        teacher.model.get_layer(DEFAULT_TEACHER_LAYER).output)
+    t_out = [probe(np.asarray(features[i:i + batch_size]), training=False)
+             for i in range(0, len(features), batch_size)]
+    out = []
+    for row in rows:
+        layer = DEFAULT_STUDENT_LAYER.get(MODEL_SPECS[row["student"]].family)
+        if layer is None:
+            continue
+        model = load_run(row["run"]).model
+        s_probe = keras.Model(model.input, model.get_layer(layer).output)
+        values = [iusp_loss(t, s_probe(np.asarray(features[i * batch_size:(i + 1) * batch_size]),
+                                       training=False), form=DEFAULT_IUSP_FORM).numpy()
+                  for i, t in enumerate(t_out)]
+        out.append({"student": row["student"], "method": row["method"], "seed": row["seed"],
+                    "distance": float(np.mean(np.concatenate(values)))})
+    return out
+
+
+def format_distances(distances: list[dict]) -> str:
+    """Mean ± std over seeds per (student, method), and each method's ratio to the baseline."""
+    lines = ["| student | method | seeds | IUSP distance to the teacher | ÷ baseline |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    students = list(dict.fromkeys(d["student"] for d in distances))
+    for student in students:
+        mine = [d for d in distances if d["student"] == student]
+        base = [d["distance"] for d in mine if d["method"] == "baseline"]
+        for method in ("baseline", "kd", "sp", "iusp"):
+            v = np.array([d["distance"] for d in mine if d["method"] == method])
+            if v.size == 0:
+                continue
+            ratio = f"{v.mean() / np.mean(base):.2f}" if base else "–"
+            sd = f" ± {v.std(ddof=1):.4f}" if v.size > 1 else ""
+            lines.append(f"| {student} | {method} | {v.size} | {v.mean():.4f}{sd} | {ratio} |")
+    return "\n".join(lines)
+
+
 def format_paired(pairs: list[dict]) -> str:
     lines = ["| student | comparison | seeds | mean difference | 95 % CI | above 0 |",
              "| --- | --- | ---: | ---: | --- | --- |"]
@@ -304,6 +356,17 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
         format_paired(pairs),
         "",
     ]
+    distances = iusp_distances(rows, cache, teacher, split)
+    if distances:
+        lines += ["## Temporal structure: IUSP distance to the teacher",
+                  "",
+                  f"Mean over the `{split}` clips of the cosine-form IUSP distance between the "
+                  "teacher's `embedding` frames and each student's default time-axis layer "
+                  "(`lstm`), whatever layer a method trained: how closely the student's own "
+                  "frame-by-frame self-similarity follows the teacher's.",
+                  "",
+                  format_distances(distances),
+                  ""]
     class_gains = format_class_gains(rows, cache.class_names)
     if class_gains:
         lines += ["## Per-class gains over the baseline",
@@ -329,6 +392,7 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
                                   "per_class_gain": {m: per_class_gains(rows, cache.class_names,
                                                                         m)
                                                      for m in ("kd", "sp", "iusp")},
+                                  "iusp_distances": distances,
                                   **{k: v for k, v in extra.items() if k != "teacher_validate"},
                                   "teacher_validate": extra.get("teacher_validate")},
                                  indent=1))

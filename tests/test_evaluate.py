@@ -89,6 +89,10 @@ def test_grid_results_and_report(grid):
     assert (out / "results.csv").read_text().count("\n") == 9
     report = (out / "report.md").read_text()
     assert "| dscnn_xs | 1,400 |" in report and "IUSP rel. to SP" in report
+    assert "## Paired differences" in report and "IUSP distance to the teacher" in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["iusp_distances"]) == 8
+    assert all(d["distance"] >= 0 for d in summary["iusp_distances"])
     for figure in ("auprc_vs_params.png", "pr_curves.png", "similarity.png",
                    "per_class_gain.png"):
         assert (out / figure).stat().st_size > 1000, figure
