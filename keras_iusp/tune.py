@@ -78,8 +78,7 @@ def _augmentation(frames: int, seed: int) -> dict:
     return default_augmentation(frames, seed).to_dict()
 
 
-def trial_settings(config: ExperimentConfig, method: str, params: dict[str, Any],
-                   frames: int) -> dict[str, Any]:
+def trial_settings(params: dict[str, Any], frames: int) -> dict[str, Any]:
     """The ``[method.NAME]`` overrides that a trial's parameters stand for."""
     out = {k: v for k, v in params.items() if k != "augment"}
     if "augment" in params:
@@ -146,7 +145,7 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
 
         def objective(trial, method=method):
             params = {n: _suggest(trial, n, spec) for n, spec in SEARCH_SPACE[method].items()}
-            overrides = trial_settings(config, method, params, frames)
+            overrides = trial_settings(params, frames)
             trial_config = ExperimentConfig(
                 name=config.name, data=config.data, teacher=config.teacher, grid=config.grid,
                 method={**config.method, method: {**config.method.get(method, {}),
