@@ -1,9 +1,12 @@
 """``keras-iusp experiment``: the paper's comparison grid, resumable, with a report.
 
-Methods (baseline / KD / SP / IUSP) x student sizes x seeds, all distilled from one teacher
-trained once. Every finished run is kept and reused, so an interrupted grid continues where it
-stopped (an unfinished run resumes from its last epoch). Results are written after every run to
-``results.json`` and ``results.csv``; ``report.md`` and figures are written at the end.
+Methods (baseline / KD / SP / IUSP, plus named *variants* of them for ablations) x student sizes
+x seeds, all distilled from one teacher trained once. Every finished run is kept and reused, so
+an interrupted grid continues where it stopped (an unfinished run resumes from its last epoch);
+a kept run whose recorded settings differ from what the config now gives its cell is refused
+(:func:`check_run_settings`), so a changed config never reports stale runs as its own. Results
+are written after every run to ``results.json`` and ``results.csv``; ``report.md`` and figures
+are written at the end.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -104,21 +108,47 @@ class ExperimentConfig:
     grid: GridSection = field(default_factory=GridSection)
     #: Per-method overrides of grid settings, e.g. ``{"kd": {"temperature": 2.0}}``: what each
     #: method's tuning chose (``keras-iusp tune``), so every method runs with its own best values.
+    #: A table under any other name is a *variant* (an ablation arm in the same paired grid):
+    #: it carries ``"method"``, one of :data:`~keras_iusp.training.METHODS`, and its overrides
+    #: apply on top of that base method's own table, e.g.
+    #: ``{"iusp_paper": {"method": "iusp", "iusp_form": "paper"}}``.
     method: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def variants(self) -> dict[str, str]:
+        """Variant name -> its base method, in the order the config defines them."""
+        return {name: table["method"] for name, table in self.method.items()
+                if name not in METHODS}
+
+    def base_method(self, method: str) -> str:
+        """The training method (one of ``METHODS``) that the grid method ``method`` runs."""
+        if method in METHODS:
+            return method
+        variants = self.variants()
+        if method not in variants:
+            raise ConfigError(f"method {method!r} is neither one of {list(METHODS)} nor a "
+                              f"variant defined by a [method.{method}] table")
+        return variants[method]
+
     def settings(self, method: str) -> dict[str, Any]:
-        """The grid settings of one method: grid defaults, then its ``[method.NAME]`` overrides."""
+        """The grid settings of one method: grid defaults, then its ``[method.NAME]`` overrides.
+
+        A variant inherits its base method's overrides first, so an ablation arm differs from
+        the (tuned) base method only in the keys its own table names.
+        """
         g = dataclasses.asdict(self.grid)
         base = {k: g[k] for k in METHOD_KEYS}
         base["teacher_cache"] = g["teacher_cache"]
-        base.update(self.method.get(method, {}))
+        base_method = self.base_method(method)
+        for name in dict.fromkeys((base_method, method)):
+            base.update({k: v for k, v in self.method.get(name, {}).items() if k != "method"})
         return base
 
     def distill_config(self, method: str, seed: int):
-        """The :class:`~keras_iusp.training.DistillConfig` of one grid cell."""
+        """The :class:`~keras_iusp.training.DistillConfig` of one grid cell (of its base method
+        for a variant)."""
         from keras_iusp.augment import AugmentConfig
         from keras_iusp.training import DistillConfig
 
@@ -129,7 +159,7 @@ class ExperimentConfig:
         aug = AugmentConfig.from_dict({**s["augmentation"], "seed": seed}) \
             if s["augmentation"] else None
         return DistillConfig(
-            method=method, temperature=s["temperature"],
+            method=self.base_method(method), temperature=s["temperature"],
             student_loss_weight=s["student_loss_weight"], kd_weight=s["kd_weight"],
             sp_weight=s["sp_weight"], iusp_weight=s["iusp_weight"],
             teacher_layer=s["teacher_layer"] or None, student_layer=s["student_layer"] or None,
@@ -168,23 +198,43 @@ def _section(cls, values: dict, where: str):
     return cls(**clean)
 
 
-def _methods(values: Any, where: str) -> dict[str, dict]:
-    """Validate ``[method.NAME]`` tables: known methods, overridable keys, right types."""
+def _methods(values: Any, path: Path) -> dict[str, dict]:
+    """Validate ``[method.NAME]`` tables: overridable keys with the right types, and for a
+    variant (a NAME outside ``METHODS``) an identifier name and a ``method`` naming its base."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected tables [method.NAME]")
+        raise ConfigError(f"{path} [method]: expected tables [method.NAME]")
     defaults = GridSection()
     out = {}
-    for method, table in values.items():
-        if method not in METHODS:
-            raise ConfigError(f"{where}: {method!r} is not one of {list(METHODS)}")
+    for name, table in values.items():
+        where = f"{path} [method.{name}]"
         if not isinstance(table, dict):
-            raise ConfigError(f"{where}.{method}: expected a table of settings")
-        unknown = sorted(set(table) - set(METHOD_KEYS))
+            raise ConfigError(f"{where}: expected a table of settings")
+        base = table.get("method")
+        if name in METHODS:
+            if base is not None and base != name:
+                raise ConfigError(f"{where}: method = {base!r}: the built-in method {name!r} "
+                                  f"always runs as itself; to run {base!r} with other settings, "
+                                  "define a variant under another name")
+        else:
+            if not name.isidentifier():
+                raise ConfigError(f"{where}: variant name {name!r} must be an identifier "
+                                  "(letters, digits, underscores; it names run folders)")
+            if name.lower() in METHODS:
+                raise ConfigError(f"{where}: variant name {name!r} clashes with the built-in "
+                                  f"method {name.lower()!r}; choose another name")
+            if base is None:
+                raise ConfigError(f"{where}: {name!r} is not one of {list(METHODS)}, so it is "
+                                  f"a variant and needs method = one of {list(METHODS)} "
+                                  "(the method it runs)")
+            if base not in METHODS:
+                raise ConfigError(f"{where}: method = {base!r}: a variant's method must be one "
+                                  f"of {list(METHODS)}")
+        unknown = sorted(set(table) - set(METHOD_KEYS) - {"method"})
         if unknown:
-            raise ConfigError(f"{where}.{method}: unknown key(s) {unknown}; valid keys: "
-                              f"{sorted(METHOD_KEYS)}")
-        out[method] = {k: _check_type(f"{where}.{method}", k, v, getattr(defaults, k))
-                       for k, v in table.items()}
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: "
+                              f"{sorted(METHOD_KEYS + ('method',))}")
+        out[name] = {k: v if k == "method" else _check_type(where, k, v, getattr(defaults, k))
+                     for k, v in table.items()}
     return out
 
 
@@ -217,15 +267,21 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
         data=_section(DataSection, raw.get("data", {}), f"{path} [data]"),
         teacher=_section(TeacherSection, raw.get("teacher", {}), f"{path} [teacher]"),
         grid=_section(GridSection, raw.get("grid", {}), f"{path} [grid]"),
-        method=_methods(raw.get("method", {}), f"{path} [method]"),
+        method=_methods(raw.get("method", {}), path),
     )
     for student in config.grid.students:
         if student not in MODEL_SPECS or MODEL_SPECS[student].role != "student":
             raise ConfigError(f"{path} [grid]: students: unknown student {student!r}; choose "
                               f"from {[n for n, s in MODEL_SPECS.items() if s.role == 'student']}")
+    variants = config.variants()
     for method in config.grid.methods:
-        if method not in METHODS:
-            raise ConfigError(f"{path} [grid]: methods: {method!r} is not one of {list(METHODS)}")
+        if method not in METHODS and method not in variants:
+            raise ConfigError(f"{path} [grid]: methods: {method!r} is not one of "
+                              f"{list(METHODS)} nor a variant (a [method.{method}] table with "
+                              f"method = one of them)")
+    repeated = sorted({m for m in config.grid.methods if config.grid.methods.count(m) > 1})
+    if repeated:
+        raise ConfigError(f"{path} [grid]: methods: {repeated} listed more than once")
     for where, seeds in [("seeds", config.grid.seeds)] + [
             (f"student_seeds.{k}", v) for k, v in config.grid.student_seeds.items()]:
         if not (isinstance(seeds, list) and seeds
@@ -246,12 +302,12 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     for where, schedule, warmup in [("teacher", config.teacher.lr_schedule,
                                      config.teacher.warmup_epochs)] + [
             (f"method.{m}", config.settings(m)["lr_schedule"],
-             config.settings(m)["warmup_epochs"]) for m in METHODS]:
+             config.settings(m)["warmup_epochs"]) for m in (*METHODS, *variants)]:
         try:
             check_schedule(schedule, warmup)
         except ConfigError as exc:
             raise ConfigError(f"{path} [{where}]: {exc}") from exc
-    for m in METHODS:
+    for m in (*METHODS, *variants):
         _check_augmentation(f"{path} [method.{m}] augmentation",
                             config.settings(m)["augmentation"])
     return config
@@ -269,12 +325,173 @@ def _write_results(out: Path, rows: list[dict]) -> None:
 
 def grid_cells(config: ExperimentConfig) -> list[tuple[str, str, int]]:
     """``(student, method, seed)`` in run order: seed by seed, so an interrupted grid always
-    holds complete, paired method comparisons for the seeds it finished."""
+    holds complete, paired method comparisons for the seeds it finished. ``method`` is the grid's
+    name for it (a variant's own name), see :meth:`ExperimentConfig.base_method`."""
     g = config.grid
     seeds_of = {s: list(g.student_seeds.get(s, g.seeds)) for s in g.students}
     all_seeds = sorted({x for seeds in seeds_of.values() for x in seeds})
     return [(s, m, seed) for seed in all_seeds for s in g.students if seed in seeds_of[s]
             for m in g.methods]
+
+
+def cell_dir(out: str | os.PathLike, student: str, method: str, seed: int) -> Path:
+    """Run directory of one grid cell: ``OUT/runs/<student>/<method or variant name>/seed<k>``."""
+    return Path(out) / "runs" / student / method / f"seed{seed}"
+
+
+#: Settings that change what a run trains, per base method (``DistillConfig`` field names). The
+#: rest cannot change the result (``teacher_cache`` only avoids recomputing the teacher; a
+#: baseline ignores every distillation knob), so runs that differ only there are shared, e.g. one
+#: baseline run serves configs that differ only in ``iusp_form``.
+RELEVANT_SETTINGS: dict[str, tuple[str, ...]] = {
+    "baseline": ("method", "epochs", "batch_size", "learning_rate", "lr_schedule",
+                 "warmup_epochs", "augmentation", "seed"),
+}
+RELEVANT_SETTINGS["kd"] = RELEVANT_SETTINGS["baseline"] + ("temperature", "student_loss_weight",
+                                                           "kd_weight")
+RELEVANT_SETTINGS["sp"] = RELEVANT_SETTINGS["kd"] + ("sp_weight", "teacher_layer",
+                                                     "student_layer")
+RELEVANT_SETTINGS["iusp"] = RELEVANT_SETTINGS["kd"] + ("iusp_weight", "iusp_form",
+                                                       "teacher_layer", "student_layer")
+
+#: Relative tolerance of float settings: JSON round-trips floats exactly, so anything looser
+#: than rounding noise would only hide a real change.
+SETTINGS_RTOL = 1e-9
+
+#: Settings of a grid run that has not finished yet (no ``model_info.json``), written into its
+#: scratch folder before training starts and removed with it when the run is saved.
+PENDING_SETTINGS = "grid_settings.json"
+
+_NOT_RECORDED = "(not recorded)"
+
+
+def _normalized(hyper: dict[str, Any], student_family: str | None) -> dict[str, Any]:
+    """Settings in the form in which equal values mean equal training: default layers filled
+    in, an augmentation with every field spelled out (a field added later reads as its
+    default), and one that draws nothing counted as none (the Distiller treats it so)."""
+    from keras_iusp.augment import AugmentConfig
+    from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+
+    out = dict(hyper)
+    if "teacher_layer" in out:
+        out["teacher_layer"] = out["teacher_layer"] or DEFAULT_TEACHER_LAYER
+    if "student_layer" in out:
+        out["student_layer"] = out["student_layer"] or DEFAULT_STUDENT_LAYER.get(student_family)
+    aug = out.get("augmentation")
+    if isinstance(aug, dict):
+        try:
+            parsed = AugmentConfig.from_dict(aug)
+            out["augmentation"] = parsed.to_dict() if parsed.active else None
+        except ConfigError:
+            pass  # unreadable: compared as written, so it shows up as a difference
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    numbers = (int, float)
+    if (isinstance(a, numbers) and isinstance(b, numbers)
+            and not isinstance(a, bool) and not isinstance(b, bool)):
+        return math.isclose(float(a), float(b), rel_tol=SETTINGS_RTOL, abs_tol=0.0)
+    return type(a) is type(b) and a == b
+
+
+def _same_path(stored: str | None, configured: str | os.PathLike | None) -> bool:
+    if stored is None or configured is None:
+        return stored is None and configured is None
+    a, b = Path(stored).resolve(), Path(configured).resolve()
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def settings_differences(stored: dict[str, Any], config, student: str,
+                         teacher_path: str | os.PathLike | None
+                         ) -> list[tuple[str, Any, Any]]:
+    """``(key, stored, configured)`` for every setting that matters to the run and differs.
+
+    ``stored`` is a run's record: ``{"hyperparameters": {...}, "teacher": path or None}`` (what
+    ``model_info.json`` holds). Only :data:`RELEVANT_SETTINGS` of the configured base method are
+    compared (a changed method is itself a difference), floats to :data:`SETTINGS_RTOL`; the
+    teacher, for every method but the baseline, by resolved path.
+    """
+    from keras_iusp.models import MODEL_SPECS
+
+    family = MODEL_SPECS[student].family if student in MODEL_SPECS else None
+    wanted = _normalized(config.hyperparameters(), family)
+    hyper = stored.get("hyperparameters")
+    have = _normalized(hyper, family) if isinstance(hyper, dict) else {}
+    diffs = []
+    for key in RELEVANT_SETTINGS[config.method]:
+        value = have.get(key, _NOT_RECORDED)
+        if not _same(value, wanted[key]):
+            diffs.append((key, value, wanted[key]))
+    if config.method != "baseline":
+        configured = str(teacher_path) if teacher_path is not None else None
+        if not _same_path(stored.get("teacher"), configured):
+            diffs.append(("teacher", stored.get("teacher", _NOT_RECORDED), configured))
+    return diffs
+
+
+def stored_settings(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """A run's recorded settings and the file they came from: ``model_info.json`` of a saved
+    run, else the pending record of an unfinished grid run; None when neither exists (an
+    unfinished run started before the grid recorded settings: nothing to compare)."""
+    from keras_iusp.resume import WORK_DIRNAME
+
+    info = run_dir / "model_info.json"
+    pending = run_dir / WORK_DIRNAME / PENDING_SETTINGS
+    candidates = [info, pending] if (run_dir / "metrics.json").is_file() else [pending, info]
+    for path in candidates:
+        if path.is_file():
+            try:
+                return json.loads(path.read_text()), path
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}: invalid JSON ({exc}); delete {run_dir} to train "
+                                  "that run again") from exc
+    return None
+
+
+def check_run_settings(run_dir: Path, config, student: str,
+                       teacher_path: str | os.PathLike | None) -> None:
+    """Refuse to reuse (or resume) ``run_dir`` when it was trained with other settings.
+
+    A finished run is otherwise reused as it stands, so a config edited after the grid started
+    (another learning rate, more epochs, a different teacher) would silently report the old
+    runs under the new settings.
+    """
+    found = stored_settings(run_dir)
+    if found is None:
+        return
+    stored, source = found
+    diffs = settings_differences(stored, config, student, teacher_path)
+    if not diffs:
+        return
+    state = "finished" if (run_dir / "metrics.json").is_file() else "unfinished"
+    lines = "\n".join(f"  {key}: stored {a!r}, configured {b!r}" for key, a, b in diffs)
+    raise ConfigError(
+        f"{run_dir} holds a {state} {config.method} run trained with other settings than the "
+        f"config gives this cell (recorded in {source}):\n{lines}\n"
+        f"It is not reused. Delete {run_dir} to train it with the configured settings, or run "
+        "this config with another --out.")
+
+
+def _record_pending_settings(run_dir: Path, config, teacher_path) -> None:
+    """Write the settings of a run about to start, unless it already holds training state that
+    predates them (then its settings are unknown, and recording ours would vouch for it)."""
+    from keras_iusp.resume import WORK_DIRNAME
+
+    work = run_dir / WORK_DIRNAME
+    if (work / PENDING_SETTINGS).is_file() or (work.is_dir() and any(work.iterdir())):
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    record = {"hyperparameters": config.hyperparameters(),
+              "teacher": str(teacher_path) if teacher_path is not None else None}
+    atomic_write_text(work / PENDING_SETTINGS, json.dumps(record, indent=1))
 
 
 def prepare_data(config: ExperimentConfig, out: Path):
@@ -377,14 +594,21 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     cells = grid_cells(config)
     rows = []
     for number, (student, method, seed) in enumerate(cells, 1):
-        run_dir = out / "runs" / student / method / f"seed{seed}"
-        if not (run_dir / "metrics.json").is_file():
+        run_dir = cell_dir(out, student, method, seed)
+        base = config.base_method(method)
+        cell_config = config.distill_config(method, seed)
+        cell_teacher = teacher if base != "baseline" else None
+        teacher_path = cell_teacher.path if cell_teacher is not None else None
+        finished = (run_dir / "metrics.json").is_file()
+        if finished or train:
+            check_run_settings(run_dir, cell_config, student, teacher_path)
+        if not finished:
             if not train:
                 continue
             print(f"\n== [{number}/{len(cells)}] {student} {method} seed {seed}", flush=True)
             start = time.perf_counter()
-            distill(cache, teacher if method != "baseline" else None, student, run_dir,
-                    config.distill_config(method, seed), verbose=verbose)
+            _record_pending_settings(run_dir, cell_config, teacher_path)
+            distill(cache, cell_teacher, student, run_dir, cell_config, verbose=verbose)
             _write_wall(run_dir, time.perf_counter() - start)
         else:
             print(f"== [{number}/{len(cells)}] {student} {method} seed {seed}: done, reused")
@@ -395,7 +619,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         scores = np.load(scores_path)
         info = json.loads((run_dir / "model_info.json").read_text())
         row = {"student": student, "params": info["summary"]["params"], "method": method,
-               "seed": seed, "run": str(run_dir),
+               "base_method": base, "seed": seed, "run": str(run_dir),
                **evaluate_scores(labels, scores, cache.class_names)}
         rows.append(row)
         _write_results(out, rows)

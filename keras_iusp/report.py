@@ -7,6 +7,12 @@ method, runs with the same seed are *paired*: the report gives the paired differ
 SP-base, IUSP-base and IUSP-SP with 95 % Student-t confidence intervals, and per-class paired
 gains. Figures: micro-AUPRC vs parameters per method, precision-recall curves, teacher vs student
 self-similarity matrices on a repetitive clip, and the per-class gain of IUSP over SP.
+
+A grid may also hold *variants* (ablation arms such as ``iusp_paper``: IUSP with another setting;
+see :class:`keras_iusp.experiment.ExperimentConfig`). Rows then carry the variant's name as
+``method`` and its training method as ``base_method``; every table follows the configured methods,
+and each variant is compared, seed by seed, with the baseline, with its base method and, for an
+IUSP variant, with SP.
 """
 
 from __future__ import annotations
@@ -18,8 +24,33 @@ import numpy as np
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
 
+#: The built-in methods in the report's default order (``keras_iusp.training.METHODS``, spelled
+#: out so that reading results does not import TensorFlow).
+BUILTIN = ("baseline", "kd", "sp", "iusp")
 
-def summarize(rows: list[dict]) -> list[dict]:
+
+def method_order(rows: list[dict], methods: list[str] | None = None) -> list[str]:
+    """The methods a report shows, in order: ``methods`` (the grid's ``methods``) when given,
+    else the built-in ones present followed by any other names in the order the rows hold them."""
+    if methods is not None:
+        return list(methods)
+    present = list(dict.fromkeys(r["method"] for r in rows))
+    return [m for m in BUILTIN if m in present] + [m for m in present if m not in BUILTIN]
+
+
+def base_methods(rows: list[dict]) -> dict[str, str]:
+    """Method name -> training method, from the rows (rows written before variants existed have
+    no ``base_method``: their method is their own base)."""
+    return {r["method"]: r.get("base_method", r["method"]) for r in rows}
+
+
+def label(method: str) -> str:
+    """How a method is named in tables: KD/SP/IUSP upper-case, ``baseline`` and variants as
+    configured."""
+    return method.upper() if method in BUILTIN and method != "baseline" else method
+
+
+def summarize(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
     """One entry per student size: mean/std per method, gains over baseline, IUSP vs SP."""
     students = sorted({r["student"] for r in rows},
                       key=lambda s: next(r["params"] for r in rows if r["student"] == s))
@@ -27,7 +58,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     for student in students:
         mine = [r for r in rows if r["student"] == student]
         entry = {"student": student, "params": mine[0]["params"], "methods": {}}
-        for method in ("baseline", "kd", "sp", "iusp"):
+        for method in method_order(rows, methods):
             values = np.array([r["micro_auprc"] for r in mine if r["method"] == method])
             if values.size:
                 entry["methods"][method] = {"mean": float(values.mean()),
@@ -45,8 +76,23 @@ def summarize(rows: list[dict]) -> list[dict]:
     return table
 
 
-#: The paired comparisons the report makes: (method, reference).
+#: The paired comparisons the report makes among the built-in methods: (method, reference).
 PAIRS = (("kd", "baseline"), ("sp", "baseline"), ("iusp", "baseline"), ("iusp", "sp"))
+
+
+def comparison_pairs(methods: list[str], bases: dict[str, str]) -> list[tuple[str, str]]:
+    """``(method, reference)`` comparisons among ``methods``: the :data:`PAIRS` whose methods
+    are present, then for each variant (in order): variant - baseline, variant - its base method,
+    and for an IUSP variant, variant - SP (each only when the reference is in ``methods``)."""
+    present = set(methods)
+    out = [(m, r) for m, r in PAIRS if m in present and r in present]
+    for variant in methods:
+        if variant in BUILTIN:
+            continue
+        base = bases.get(variant, variant)
+        refs = ["baseline", base] + (["sp"] if base == "iusp" else [])
+        out += [(variant, r) for r in dict.fromkeys(refs) if r in present and r != variant]
+    return out
 
 
 def paired_difference(rows: list[dict], student: str, method: str, reference: str,
@@ -75,11 +121,13 @@ def paired_difference(rows: list[dict], student: str, method: str, reference: st
             "confidence": confidence}
 
 
-def paired_table(rows: list[dict], students: list[str]) -> list[dict]:
-    """Every :data:`PAIRS` comparison for every student that has both methods."""
+def paired_table(rows: list[dict], students: list[str],
+                 methods: list[str] | None = None) -> list[dict]:
+    """Every :func:`comparison_pairs` comparison for every student that has both methods."""
+    pairs = comparison_pairs(method_order(rows, methods), base_methods(rows))
     out = []
     for student in students:
-        for method, reference in PAIRS:
+        for method, reference in pairs:
             diff = paired_difference(rows, student, method, reference)
             if diff is not None:
                 out.append({"student": student, **diff})
@@ -132,7 +180,7 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
     return out
 
 
-def format_distances(distances: list[dict]) -> str:
+def format_distances(distances: list[dict], methods: list[str] | None = None) -> str:
     """Mean ± std over seeds per (student, method), and each method's ratio to the baseline."""
     lines = ["| student | method | seeds | IUSP distance to the teacher | ÷ baseline |",
              "| --- | --- | ---: | ---: | ---: |"]
@@ -140,7 +188,7 @@ def format_distances(distances: list[dict]) -> str:
     for student in students:
         mine = [d for d in distances if d["student"] == student]
         base = [d["distance"] for d in mine if d["method"] == "baseline"]
-        for method in ("baseline", "kd", "sp", "iusp"):
+        for method in method_order(distances, methods):
             v = np.array([d["distance"] for d in mine if d["method"] == method])
             if v.size == 0:
                 continue
@@ -154,8 +202,7 @@ def format_paired(pairs: list[dict]) -> str:
     lines = ["| student | comparison | seeds | mean difference | 95 % CI | above 0 |",
              "| --- | --- | ---: | ---: | --- | --- |"]
     for p in pairs:
-        ref = p["reference"] if p["reference"] == "baseline" else p["reference"].upper()
-        name = f"{p['method'].upper()} - {ref}"
+        name = f"{label(p['method'])} - {label(p['reference'])}"
         if p["n"] > 1:
             ci = f"[{p['ci_low']:+.3f}, {p['ci_high']:+.3f}]"
             above = "yes" if p["ci_low"] > 0 else ("below" if p["ci_high"] < 0 else "no")
@@ -165,13 +212,15 @@ def format_paired(pairs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_class_gains(rows: list[dict], class_names) -> str:
-    methods = [m for m in ("kd", "sp", "iusp") if any(r["method"] == m for r in rows)]
+def format_class_gains(rows: list[dict], class_names, methods: list[str] | None = None) -> str:
+    """Per-class paired gain over the baseline of every other method, one column each."""
+    present = {r["method"] for r in rows}
+    methods = [m for m in method_order(rows, methods) if m != "baseline" and m in present]
     gains = {m: per_class_gains(rows, class_names, m) for m in methods}
     gains = {m: g for m, g in gains.items() if g is not None}
     if not gains:
         return ""
-    lines = ["| class | " + " | ".join(f"{m.upper()} - base" for m in gains) + " |",
+    lines = ["| class | " + " | ".join(f"{label(m)} - base" for m in gains) + " |",
              "| --- |" + " ---: |" * len(gains)]
     for c in class_names:
         lines.append(f"| {c} | " + " | ".join(f"{g[c]:+.3f}" for g in gains.values()) + " |")
@@ -190,8 +239,76 @@ def _savefig(fig, path: Path) -> Path:
     return path
 
 
+#: Figure colours of the built-in methods; variants take :data:`VARIANT_COLORS` in turn.
+COLORS = {"baseline": "tab:gray", "kd": "tab:blue", "sp": "tab:orange", "iusp": "tab:green"}
+VARIANT_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+
+
+def method_colors(methods: list[str]) -> dict[str, str]:
+    """A colour per method, in ``methods`` order: fixed for the built-in ones, so figures of
+    different grids agree, and a distinct one per variant."""
+    variants = [m for m in methods if m not in COLORS]
+    return {m: COLORS.get(m) or VARIANT_COLORS[variants.index(m) % len(VARIANT_COLORS)]
+            for m in methods}
+
+
+def run_layers(run: str | Path, student: str) -> tuple[str, str | None]:
+    """``(teacher_layer, student_layer)`` that a run's settings name (its ``model_info.json``
+    hyper-parameters), each falling back to the default layer when unset or unrecorded."""
+    from keras_iusp.models import MODEL_SPECS
+    from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+
+    path = Path(run) / "model_info.json"
+    hyper = {}
+    if path.is_file():
+        hyper = json.loads(path.read_text()).get("hyperparameters") or {}
+    default = DEFAULT_STUDENT_LAYER.get(MODEL_SPECS[student].family)
+    return (hyper.get("teacher_layer") or DEFAULT_TEACHER_LAYER,
+            hyper.get("student_layer") or default)
+
+
+def similarity_students(rows: list[dict], student: str, seed: int,
+                        methods: list[str] | None = None) -> list[tuple[str, str, str, str]]:
+    """The runs of one student and seed that the similarity figure shows, as ``(method, run,
+    teacher_layer, student_layer)``: baseline, SP, IUSP, then the SP/IUSP variants, each at the
+    layers its own run trained (or would have, for the baseline). Empty unless an IUSP run (or
+    IUSP variant) is among them: the figure is about what IUSP transfers."""
+    mine = {r["method"]: r for r in rows if r["student"] == student and r["seed"] == seed}
+    bases = base_methods(rows)
+    variants = [m for m in method_order(rows, methods)
+                if m not in BUILTIN and bases.get(m) in ("sp", "iusp")]
+    shown = [m for m in ("baseline", "sp", "iusp", *variants) if m in mine]
+    if not any(bases.get(m, m) == "iusp" for m in shown):
+        return []
+    return [(m, mine[m]["run"], *run_layers(mine[m]["run"], student)) for m in shown]
+
+
+def _similarity_figure(teacher_model, students: list[tuple[str, object, str, str]],
+                       features: np.ndarray, out_png: Path, title: str) -> Path:
+    """Teacher matrices (one per teacher layer used) then each student's, with its IUSP
+    distance to the teacher layer its run was trained against (default form, as the table)."""
+    import tensorflow as tf
+
+    from keras_iusp.losses import resize_similarity
+    from keras_iusp.plots import layer_similarity, plot_similarity_panels
+
+    teacher_maps, panels = {}, []
+    for layer in dict.fromkeys(t for _, _, t, _ in students):
+        teacher_maps[layer] = layer_similarity(teacher_model, layer, features)
+        panels.append((f"teacher: {layer} (T={teacher_maps[layer].shape[0]})",
+                       teacher_maps[layer]))
+    for name, model, t_layer, s_layer in students:
+        g_t = teacher_maps[t_layer]
+        g_s = layer_similarity(model, s_layer, features)
+        resized = resize_similarity(tf.constant(g_s[None]), g_t.shape[0]).numpy()[0]
+        distance = float(np.sum((g_t - resized) ** 2) / g_t.shape[0] ** 2)
+        against = f" (vs {t_layer})" if len(teacher_maps) > 1 else ""
+        panels.append((f"{name}: {s_layer}{against}\nIUSP distance {distance:.2e}", g_s))
+    return plot_similarity_panels(panels, out_png, title)
+
+
 def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, split: str,
-             teacher_eval: dict) -> dict[str, Path]:
+             teacher_eval: dict, methods: list[str] | None = None) -> dict[str, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,7 +316,7 @@ def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, spl
     from sklearn.metrics import precision_recall_curve
 
     figures = {}
-    colors = {"baseline": "tab:gray", "kd": "tab:blue", "sp": "tab:orange", "iusp": "tab:green"}
+    colors = method_colors(method_order(rows, methods))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for method, color in colors.items():
@@ -207,7 +324,7 @@ def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, spl
         if points:
             ax.errorbar([p for p, _ in points], [v["mean"] for _, v in points],
                         yerr=[v["std"] for _, v in points], marker="o", capsize=3,
-                        color=color, label=method.upper() if method != "baseline" else method)
+                        color=color, label=label(method))
     ax.axhline(teacher_eval["micro_auprc"], color="k", linestyle="--", linewidth=1,
                label="teacher")
     ax.set_xscale("log")
@@ -234,27 +351,19 @@ def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, spl
     ax.legend(fontsize=8)
     figures["pr_curves"] = _savefig(fig, out / "pr_curves.png")
 
-    runs = {r["method"]: r["run"] for r in rows if r["student"] == smallest and r["seed"] == seed}
-    if "iusp" in runs:
-        from keras_iusp.models import MODEL_SPECS
-        from keras_iusp.plots import pick_repetitive_clip, plot_teacher_student_similarity
-        from keras_iusp.training import (
-            DEFAULT_STUDENT_LAYER,
-            DEFAULT_TEACHER_LAYER,
-            load_run,
-        )
+    shown = similarity_students(rows, smallest, seed, methods)
+    if shown:
+        from keras_iusp.plots import pick_repetitive_clip
+        from keras_iusp.training import load_run
 
         features, _ = cache.split(split)
         clip = pick_repetitive_clip(labels, cache.class_names)
-        layer = DEFAULT_STUDENT_LAYER[MODEL_SPECS[smallest].family]
-        students = [(f"{smallest} {m}", load_run(runs[m]).model, layer)
-                    for m in ("baseline", "sp", "iusp") if m in runs]
+        students = [(f"{smallest} {m}", load_run(run).model, t_layer, s_layer)
+                    for m, run, t_layer, s_layer in shown]
         names = ", ".join(n for n, v in zip(cache.class_names, labels[clip]) if v)
-        png, _ = plot_teacher_student_similarity(
-            teacher.model, DEFAULT_TEACHER_LAYER, students, np.asarray(features[clip]),
-            out / "similarity.png",
+        figures["similarity"] = _similarity_figure(
+            teacher.model, students, np.asarray(features[clip]), out / "similarity.png",
             title=f"{cache.split_filenames(split)[clip]} ({names or 'no event'})")
-        figures["similarity"] = png
 
     iusp = [r for r in rows if r["method"] == "iusp"]
     sp = {(r["student"], r["seed"]): r for r in rows if r["method"] == "sp"}
@@ -275,23 +384,46 @@ def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, spl
     return figures
 
 
-def format_table(table: list[dict]) -> str:
-    methods = ("baseline", "kd", "sp", "iusp")
-    lines = ["| student | params | " + " | ".join(m.upper() if m != "baseline" else m
-                                                  for m in methods)
-             + " | KD - base | SP - base | IUSP - base | IUSP rel. to SP |",
-             "| --- | ---: |" + " ---: |" * (len(methods) + 4)]
+def format_table(table: list[dict], methods: list[str] | None = None) -> str:
+    """Mean ± std per method (columns in ``methods`` order; default: the built-in four, then
+    any other method in the table), each method's gain over the baseline, and IUSP relative
+    to SP when the grid has both."""
+    if methods is None:
+        others = [m for e in table for m in e["methods"] if m not in BUILTIN]
+        methods = [*BUILTIN, *dict.fromkeys(others)]
+    gained = [m for m in methods if m != "baseline"]
+    relative = "sp" in methods and "iusp" in methods
+    lines = ["| student | params | " + " | ".join(label(m) for m in methods)
+             + "".join(f" | {label(m)} - base" for m in gained)
+             + (" | IUSP rel. to SP" if relative else "") + " |",
+             "| --- | ---: |" + " ---: |" * (len(methods) + len(gained) + relative)]
     for e in table:
         cells = []
         for m in methods:
             v = e["methods"].get(m)
             cells.append(f"{v['mean']:.3f} ± {v['std']:.3f}" if v else "–")
         gains = e.get("gain_over_baseline", {})
-        cells += [f"{gains[m]:+.3f}" if m in gains else "–" for m in ("kd", "sp", "iusp")]
-        rel = e.get("iusp_relative_to_sp")
-        cells.append(f"{rel:+.0%}" if rel is not None else "–")
+        cells += [f"{gains[m]:+.3f}" if m in gains else "–" for m in gained]
+        if relative:
+            rel = e.get("iusp_relative_to_sp")
+            cells.append(f"{rel:+.0%}" if rel is not None else "–")
         lines.append(f"| {e['student']} | {e['params']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def variant_lines(config, methods: list[str]) -> list[str]:
+    """Report lines saying what each variant in the grid is: its base method and the settings
+    its own ``[method.NAME]`` table changes (on top of the base method's). None without one."""
+    variants = {m: config.method[m] for m in methods if m not in BUILTIN}
+    if not variants:
+        return []
+    lines = ["Variants (each runs its base method with that method's settings, except as noted):",
+             ""]
+    for name, table in variants.items():
+        changes = ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in table.items() if k != "method")
+        lines.append(f"- `{name}`: {label(table['method'])}"
+                     + (f" with {changes}" if changes else " (same settings)"))
+    return lines + [""]
 
 
 def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_eval: dict,
@@ -304,10 +436,11 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
     """
     extra = extra or {}
     split = config.grid.eval_split
-    table = summarize(rows)
-    figures = _figures(out, rows, table, cache, teacher, split, teacher_eval)
+    methods = list(config.grid.methods)
+    table = summarize(rows, methods)
+    figures = _figures(out, rows, table, cache, teacher, split, teacher_eval, methods)
     seeds = sorted({r["seed"] for r in rows})
-    pairs = paired_table(rows, [e["student"] for e in table])
+    pairs = paired_table(rows, [e["student"] for e in table], methods)
     best_base = max((e["methods"]["baseline"]["mean"] for e in table
                      if "baseline" in e["methods"]), default=None)
     teacher_lines = [f"Teacher `{config.teacher.model}`: {split} micro-AUPRC "
@@ -342,11 +475,12 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
         "",
         *run_lines,
         "",
-        format_table(table),
+        format_table(table, methods),
         "",
-        "`IUSP rel. to SP` is `(IUSP - base) / (SP - base) - 1`: positive when IUSP's gain over "
-        "the baseline is larger than SP's (meaningless when SP's gain is near zero).",
-        "",
+        *(["`IUSP rel. to SP` is `(IUSP - base) / (SP - base) - 1`: positive when IUSP's gain "
+           "over the baseline is larger than SP's (meaningless when SP's gain is near zero).",
+           ""] if "sp" in methods and "iusp" in methods else []),
+        *variant_lines(config, methods),
         "## Paired differences",
         "",
         "Runs with the same seed share the student's initial weights, the data order and the "
@@ -365,9 +499,9 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
                   "(`lstm`), whatever layer a method trained: how closely the student's own "
                   "frame-by-frame self-similarity follows the teacher's.",
                   "",
-                  format_distances(distances),
+                  format_distances(distances, methods),
                   ""]
-    class_gains = format_class_gains(rows, cache.class_names)
+    class_gains = format_class_gains(rows, cache.class_names, methods)
     if class_gains:
         lines += ["## Per-class gains over the baseline",
                   "",
@@ -391,7 +525,10 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
                       json.dumps({"teacher": teacher_eval, "table": table, "paired": pairs,
                                   "per_class_gain": {m: per_class_gains(rows, cache.class_names,
                                                                         m)
-                                                     for m in ("kd", "sp", "iusp")},
+                                                     for m in dict.fromkeys(
+                                                         ["kd", "sp", "iusp"]
+                                                         + [x for x in methods
+                                                            if x != "baseline"])},
                                   "iusp_distances": distances,
                                   **{k: v for k, v in extra.items() if k != "teacher_validate"},
                                   "teacher_validate": extra.get("teacher_validate")},

@@ -118,10 +118,21 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
 
     from keras_iusp.training import distill
 
-    methods = list(methods or config.grid.methods)
+    if not methods:
+        # Variants (ablation arms) inherit their base method's tuned settings: not tuned.
+        skipped = [m for m in config.grid.methods if m not in SEARCH_SPACE]
+        methods = [m for m in config.grid.methods if m in SEARCH_SPACE]
+        if skipped:
+            print(f"tune: skipping variant(s) {skipped}; they use their base method's settings")
+    methods = list(methods)
     for m in methods:
         if m not in SEARCH_SPACE:
-            raise ConfigError(f"tune: unknown method {m!r}; expected one of {list(SEARCH_SPACE)}")
+            hint = (f" ({m!r} is a variant of {config.variants()[m]!r}; tune that instead)"
+                    if m in config.variants() else "")
+            raise ConfigError(f"tune: unknown method {m!r}; expected one of "
+                              f"{list(SEARCH_SPACE)}{hint}")
+    if not methods:
+        raise ConfigError("tune: no method to tune")
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"tune: trials={trials!r}: expected a positive integer")
     out = Path(out)
