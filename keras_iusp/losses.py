@@ -403,17 +403,55 @@ def _resize_frames(x: tf.Tensor, taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -
 
 def _resize_adjoint(x: tf.Tensor, taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor],
                     in_size: int | tf.Tensor) -> tf.Tensor:
-    """``Rᵀ @ x`` along axis 1, ``[B, T_out, D] -> [B, T_in, D]``: two segment sums.
+    """``Rᵀ @ x`` along axis 1, ``[B, T_out, D] -> [B, T_in, D]``.
 
     Applied to the teacher's frames, so the student-side products of the low-rank forms run at
-    the student's frame count and their gradients never pass through a gather.
+    the student's frame count and their gradients never pass through a gather. With static sizes
+    it is :func:`_resize_adjoint_windows` (2-3x faster); otherwise two segment sums.
     """
+    out_size = x.shape[1]
+    if isinstance(in_size, numbers.Integral) and out_size is not None:
+        return _resize_adjoint_windows(x, int(in_size), int(out_size))
     lower, upper, lerp = taps
     w = tf.cast(lerp, x.dtype)[:, None, None]
     rows = tf.transpose(x, [1, 0, 2])  # [T_out, B, D]: segment sums work on the first axis
     out = (tf.math.unsorted_segment_sum(rows * (1.0 - w), lower, in_size)
            + tf.math.unsorted_segment_sum(rows * w, upper, in_size))
     return tf.transpose(out, [1, 0, 2])
+
+
+@functools.lru_cache(maxsize=64)
+def _adjoint_windows(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``idx [K, in]`` and weights ``w [K, in]`` with ``(Rᵀx)_j = Σ_k w[k, j]·x[idx[k, j]]``.
+
+    Column ``j`` of ``R`` is non-zero on a contiguous range of outputs (the outputs whose two
+    taps include input ``j``); ``K`` is the longest range (4 for a 2x upsampling) and shorter
+    ranges are padded with weight 0 on a valid row.
+    """
+    r = bilinear_resize_matrix(in_size, out_size)  # [out, in]
+    nonzero = r != 0
+    first = np.argmax(nonzero, axis=0)
+    last = out_size - 1 - np.argmax(nonzero[::-1], axis=0)
+    width = int((last - first).max()) + 1
+    rows = first[None, :] + np.arange(width)[:, None]
+    idx = np.minimum(rows, out_size - 1)
+    w = np.where(rows <= last[None, :], r[idx, np.arange(in_size)[None, :]], 0.0)
+    return idx.astype(np.int32), w
+
+
+def _resize_adjoint_windows(x: tf.Tensor, in_size: int, out_size: int) -> tf.Tensor:
+    """``Rᵀ @ x`` for static sizes as ``K`` row gathers weighted per output row.
+
+    Each gather copies whole contiguous ``D``-rows and the weights broadcast along ``D``, so this
+    avoids the segment sums' transposes and scattered adds (profiled at 8 ms of the 17 ms
+    float32 cosine loss at ``[16, 1000, 128]``).
+    """
+    idx, w = _adjoint_windows(in_size, out_size)
+    out = None
+    for k in range(idx.shape[0]):
+        term = tf.gather(x, idx[k], axis=1) * tf.constant(w[k][None, :, None], x.dtype)
+        out = term if out is None else out + term
+    return out
 
 
 def _resize_gram_operator(taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor], in_size: int | tf.Tensor,
@@ -424,6 +462,11 @@ def _resize_gram_operator(taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor], in_size:
     ``RᵀR = diag(α) + diag(β, 1) + diag(β, -1)`` with ``α_j = Σ_o R[o, j]²`` and
     ``β_j = Σ_o R[o, j]·R[o, j+1]``; both are built from the taps (no gradient flows there).
     Then ``(R x)ᵀ(R y) = xᵀ (RᵀR y)``, so the resized student Gram costs ``O(T_in·D²)``.
+
+    ``RᵀR`` is symmetric, so the gradient of ``x ↦ RᵀR x`` is the same map applied to the
+    upstream gradient: a custom gradient does exactly that instead of differentiating the
+    slices (TensorFlow's ``StridedSliceGrad`` took 4 of the 17 ms of the float32 cosine loss at
+    ``[16, 1000, 128]`` / ``[16, 500, 32]``).
     """
     lower, upper, lerp = taps
     a, b = tf.cast(1.0 - lerp, dtype), tf.cast(lerp, dtype)
@@ -432,12 +475,17 @@ def _resize_gram_operator(taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor], in_size:
              + tf.math.unsorted_segment_sum(b * b, upper, in_size))
     beta = tf.math.unsorted_segment_sum(a * b * (1.0 - same), lower, in_size)[:-1]
     beta = beta[None, :, None]
+    alpha = alpha[None, :, None]
 
-    def apply(x: tf.Tensor) -> tf.Tensor:
+    def tridiagonal(x: tf.Tensor) -> tf.Tensor:
         zero = tf.zeros_like(x[:, :1])
         above = tf.concat([beta * x[:, 1:], zero], axis=1)  # row j += β_j x_{j+1}
         below = tf.concat([zero, beta * x[:, :-1]], axis=1)  # row j += β_{j-1} x_{j-1}
-        return alpha[None, :, None] * x + above + below
+        return alpha * x + above + below
+
+    @tf.custom_gradient
+    def apply(x: tf.Tensor):
+        return tridiagonal(x), tridiagonal
 
     return apply
 
@@ -457,20 +505,17 @@ def _normalized_rows(q: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return q * scale[..., None], total
 
 
-def _iusp_lowrank_paper(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
-    """Paper-form IUSP from the factors of the maps, in ``O(T·D²)`` time and ``O(T·D)`` memory.
+def _paper_terms(teacher: tf.Tensor, student: tf.Tensor, dtype: tf.DType
+                 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The paper form's three expansion terms ``(||A||², Σ cross, Σ student)``, each ``[B]``.
 
     ``A = U_t Q_tᵀ`` (``U = D⁻¹ Q``) and ``B = R U_s (R Q_s)ᵀ``, so
     ``||A - B||² = ||A||² - 2 Σ ((RᵀU_t)ᵀ U_s) ∘ ((RᵀQ_t)ᵀ Q_s) + Σ (U_sᵀ M U_s) ∘ (Q_sᵀ M Q_s)``
-    with ``M = RᵀR`` (tridiagonal). The three terms are each about ``T`` while their sum is
-    ``T²·loss``, 1e-2..1e-7 of that: accumulated in float32 the cancellation cost 1e-4 relative
-    error on random ReLU features and up to 1e-1 on nearly identical maps (measured), so the
-    factors and every product are formed in float64 (error ~1e-7, like the float32 reference).
+    with ``M = RᵀR`` (tridiagonal). Everything is formed in ``dtype``.
     """
-    out_dtype = teacher.dtype
     t_t, t_s = _dim(teacher, 1), _dim(student, 1)
-    q_t = tf.cast(_as_frames(teacher), tf.float64)
-    q_s = tf.cast(_as_frames(student), tf.float64)
+    q_t = tf.cast(_as_frames(teacher), dtype)
+    q_s = tf.cast(_as_frames(student), dtype)
     u_t, teacher_term = _normalized_rows(q_t)
     u_s, _ = _normalized_rows(q_s)
     if isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s:
@@ -479,45 +524,106 @@ def _iusp_lowrank_paper(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
     else:
         taps = _resize_taps(t_s, t_t)
         w_u, w_q = _resize_adjoint(u_t, taps, t_s), _resize_adjoint(q_t, taps, t_s)
-        gram_op = _resize_gram_operator(taps, t_s, tf.float64)
+        gram_op = _resize_gram_operator(taps, t_s, dtype)
         m_u, m_q = gram_op(u_s), gram_op(q_s)
     cross = tf.reduce_sum(tf.matmul(w_u, u_s, transpose_a=True)
                           * tf.matmul(w_q, q_s, transpose_a=True), axis=[1, 2])
     student_term = tf.reduce_sum(tf.matmul(u_s, m_u, transpose_a=True)
                                  * tf.matmul(q_s, m_q, transpose_a=True), axis=[1, 2])
-    # The exact value is >= 0; rounding may leave a few ulps below.
-    squared = tf.maximum(teacher_term - 2.0 * cross + student_term, 0.0)
-    n = tf.cast(t_t, tf.float64)
-    return tf.cast(squared / (n * n), out_dtype)
+    return teacher_term, cross, student_term
 
 
-def _iusp_lowrank_unit(teacher: tf.Tensor, student: tf.Tensor, center: bool) -> tf.Tensor:
-    """Cosine-form IUSP (``center`` = ``"centered"``) from unit frames, ``O(T·D²)``.
+def _unit_terms(teacher: tf.Tensor, student: tf.Tensor, center: bool, dtype: tf.DType
+                ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The cosine forms' three expansion terms, each ``[B]``, formed in ``dtype``.
 
     With ``U`` the (centred,) unit-norm frames, ``G = U Uᵀ`` and the resized student map is
     ``(R U_s)(R U_s)ᵀ``, so
     ``||U_t U_tᵀ - R U_s U_sᵀ Rᵀ||²_F = ||U_tᵀU_t||²_F - 2 ||(RᵀU_t)ᵀ U_s||²_F
-    + ||U_sᵀ M U_s||²_F`` with ``M = RᵀR`` (tridiagonal): three ``D × D`` products instead of
-    two ``T × T`` maps, the student's at its own frame count. As in the paper form the terms are
-    about ``T²`` and may nearly cancel, so they are formed in float64. Centring and normalising
-    happen at each network's own frame rate, before the resize, exactly as in the reference.
+    + ||U_sᵀ M U_s||²_F`` with ``M = RᵀR`` (tridiagonal). Centring and normalising happen at
+    each network's own frame rate, before the resize, exactly as in the reference.
     """
-    out_dtype = teacher.dtype
     t_t, t_s = _dim(teacher, 1), _dim(student, 1)
-    u_t = _unit_frames(tf.cast(_as_frames(teacher), tf.float64), center)
-    u_s = _unit_frames(tf.cast(_as_frames(student), tf.float64), center)
+    u_t = _unit_frames(tf.cast(_as_frames(teacher), dtype), center)
+    u_s = _unit_frames(tf.cast(_as_frames(student), dtype), center)
     teacher_term = tf.reduce_sum(tf.square(tf.matmul(u_t, u_t, transpose_a=True)), axis=[1, 2])
     if isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s:
         w_t, m_s = u_t, u_s
     else:
         taps = _resize_taps(t_s, t_t)
         w_t = _resize_adjoint(u_t, taps, t_s)
-        m_s = _resize_gram_operator(taps, t_s, tf.float64)(u_s)
+        m_s = _resize_gram_operator(taps, t_s, dtype)(u_s)
     cross = tf.reduce_sum(tf.square(tf.matmul(w_t, u_s, transpose_a=True)), axis=[1, 2])
     student_term = tf.reduce_sum(tf.square(tf.matmul(u_s, m_s, transpose_a=True)), axis=[1, 2])
-    squared = tf.maximum(teacher_term - 2.0 * cross + student_term, 0.0)
-    n = tf.cast(t_t, tf.float64)
-    return tf.cast(squared / (n * n), out_dtype)
+    return teacher_term, cross, student_term
+
+
+#: The float32 evaluation of the low-rank expansion is kept when its predicted rounding error is
+#: at most this fraction of the loss (else the batch is recomputed in float64). The prediction is
+#: ~4x pessimistic (see ``_F32_TERM_ERROR``), so the kept values are within ~1.2e-5 of the float64
+#: ones, 8x inside the 1e-4 to which the low-rank form is tested against the float64 reference.
+LOWRANK_FLOAT32_RTOL = 5e-5
+
+#: Rounding error of the float32 expansion, per unit of ``|t| + 2|c| + |s|`` (its three terms),
+#: before the ``√max(1, T_t/256)`` growth factor: ``8·u`` with ``u = 2⁻²⁴``. Measured at
+#: ``T_t`` = 48..4000 (``T_s = T_t/2``; ReLU/tanh, conv-like, near-copy features; every form;
+#: oneDNN and Eigen matmuls): the loss's error was at most ``1.93·u·√max(1, T_t/256)`` times the
+#: terms' sum, so 8 leaves a 4x margin for other CPUs' accumulation orders.
+_F32_TERM_ERROR = 8.0 * 2.0**-24
+
+
+def _lowrank_squared(terms, teacher: tf.Tensor, t_t: int | tf.Tensor) -> tf.Tensor:
+    """``T_t²·loss`` from ``terms(dtype) -> (teacher_term, cross, student_term)``, ``[B]``.
+
+    The three terms are large and the loss is their small difference, so their rounding errors
+    can swamp it (measured: float32 terms lose up to 1e-1 relative accuracy on nearly identical
+    maps). Float64 inputs are computed in float64. Float32 inputs are first computed in float32
+    (3-4x cheaper on CPU); that result is kept when its predicted error
+    ``_F32_TERM_ERROR·√max(1, T_t/256)·(|t| + 2|c| + |s|)`` is at most
+    :data:`LOWRANK_FLOAT32_RTOL` of the loss, for every clip of the batch; otherwise (the
+    small-loss regime, where the terms nearly cancel) the whole batch is recomputed in float64.
+    Gradients follow the branch that was taken.
+    """
+    if teacher.dtype == tf.float64:
+        t, c, s = terms(tf.float64)
+        return tf.maximum(t - 2.0 * c + s, 0.0)
+    t, c, s = terms(tf.float32)
+    squared32 = t - 2.0 * c + s
+    grow = tf.sqrt(tf.maximum(tf.cast(t_t, tf.float32) / 256.0, 1.0))
+    bound = _F32_TERM_ERROR * grow * (tf.abs(t) + 2.0 * tf.abs(c) + tf.abs(s))
+    accurate = tf.reduce_all(bound <= LOWRANK_FLOAT32_RTOL * squared32)
+
+    def in_float64() -> tf.Tensor:
+        t64, c64, s64 = terms(tf.float64)
+        return tf.cast(tf.maximum(t64 - 2.0 * c64 + s64, 0.0), tf.float32)
+
+    # The exact value is >= 0; rounding may leave a few ulps below.
+    return tf.cond(accurate, lambda: tf.maximum(squared32, 0.0), in_float64)
+
+
+def _iusp_lowrank_paper(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
+    """Paper-form IUSP from the factors of the maps, in ``O(T·D²)`` time and ``O(T·D)`` memory.
+
+    See :func:`_paper_terms` for the expansion and :func:`_lowrank_squared` for the precision:
+    the three terms are each about ``T`` while their sum is ``T²·loss``, 1e-2..1e-7 of that.
+    """
+    t_t = _dim(teacher, 1)
+    squared = _lowrank_squared(lambda dtype: _paper_terms(teacher, student, dtype), teacher, t_t)
+    n = tf.cast(t_t, squared.dtype)
+    return tf.cast(squared / (n * n), teacher.dtype)
+
+
+def _iusp_lowrank_unit(teacher: tf.Tensor, student: tf.Tensor, center: bool) -> tf.Tensor:
+    """Cosine-form IUSP (``center`` = ``"centered"``) from unit frames, ``O(T·D²)``.
+
+    See :func:`_unit_terms` for the expansion and :func:`_lowrank_squared` for the precision:
+    the terms are about ``T²`` and may nearly cancel.
+    """
+    t_t = _dim(teacher, 1)
+    squared = _lowrank_squared(lambda dtype: _unit_terms(teacher, student, center, dtype),
+                               teacher, t_t)
+    n = tf.cast(t_t, squared.dtype)
+    return tf.cast(squared / (n * n), teacher.dtype)
 
 
 def _iusp_lowrank(teacher: tf.Tensor, student: tf.Tensor, form: str = "paper") -> tf.Tensor:
