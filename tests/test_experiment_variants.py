@@ -99,12 +99,17 @@ def test_bad_variants_name_the_file_and_table(tmp_path, text, table, message):
     assert str(path) in str(error.value) and table in str(error.value)
 
 
-def test_tune_skips_variants_and_refuses_them_by_name(tmp_path):
+def test_tune_skips_variants_and_refuses_them_by_name(tmp_path, capsys):
     from keras_iusp.tune import run_tuning
 
     config = _load(tmp_path, VARIANTS)
     with pytest.raises(ConfigError, match="'iusp_paper' is a variant of 'iusp'"):
         run_tuning(config, tmp_path / "t", methods=["iusp_paper"])
+    # the grid's own method list: variants are left out (here nothing is left to tune)
+    config.grid.methods = ["iusp_paper", "iusp_centered"]
+    with pytest.raises(ConfigError, match="no method to tune"):
+        run_tuning(config, tmp_path / "t")
+    assert "skipping variant(s) ['iusp_paper', 'iusp_centered']" in capsys.readouterr().out
 
 
 # ---- the report on synthetic rows ----------------------------------------------------------
