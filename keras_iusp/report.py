@@ -148,15 +148,18 @@ def per_class_gains(rows: list[dict], class_names, method: str,
 
 def iusp_distances(rows: list[dict], cache, teacher, split: str,
                    batch_size: int = 16) -> list[dict]:
-    """Mean IUSP distance (default form) of every finished run to the teacher on ``split``.
+    """Mean IUSP distance of every finished run to the teacher on ``split``, in every form.
 
     Teacher layer ``embedding`` against each student family's default layer, whatever layer a
     method trained, so all methods are measured on the same pair: does the student's own frame
-    structure resemble the teacher's? Per row: student, method, seed, distance.
+    structure resemble the teacher's? Per row: student, method, seed, ``distance`` (the default
+    form) and ``distances`` (``{form: value}`` for every form, so an ablation of the forms can
+    show each arm in its own form and in the others: a form that only lowers its own distance
+    has learned the form, not the teacher's structure).
     """
     import tf_keras as keras
 
-    from keras_iusp.losses import DEFAULT_IUSP_FORM, iusp_loss
+    from keras_iusp.losses import DEFAULT_IUSP_FORM, IUSP_FORMS, iusp_loss
     from keras_iusp.models import MODEL_SPECS
     from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
 
@@ -172,11 +175,13 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
             continue
         model = load_run(row["run"]).model
         s_probe = keras.Model(model.input, model.get_layer(layer).output)
-        values = [iusp_loss(t, s_probe(np.asarray(features[i * batch_size:(i + 1) * batch_size]),
-                                       training=False), form=DEFAULT_IUSP_FORM).numpy()
-                  for i, t in enumerate(t_out)]
+        s_out = [s_probe(np.asarray(features[i * batch_size:(i + 1) * batch_size]),
+                         training=False) for i in range(len(t_out))]
+        per_form = {form: float(np.mean(np.concatenate(
+            [iusp_loss(t, s, form=form).numpy() for t, s in zip(t_out, s_out)])))
+            for form in IUSP_FORMS}
         out.append({"student": row["student"], "method": row["method"], "seed": row["seed"],
-                    "distance": float(np.mean(np.concatenate(values)))})
+                    "distance": per_form[DEFAULT_IUSP_FORM], "distances": per_form})
     return out
 
 
@@ -195,6 +200,35 @@ def format_distances(distances: list[dict], methods: list[str] | None = None) ->
             ratio = f"{v.mean() / np.mean(base):.2f}" if base else "–"
             sd = f" ± {v.std(ddof=1):.4f}" if v.size > 1 else ""
             lines.append(f"| {student} | {method} | {v.size} | {v.mean():.4f}{sd} | {ratio} |")
+    return "\n".join(lines)
+
+
+def format_distances_by_form(distances: list[dict], methods: list[str] | None = None) -> str:
+    """Mean distance per (student, method) in every IUSP form, each as a ratio to the baseline.
+
+    Empty when the rows carry no per-form values. Used when the grid's methods train more than
+    one form (an ablation of the forms), where each arm's own-form distance alone would compare
+    numbers of different scales (the forms differ by up to 100x on the same maps).
+    """
+    rows = [d for d in distances if d.get("distances")]
+    if not rows:
+        return ""
+    forms = list(rows[0]["distances"])
+    lines = ["| student | method | seeds | " + " | ".join(f"{f} (÷ baseline)" for f in forms)
+             + " |", "| --- | --- | ---: | " + " | ".join("---:" for _ in forms) + " |"]
+    for student in dict.fromkeys(d["student"] for d in rows):
+        mine = [d for d in rows if d["student"] == student]
+        base = {f: [d["distances"][f] for d in mine if d["method"] == "baseline"] for f in forms}
+        for method in method_order(rows, methods):
+            got = [d for d in mine if d["method"] == method]
+            if not got:
+                continue
+            cells = []
+            for f in forms:
+                mean = float(np.mean([d["distances"][f] for d in got]))
+                ratio = f" ({mean / np.mean(base[f]):.2f})" if base[f] else ""
+                cells.append(f"{mean:.3g}{ratio}")
+            lines.append(f"| {student} | {method} | {len(got)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -501,6 +535,17 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
                   "",
                   format_distances(distances, methods),
                   ""]
+        from keras_iusp.losses import DEFAULT_IUSP_FORM
+
+        trained_forms = {config.settings(m)["iusp_form"] or DEFAULT_IUSP_FORM
+                         for m in methods if config.base_method(m) == "iusp"}
+        if len(trained_forms) > 1:
+            lines += ["The methods train different IUSP forms, whose distances differ in scale, "
+                      "so here is every run's distance in every form (mean over seeds; in "
+                      "brackets the ratio to the baseline student in that form):",
+                      "",
+                      format_distances_by_form(distances, methods),
+                      ""]
     class_gains = format_class_gains(rows, cache.class_names, methods)
     if class_gains:
         lines += ["## Per-class gains over the baseline",

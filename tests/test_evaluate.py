@@ -93,6 +93,9 @@ def test_grid_results_and_report(grid):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["iusp_distances"]) == 8
     assert all(d["distance"] >= 0 for d in summary["iusp_distances"])
+    # every form is measured; the default form's value is the table's distance
+    assert all(set(d["distances"]) == {"paper", "cosine", "centered"}
+               and d["distances"]["cosine"] == d["distance"] for d in summary["iusp_distances"])
     for figure in ("auprc_vs_params.png", "pr_curves.png", "similarity.png",
                    "per_class_gain.png"):
         assert (out / figure).stat().st_size > 1000, figure

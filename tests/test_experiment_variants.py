@@ -22,6 +22,7 @@ from keras_iusp.report import (
     comparison_pairs,
     format_class_gains,
     format_distances,
+    format_distances_by_form,
     format_paired,
     format_table,
     paired_table,
@@ -196,6 +197,21 @@ def test_class_gains_and_distances_cover_every_method():
     assert lines[1] == "| s | iusp_paper | 2 | 2.5000 ± 0.7071 | 1.67 |"
 
 
+def test_distances_by_form_ratio_each_form_to_its_baseline():
+    # two forms on different scales: every cell is the method's mean over seeds in that form and
+    # its ratio to the baseline's mean in the same form
+    distances = [{"student": "s", "method": m, "seed": seed, "distance": 0.0,
+                  "distances": {"paper": 1e-3 * (1 + i + seed), "cosine": 0.1 * (2 - i) + seed}}
+                 for i, m in enumerate(["baseline", "iusp_paper"]) for seed in (0, 1)]
+    lines = format_distances_by_form(distances, ["baseline", "iusp_paper"]).splitlines()
+    assert lines[0] == "| student | method | seeds | paper (÷ baseline) | cosine (÷ baseline) |"
+    # baseline: paper mean 1.5e-3, cosine mean 0.7; iusp_paper: 2.5e-3 and 0.6
+    assert lines[2] == "| s | baseline | 2 | 0.0015 (1.00) | 0.7 (1.00) |"
+    assert lines[3] == "| s | iusp_paper | 2 | 0.0025 (1.67) | 0.6 (0.86) |"
+    assert format_distances_by_form([{"student": "s", "method": "kd", "seed": 0,
+                                      "distance": 1.0}]) == ""
+
+
 def test_similarity_uses_each_runs_own_layers(tmp_path):
     rows = _rows()
     for r in rows:
@@ -349,6 +365,10 @@ student_layer = "frames"
     assert "| cnn_lstm_xs | iusp_paper - IUSP | 1 |" in report
     assert '- `iusp_paper`: IUSP with `iusp_form = "paper"`' in report
     assert "| cnn_lstm_xs | iusp_paper | 1 |" in report  # IUSP distance table
+    # two trained forms: every run's distance in every form, each against the baseline's
+    assert "| student | method | seeds | paper (÷ baseline) | cosine (÷ baseline) | " \
+        "centered (÷ baseline) |" in report
+    assert report.count("| cnn_lstm_xs | baseline | 1 | ") == 2  # both distance tables
     assert (out / "similarity.png").stat().st_size > 1000
 
     # a grid that changes the variant finds its old run and stops, naming it
