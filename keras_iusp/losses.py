@@ -506,7 +506,7 @@ def _normalized_rows(q: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _paper_terms(teacher: tf.Tensor, student: tf.Tensor, dtype: tf.DType
-                 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+                 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, None]:
     """The paper form's three expansion terms ``(||A||², Σ cross, Σ student)``, each ``[B]``.
 
     ``A = U_t Q_tᵀ`` (``U = D⁻¹ Q``) and ``B = R U_s (R Q_s)ᵀ``, so
@@ -530,75 +530,122 @@ def _paper_terms(teacher: tf.Tensor, student: tf.Tensor, dtype: tf.DType
                           * tf.matmul(w_q, q_s, transpose_a=True), axis=[1, 2])
     student_term = tf.reduce_sum(tf.matmul(u_s, m_u, transpose_a=True)
                                  * tf.matmul(q_s, m_q, transpose_a=True), axis=[1, 2])
-    return teacher_term, cross, student_term
+    return teacher_term, cross, student_term, None
 
 
 def _unit_terms(teacher: tf.Tensor, student: tf.Tensor, center: bool, dtype: tf.DType
-                ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The cosine forms' three expansion terms, each ``[B]``, formed in ``dtype``.
+                ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The cosine forms' expansion ``(t, c, s, rest)``, ``[B]`` each: ``t, c, s`` in ``dtype``.
 
-    With ``U`` the (centred,) unit-norm frames, ``G = U Uᵀ`` and the resized student map is
-    ``(R U_s)(R U_s)ᵀ``, so
-    ``||U_t U_tᵀ - R U_s U_sᵀ Rᵀ||²_F = ||U_tᵀU_t||²_F - 2 ||(RᵀU_t)ᵀ U_s||²_F
-    + ||U_sᵀ M U_s||²_F`` with ``M = RᵀR`` (tridiagonal). Centring and normalising happen at
-    each network's own frame rate, before the resize, exactly as in the reference.
+    With ``U`` the (centred,) unit-norm frames, the maps are ``A = U_tU_tᵀ`` and
+    ``B = R U_sU_sᵀ Rᵀ`` (``R`` the ``T_t × T_s`` bilinear resize, whose rows sum to 1), and
+    ``X = A - B``. Cosine maps of ReLU features are mostly one constant (every pair of frames
+    shares the common component), so expanding ``||X||²`` directly gives three terms up to ~900x
+    the loss, whose float32 rounding then swamps it. Split off the constant first: with
+    ``n = T_t``, ``P = I - 11ᵀ/n`` and ``x = X1``,
+
+    ``||X||² = ||PXP||² + 2||Px||²/n + (1ᵀx)²/n²``
+
+    (the four blocks of ``(P + 11ᵀ/n) X (P + 11ᵀ/n)`` are orthogonal). ``PXP = ŨŨᵀ - ṼṼᵀ`` with
+    ``Ũ_t = U_t - 1aᵀ/n`` (``a = U_tᵀ1``) and ``Ṽ = R Ũ_s``, ``Ũ_s = U_s - 1bᵀ/n``
+    (``b = U_sᵀRᵀ1``, using ``R1 = 1``), so
+
+    ``||PXP||² = ||Ũ_tᵀŨ_t||² - 2||(RᵀŨ_t)ᵀŨ_s||² + ||Ũ_sᵀMŨ_s||²``, ``M = RᵀR`` tridiagonal,
+
+    three ``D × D`` products whose size is that of the maps' *variation*. The rest only needs the
+    row sums ``x = U_t a - R(U_s b)`` (``O(T·D)``), formed in float64. Centring and normalising
+    happen at each network's own frame rate, before the resize, exactly as in the reference.
     """
     t_t, t_s = _dim(teacher, 1), _dim(student, 1)
     u_t = _unit_frames(tf.cast(_as_frames(teacher), dtype), center)
     u_s = _unit_frames(tf.cast(_as_frames(student), dtype), center)
-    teacher_term = tf.reduce_sum(tf.square(tf.matmul(u_t, u_t, transpose_a=True)), axis=[1, 2])
-    if isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s:
-        w_t, m_s = u_t, u_s
+    n = tf.cast(t_t, dtype)
+    same = isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s
+    taps = None if same else _resize_taps(t_s, t_t)
+    # r = Rᵀ1: how much of the resized map each student frame feeds (1 each when R = I)
+    if same:
+        r = tf.ones([1, t_s, 1], dtype)
+    elif isinstance(t_t, int) and isinstance(t_s, int):
+        r = tf.constant(bilinear_resize_matrix(t_s, t_t).sum(axis=0)[None, :, None], dtype)
     else:
-        taps = _resize_taps(t_s, t_t)
-        w_t = _resize_adjoint(u_t, taps, t_s)
-        m_s = _resize_gram_operator(taps, t_s, dtype)(u_s)
-    cross = tf.reduce_sum(tf.square(tf.matmul(w_t, u_s, transpose_a=True)), axis=[1, 2])
-    student_term = tf.reduce_sum(tf.square(tf.matmul(u_s, m_s, transpose_a=True)), axis=[1, 2])
-    return teacher_term, cross, student_term
+        r = _resize_adjoint(tf.ones([1, t_t, 1], dtype), taps, t_s)
+    a = tf.reduce_sum(u_t, axis=1, keepdims=True)  # [B, 1, D_t]
+    b = tf.reduce_sum(u_s * r, axis=1, keepdims=True)  # [B, 1, D_s]
+    c_t, c_s = u_t - a / n, u_s - b / n
+    teacher_term = tf.reduce_sum(tf.square(tf.matmul(c_t, c_t, transpose_a=True)), axis=[1, 2])
+    if same:
+        w_t, m_s = c_t, c_s
+    else:
+        w_t = _resize_adjoint(c_t, taps, t_s)
+        m_s = _resize_gram_operator(taps, t_s, dtype)(c_s)
+    cross = tf.reduce_sum(tf.square(tf.matmul(w_t, c_s, transpose_a=True)), axis=[1, 2])
+    student_term = tf.reduce_sum(tf.square(tf.matmul(c_s, m_s, transpose_a=True)), axis=[1, 2])
+
+    # The rest, 2||Px||²/n + (1ᵀx)²/n², from the row sums x = A1 - B1 = U_t a - R U_s b. x is
+    # itself a small difference of large row sums (nearly identical maps), so it is formed in
+    # float64 from the same unit frames; O(T·D), the sums as matrix products (a float64 reduction
+    # over the time axis took 1.4 ms at [16, 1000, 128], its matmul 0.2 ms).
+    u_t64, u_s64 = tf.cast(u_t, tf.float64), tf.cast(u_s, tf.float64)
+    a64 = tf.matmul(tf.ones_like(u_t64[:, :, :1]), u_t64, transpose_a=True)  # [B, 1, D_t]
+    b64 = tf.matmul(tf.cast(r, tf.float64) * tf.ones_like(u_s64[:, :, :1]), u_s64,
+                    transpose_a=True)  # [B, 1, D_s]
+    x = tf.linalg.matvec(u_t64, a64[:, 0])  # [B, T_t]
+    x_s = tf.linalg.matvec(u_s64, b64[:, 0])  # [B, T_s]
+    x = x - (x_s if same else _resize_frames(x_s[..., None], taps)[..., 0])
+    n64 = tf.cast(t_t, tf.float64)
+    total = tf.reduce_sum(x, axis=1)
+    centred = x - total[:, None] / n64
+    rest = 2.0 * tf.reduce_sum(tf.square(centred), axis=1) / n64 + tf.square(total / n64)
+    return teacher_term, cross, student_term, rest
 
 
 #: The float32 evaluation of the low-rank expansion is kept when its predicted rounding error is
 #: at most this fraction of the loss (else the batch is recomputed in float64). The prediction is
-#: ~4x pessimistic (see ``_F32_TERM_ERROR``), so the kept values are within ~1.2e-5 of the float64
-#: ones, 8x inside the 1e-4 to which the low-rank form is tested against the float64 reference.
+#: at least 3x pessimistic (see ``_F32_ERROR``): the kept values were within 2.9e-6 of the
+#: float64 ones (measured), 30x inside the 1e-4 to which the low-rank form is tested against the
+#: float64 reference.
 LOWRANK_FLOAT32_RTOL = 5e-5
 
-#: Rounding error of the float32 expansion, per unit of ``|t| + 2|c| + |s|`` (its three terms),
-#: before the ``√max(1, T_t/256)`` growth factor: ``8·u`` with ``u = 2⁻²⁴``. Measured at
-#: ``T_t`` = 48..4000 (``T_s = T_t/2``; ReLU/tanh, conv-like, near-copy features; every form;
-#: oneDNN and Eigen matmuls): the loss's error was at most ``1.93·u·√max(1, T_t/256)`` times the
-#: terms' sum, so 8 leaves a 4x margin for other CPUs' accumulation orders.
-_F32_TERM_ERROR = 8.0 * 2.0**-24
+#: Rounding error of the float32 expansion per unit of ``|t| + 2|c| + |s|`` (its three terms),
+#: before the ``√max(1, T_t/256)`` growth factor, per form; ``u = 2⁻²⁴``. Measured at
+#: ``T_t`` = 48..4000 (``T_s = T_t/2``, ``T_t`` and ``2T_t``; ReLU/tanh, conv-like and near-copy
+#: features; oneDNN and Eigen matmuls) against the float64 evaluation, the error was at most
+#: ``1.52·u`` (paper) and ``5.3·u`` (cosine forms: their centred terms are small, so the float32
+#: normalisation of the frames weighs more) times ``√max(1, T_t/256)·(|t| + 2|c| + |s|)``.
+_F32_ERROR = {"paper": 8.0 * 2.0**-24, "unit": 16.0 * 2.0**-24}
 
 
-def _lowrank_squared(terms, teacher: tf.Tensor, t_t: int | tf.Tensor) -> tf.Tensor:
-    """``T_t²·loss`` from ``terms(dtype) -> (teacher_term, cross, student_term)``, ``[B]``.
+def _lowrank_squared(terms, teacher: tf.Tensor, t_t: int | tf.Tensor, term_error: float
+                     ) -> tf.Tensor:
+    """``T_t²·loss``, ``[B]``, from ``terms(dtype) -> (t, c, s, rest)``: ``t - 2c + s (+ rest)``.
 
-    The three terms are large and the loss is their small difference, so their rounding errors
-    can swamp it (measured: float32 terms lose up to 1e-1 relative accuracy on nearly identical
-    maps). Float64 inputs are computed in float64. Float32 inputs are first computed in float32
-    (3-4x cheaper on CPU); that result is kept when its predicted error
-    ``_F32_TERM_ERROR·√max(1, T_t/256)·(|t| + 2|c| + |s|)`` is at most
-    :data:`LOWRANK_FLOAT32_RTOL` of the loss, for every clip of the batch; otherwise (the
+    ``t``, ``c`` and ``s`` are formed in ``dtype`` and may be much larger than the loss, which
+    is their small difference, so their rounding errors can swamp it (measured: float32 terms
+    lose up to 1e-1 relative accuracy on nearly identical maps); ``rest`` (float64, or None) is
+    accurate by construction. Float64 inputs are computed in float64. Float32 inputs are first
+    computed in float32 (3-4x cheaper on CPU); that result is kept when its predicted error
+    ``term_error·√max(1, T_t/256)·(|t| + 2|c| + |s|)`` (``term_error`` from ``_F32_ERROR``) is
+    at most :data:`LOWRANK_FLOAT32_RTOL` of the result for every clip of the batch; otherwise (the
     small-loss regime, where the terms nearly cancel) the whole batch is recomputed in float64.
     Gradients follow the branch that was taken.
     """
+    def combine(t, c, s, rest):
+        squared = tf.cast(t - 2.0 * c + s, tf.float64)
+        return squared if rest is None else squared + rest
+
     if teacher.dtype == tf.float64:
-        t, c, s = terms(tf.float64)
-        return tf.maximum(t - 2.0 * c + s, 0.0)
-    t, c, s = terms(tf.float32)
-    squared32 = t - 2.0 * c + s
+        # The exact value is >= 0; rounding may leave a few ulps below.
+        return tf.maximum(combine(*terms(tf.float64)), 0.0)
+    t, c, s, rest = terms(tf.float32)
+    squared = combine(t, c, s, rest)
     grow = tf.sqrt(tf.maximum(tf.cast(t_t, tf.float32) / 256.0, 1.0))
-    bound = _F32_TERM_ERROR * grow * (tf.abs(t) + 2.0 * tf.abs(c) + tf.abs(s))
-    accurate = tf.reduce_all(bound <= LOWRANK_FLOAT32_RTOL * squared32)
+    error = term_error * grow * (tf.abs(t) + 2.0 * tf.abs(c) + tf.abs(s))
+    accurate = tf.reduce_all(tf.cast(error, tf.float64) <= LOWRANK_FLOAT32_RTOL * squared)
 
     def in_float64() -> tf.Tensor:
-        t64, c64, s64 = terms(tf.float64)
-        return tf.cast(tf.maximum(t64 - 2.0 * c64 + s64, 0.0), tf.float32)
+        return tf.cast(tf.maximum(combine(*terms(tf.float64)), 0.0), tf.float32)
 
-    # The exact value is >= 0; rounding may leave a few ulps below.
-    return tf.cond(accurate, lambda: tf.maximum(squared32, 0.0), in_float64)
+    return tf.cond(accurate, lambda: tf.cast(tf.maximum(squared, 0.0), tf.float32), in_float64)
 
 
 def _iusp_lowrank_paper(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
@@ -608,7 +655,8 @@ def _iusp_lowrank_paper(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
     the three terms are each about ``T`` while their sum is ``T²·loss``, 1e-2..1e-7 of that.
     """
     t_t = _dim(teacher, 1)
-    squared = _lowrank_squared(lambda dtype: _paper_terms(teacher, student, dtype), teacher, t_t)
+    squared = _lowrank_squared(lambda dtype: _paper_terms(teacher, student, dtype), teacher, t_t,
+                               _F32_ERROR["paper"])
     n = tf.cast(t_t, squared.dtype)
     return tf.cast(squared / (n * n), teacher.dtype)
 
@@ -621,7 +669,7 @@ def _iusp_lowrank_unit(teacher: tf.Tensor, student: tf.Tensor, center: bool) -> 
     """
     t_t = _dim(teacher, 1)
     squared = _lowrank_squared(lambda dtype: _unit_terms(teacher, student, center, dtype),
-                               teacher, t_t)
+                               teacher, t_t, _F32_ERROR["unit"])
     n = tf.cast(t_t, squared.dtype)
     return tf.cast(squared / (n * n), teacher.dtype)
 
