@@ -441,3 +441,71 @@ def test_distill_config_form_reaches_the_loss():
     for form in FORMS:
         items, _, _ = distillation_losses(DistillConfig(method="iusp", iusp_form=form), "cnn_lstm")
         assert [item.form for item in items if isinstance(item, IUSPDistillation)] == [form]
+
+
+# --------------------------------------------------------------------------- float32 / float64
+
+
+def lowrank_value_and_grad(monkeypatch, teacher, student, form, rtol):
+    """Float32 low-rank value and gradient with ``LOWRANK_FLOAT32_RTOL`` set to ``rtol``:
+    ``inf`` keeps the float32 evaluation whatever its error, 0 always recomputes in float64."""
+    monkeypatch.setattr(losses, "LOWRANK_FLOAT32_RTOL", rtol)
+    return lowrank32(teacher, student, form)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_lowrank_keeps_float32_when_the_terms_do_not_cancel(rng, monkeypatch, form):
+    # ReLU conv teacher, LSTM student: a loss far above the float32 rounding of the terms
+    teacher, student = relu_conv(rng, 3, 200, 64), lstm_like(rng, 3, 100, 16)
+    value, grad = lowrank_value_and_grad(monkeypatch, teacher, student, form, 5e-5)
+    kept, kept_grad = lowrank_value_and_grad(monkeypatch, teacher, student, form, np.inf)
+    in64, in64_grad = lowrank_value_and_grad(monkeypatch, teacher, student, form, 0.0)
+    np.testing.assert_array_equal(value, kept)  # the float32 branch was taken ...
+    np.testing.assert_array_equal(grad, kept_grad)
+    assert np.any(value != in64)  # ... which is not the float64 one
+    ref, ref_grad = reference64(teacher, student, form)
+    np.testing.assert_allclose(value, ref, rtol=1e-5)
+    np.testing.assert_allclose(grad, ref_grad, rtol=RTOL, atol=RTOL * np.abs(ref_grad).max())
+    np.testing.assert_allclose(in64_grad, ref_grad, rtol=RTOL, atol=RTOL * np.abs(ref_grad).max())
+
+
+@pytest.mark.parametrize("form", ["cosine", "centered"])
+def test_lowrank_falls_back_to_float64_when_the_terms_cancel(rng, monkeypatch, form):
+    # nearly identical maps: float32 terms cannot resolve the loss, so the batch is recomputed
+    teacher = smooth_relu(rng, 2, 250, 40)
+    student = near_copy(rng, teacher, 125, 64, 0.003)
+    ref, ref_grad = reference64(teacher, student, form)
+    kept, _ = lowrank_value_and_grad(monkeypatch, teacher, student, form, np.inf)
+    assert np.max(np.abs(kept / ref - 1)) > 10 * RTOL  # float32 alone would be wrong
+    value, grad = lowrank_value_and_grad(monkeypatch, teacher, student, form, 5e-5)
+    in64, in64_grad = lowrank_value_and_grad(monkeypatch, teacher, student, form, 0.0)
+    np.testing.assert_array_equal(value, in64)
+    np.testing.assert_array_equal(grad, in64_grad)
+    np.testing.assert_allclose(value, ref, rtol=RTOL)
+
+
+def test_lowrank_cosine_keeps_float32_for_maps_dominated_by_a_constant(rng, monkeypatch):
+    # Cosine maps of ReLU features with a strong common component (every entry near 1): the
+    # plain expansion's terms are ~1000x the loss; split off the constant they are not.
+    common = rng.uniform(0.5, 1.5, (2, 1, 64))
+    teacher = np.maximum(common + 0.1 * rng.normal(size=(2, 300, 64)), 0)
+    student = np.maximum(common[..., :16] + 0.1 * rng.normal(size=(2, 150, 16)), 0)
+    g_t = losses.self_similarity(teacher, "cosine").numpy()
+    assert g_t.mean() > 0.9
+    value, _ = lowrank_value_and_grad(monkeypatch, teacher, student, "cosine", 5e-5)
+    kept, _ = lowrank_value_and_grad(monkeypatch, teacher, student, "cosine", np.inf)
+    np.testing.assert_array_equal(value, kept)
+    np.testing.assert_allclose(value, reference64(teacher, student, "cosine")[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("t_in,t_out", [(500, 1000), (7, 21), (21, 7), (13, 5), (17, 33), (6, 6),
+                                        (1, 4), (4, 1)])
+def test_resize_adjoint_matches_the_matrix(rng, t_in, t_out):
+    x = rng.normal(size=(2, t_out, 3))
+    expected = np.einsum("oi,bod->bid", losses.bilinear_resize_matrix(t_in, t_out), x)
+    taps = losses._resize_taps(t_in, t_out)
+    np.testing.assert_allclose(losses._resize_adjoint(tf.constant(x), taps, t_in).numpy(),
+                               expected, rtol=1e-12, atol=1e-12)  # static sizes: gathers
+    dynamic = tf.function(lambda v: losses._resize_adjoint(v, taps, tf.constant(t_in)),
+                          input_signature=[tf.TensorSpec([None, None, 3], tf.float64)])
+    np.testing.assert_allclose(dynamic(x).numpy(), expected, rtol=1e-12, atol=1e-12)
