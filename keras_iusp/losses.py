@@ -693,21 +693,23 @@ def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike,
 
     - ``"cosine"``/``"centered"``: ``G = U Uᵀ`` with ``U`` the (centred,) unit frames;
       ``||U_tU_tᵀ - R U_sU_sᵀ Rᵀ||²_F = ||U_tᵀU_t||²_F - 2||(RᵀU_t)ᵀU_s||²_F
-      + ||U_sᵀ(RᵀR)U_s||²_F``.
+      + ||U_sᵀ(RᵀR)U_s||²_F``, evaluated after splitting off the maps' constant part
+      (:func:`_unit_terms`), which cosine maps of ReLU features mostly are.
     - ``"paper"``: ``G = D⁻¹ Q Qᵀ`` (``D`` the row norms of ``Q Qᵀ``, computed as
       ``q_iᵀ(QᵀQ)q_i``), a product of ``D⁻¹Q`` and ``Q``; the same expansion with two factors.
 
-    ``R`` is never a dense matrix: ``RᵀU_t`` is two segment sums over the teacher's frames
-    (forward only: the teacher gets no gradient) and ``RᵀR`` is tridiagonal, so the student's
-    products run at its own frame count without gathers on its gradient path.
+    ``R`` is never a dense matrix: ``RᵀU_t`` is a few row gathers of the teacher's frames (forward
+    only: the teacher gets no gradient) and ``RᵀR`` is tridiagonal, so the student's products run
+    at its own frame count without gathers on its gradient path.
 
-    The Gram products are accumulated in float64 (the inputs are cast; outputs and gradients
-    come back in the input's float dtype): the expansion subtracts terms of size ``~T`` (paper)
-    or ``~T²`` (cosine forms) to get a result that can be 1e-7 of that; float32 accumulation
-    was measured to lose 1e-4 (random ReLU features) to 1e-1 (nearly identical teacher/student
-    maps) relative accuracy, against ~1e-7 with float64. Float64 matmuls are ~3-10x slower
-    than float32 ones on CPU, which is why the reference stays faster for short sequences (see
-    :func:`iusp_prefers_lowrank`).
+    Precision: the expansion subtracts terms up to ``~T²`` to get a result that can be 1e-7 of
+    them. Float64 features are computed in float64. Float32 features are computed in float32
+    first and that result is kept only when its predicted rounding error is at most
+    :data:`LOWRANK_FLOAT32_RTOL` (5e-5) of the loss; otherwise (nearly identical teacher and
+    student maps) the batch is recomputed in float64, where the error is ~1e-7 like the float32
+    reference's (:func:`_lowrank_squared`). Kept float32 values were measured within 3e-6 of the
+    float64 evaluation. At ``[16, 1000, 128]`` / ``[16, 500, 32]`` the float32 path takes 16 ms
+    (cosine) and 21 ms (paper) of CPU for forward + backward, a refused one 57 and 89 ms.
     Arguments, shapes, the teacher's stopped gradient and the ``[B]`` result are those of
     :func:`iusp_loss`.
 
@@ -739,33 +741,30 @@ def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
                          form: str = DEFAULT_IUSP_FORM) -> bool | tf.Tensor:
     """The ``implementation="auto"`` rule of :func:`iusp_loss`: is the low-rank form faster?
 
-    A cost model in units of one float64 multiply-add of the low-rank form. The reference
-    builds the same two ``T × T`` maps in every ``form``::
+    Predicted forward + backward CPU microseconds at batch 16 (float32 features) of each
+    implementation. The reference builds the same two ``T × T`` maps in every ``form``::
 
-        reference = T_t²·D_t / 7 + 36·(T_t² + T_s²)
+        reference  = 470 + 5.0e-4·T_t²·D_t + 0.057·(T_t² + T_s²)
 
-    (its float32 matmuls are much cheaper per multiply-add than float64 ones, and its
-    ``T²``-sized elementwise work — normalisation, resize, differences and their gradients — is
-    the ``36·T²`` term). The low-rank path's cost depends on the form::
+    The low-rank path's multiply-adds ``F`` depend on the form, and it has more (small) ops::
 
-        paper             T_t·(D_t² + D_t·D_s + 4·D_s²) + 4·T_s·D_s²
-        cosine, centered  T_t·D_t² + 2·T_s·D_t·D_s + 3·T_s·D_s²
+        paper             F = T_t·(D_t² + D_t·D_s + 4·D_s²) + 4·T_s·D_s²
+        cosine, centered  F = T_t·D_t² + 2·T_s·D_t·D_s + 3·T_s·D_s²
+        lowrank = 680 + 1.7e-4·F + 0.087·(T_t·D_t + T_s·D_s)   (cosine, centered)
+        lowrank = 940 + 1.8e-4·F + 0.12·(T_t·D_t + T_s·D_s)    (paper)
 
-    The paper form's line was fitted to forward + backward timings over ``T_t ∈ {32..512}``,
-    ``T_s = T_t/2, 2·T_t``, ``D_t ∈ {16..256}``, ``D_s ∈ {12, 64}`` (batch 16, 2-core x86 CPU;
-    it picked the faster implementation in 76/80 cases with oneDNN and 74/80 without, costing
-    at most 1.25x/1.5x where it missed). The cosine forms' line counts their work: one teacher
-    Gram (forward only), the cross product ``(RᵀU_t)ᵀU_s`` forward and backward, the student's
-    Gram forward and backward; without the paper form's row norms and second factor it is about
-    half the paper line, which is what ``benchmarks/results/iusp_loss.json`` measured (batch 32,
-    ``D_t`` = 128, oneDNN): the paper line would have kept the reference at ``T_t`` = 500,
-    ``D_s`` = 64, where the low-rank path took 57-64 ms of CPU against 77-80 (two runs).
-
-    Lowrank is chosen when both layers have fewer features than frames (``D_t < T_t`` and
-    ``D_s < T_s``; otherwise nothing is low rank) and ``lowrank < κ·reference`` with ``κ = 1``
-    when TensorFlow uses oneDNN (its default on x86 Linux, and the CLI's) and ``κ = 1.5`` when
-    it does not (``TF_ENABLE_ONEDNN_OPTS=0``: float32 matmuls then run ~3x slower through
-    Eigen, float64 ones are unaffected). It is not calibrated for GPUs.
+    Fitted to timings (``T_t`` = 32..500, ``T_s = T_t/2`` and ``2·T_t``, ``D_t`` = 16..256,
+    ``D_s`` = 8..64; random ReLU teacher / tanh student features, for which the low-rank path
+    stays in float32; 2-core x86 CPU shared with other jobs, oneDNN on). It picked the faster
+    implementation in 106 of 120 cases there, costing at most 1.6x where it missed (all misses
+    at ``T_t`` <= 128, predicted within 0.75-1.4x of break-even); with
+    ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen matmuls) in 97 of 120, at most 2.3x (at ``T_t`` <= 128,
+    where either takes 1-3 ms). The low-rank path wins from about 64-128 frames on whenever
+    both layers have fewer features than frames, and is chosen only then (``D_t < T_t`` and
+    ``D_s < T_s``; otherwise nothing is low rank). When its float32 evaluation is refused
+    (nearly identical maps, see :func:`_lowrank_squared`) it costs 3.6x (cosine) to 4.1x
+    (paper) more than predicted here (measured at ``[16, 1000, 128]`` / ``[16, 500, 32]``). It
+    is not calibrated for GPUs.
 
     Returns a Python bool for Python ints, else a boolean tensor (for ``tf.cond``).
 
@@ -773,24 +772,25 @@ def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
         ValueError: an unknown ``form``.
     """
     _check_form(form, "iusp_prefers_lowrank")
-    kappa = 1.0 if _uses_onednn() else 1.5
     dims = (t_teacher, t_student, d_teacher, d_student)
 
     def costs(t_t, t_s, d_t, d_s):
         if form == "paper":
-            lowrank = t_t * (d_t * d_t + d_t * d_s + 4 * d_s * d_s) + 4 * t_s * d_s * d_s
+            flops = t_t * (d_t * d_t + d_t * d_s + 4 * d_s * d_s) + 4 * t_s * d_s * d_s
+            lowrank = 940.0 + 1.8e-4 * flops + 0.12 * (t_t * d_t + t_s * d_s)
         else:
-            lowrank = t_t * d_t * d_t + 2 * t_s * d_t * d_s + 3 * t_s * d_s * d_s
-        reference = t_t * t_t * d_t / 7 + 36 * (t_t * t_t + t_s * t_s)
+            flops = t_t * d_t * d_t + 2 * t_s * d_t * d_s + 3 * t_s * d_s * d_s
+            lowrank = 680.0 + 1.7e-4 * flops + 0.087 * (t_t * d_t + t_s * d_s)
+        reference = 470.0 + 5.0e-4 * t_t * t_t * d_t + 0.057 * (t_t * t_t + t_s * t_s)
         return lowrank, reference
 
     if all(isinstance(v, numbers.Integral) for v in dims):
         t_t, t_s, d_t, d_s = (float(v) for v in dims)
         lowrank, reference = costs(t_t, t_s, d_t, d_s)
-        return bool(d_t < t_t and d_s < t_s and lowrank < kappa * reference)
+        return bool(d_t < t_t and d_s < t_s and lowrank < reference)
     t_t, t_s, d_t, d_s = (tf.cast(v, tf.float64) for v in dims)
     lowrank, reference = costs(t_t, t_s, d_t, d_s)
-    return tf.logical_and(tf.logical_and(d_t < t_t, d_s < t_s), lowrank < kappa * reference)
+    return tf.logical_and(tf.logical_and(d_t < t_t, d_s < t_s), lowrank < reference)
 
 
 def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
@@ -822,27 +822,26 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
     Args:
         implementation: ``"reference"`` builds both ``T × T`` maps as defined above (``O(T²·D)``
             time, ``O(T²)`` memory per clip); ``"lowrank"`` is :func:`iusp_loss_lowrank`, the
-            same value from ``D × D`` Gram matrices in float64 (``O(T·D²)``, ``O(T·D)``);
+            same value from ``D × D`` Gram matrices (``O(T·D²)``, ``O(T·D)``);
             ``"auto"`` (default) picks whichever a measured cost model says is faster for the
             shapes (:func:`iusp_prefers_lowrank`: lowrank needs ``D_t < T_t`` and ``D_s < T_s``,
             ``D`` = features per frame, and then wins as ``T`` grows), decided in Python when
-            the shapes are static and with ``tf.cond`` otherwise. In float32 both are within
-            ~2e-7 of the reference evaluated in float64 on typical features (tested to 1e-4,
-            values and gradients); for nearly identical teacher and student maps (losses ~1e-8)
-            rounding the inputs to float32 alone moves either by up to ~2e-5.
+            the shapes are static and with ``tf.cond`` otherwise. In float32 the reference is
+            within ~4e-7 and lowrank within ~3e-6 of the reference evaluated in float64 on
+            typical features (tested to 1e-4, values and gradients); for nearly identical
+            teacher and student maps (losses ~1e-8) rounding the inputs to float32 alone moves
+            either by up to ~2e-5.
 
     Measured forward + backward, default form, batch 32, ``D_t = 128``, ``T_s = T_t/2``,
-    2-core x86 CPU shared with other jobs, oneDNN on (``benchmarks/run.py``,
-    ``benchmarks/results/iusp_loss.json``; median process CPU milliseconds, reference /
-    lowrank)::
+    2-core x86 CPU shared with other jobs, oneDNN on (``bench_loss`` of ``benchmarks/run.py``
+    at its full sizes; median process CPU milliseconds, reference / lowrank)::
 
         T_t     D_s = 12     D_s = 32     D_s = 64
-        250     20 / 19      20 / 23      22 / 34
-        500     75 / 37      79 / 46      80 / 64
-        1000   279 / 67     283 / 79     292 / 110
+        250     18 / 8       20 / 11      19 / 12
+        500     74 / 15      69 / 17      70 / 19
+        1000   260 / 27     265 / 31     279 / 42
 
-    ``auto`` picks the reference at ``T_t = 250`` (``D_t`` is not far below ``T_t``) and lowrank
-    from 500 frames on.
+    ``auto`` picks lowrank for all of these.
 
     Raises:
         ValueError: rank < 3, different batch sizes, an unknown ``implementation`` or ``form``.
