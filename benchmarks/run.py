@@ -381,6 +381,29 @@ def fullrate_teacher(frames: int, n_mels: int):
     return keras.Model(inp, layers.Dense(8, name="logits")(x), name="fullrate_teacher")
 
 
+def _float32_kept(teacher, student, x) -> dict:
+    """Per IUSP form: whether the low-rank loss kept its float32 evaluation on this batch's
+    (initial-weight) features, i.e. equals the value with the float32 path switched off
+    (``LOWRANK_FLOAT32_RTOL = 0``); if not, the timed steps also paid the float64 recompute."""
+    import tf_keras as keras
+
+    from keras_iusp import losses
+
+    t = keras.Model(teacher.input, teacher.get_layer("embedding").output)(x)
+    s = keras.Model(student.input, student.get_layer("lstm").output)(x)
+    kept = {}
+    for form in losses.IUSP_FORMS:
+        value = losses.iusp_loss_lowrank(t, s, form=form).numpy()
+        saved = losses.LOWRANK_FLOAT32_RTOL
+        losses.LOWRANK_FLOAT32_RTOL = 0.0
+        try:
+            in64 = losses.iusp_loss_lowrank(t, s, form=form).numpy()
+        finally:
+            losses.LOWRANK_FLOAT32_RTOL = saved
+        kept[form] = bool(np.any(value != in64))
+    return kept
+
+
 def bench_fullrate(cfg: dict) -> dict:
     """KD + IUSP vs KD-only train steps with a teacher layer at full frame rate, every form."""
     import tensorflow as tf
@@ -435,6 +458,7 @@ def bench_fullrate(cfg: dict) -> dict:
                          "student": ["lstm", list(s_shape[1:])]},
            "auto_picks": {form: "lowrank" if losses.iusp_prefers_lowrank(*dims, form=form)
                           else "reference" for form in losses.IUSP_FORMS},
+           "lowrank_float32_kept": _float32_kept(teacher, distillers["kd"].student, xt),
            "methods": {}}
     kd_wall, kd_cpu = _median(wall["kd"]), _median(cpu["kd"])
     for name in distillers:
@@ -447,7 +471,8 @@ def bench_fullrate(cfg: dict) -> dict:
         m = row["methods"][name]
         _log(f"  fullrate {name:28s} {m['step_s'] * 1e3:6.0f} ms, wall {m['ratio_to_kd']:.3f}x"
              f" (min {m['min_ratio_to_kd']:.3f}x), CPU {m['cpu_ratio_to_kd']:.3f}x KD")
-    _log(f"  fullrate auto picks {row['auto_picks']}")
+    _log(f"  fullrate auto picks {row['auto_picks']}, low-rank float32 kept "
+         f"{row['lowrank_float32_kept']}")
     return {"description": "IUSP at full frame rate (issue 11): one Distiller.train_on_batch "
                            "step, KD + IUSP vs KD only, batch 16, teacher = two conv blocks "
                            "(16, 32 channels) pooled only in frequency, IUSP on its embedding "
@@ -456,7 +481,10 @@ def bench_fullrate(cfg: dict) -> dict:
                            "keras_iusp.training.distillation_losses (DistillConfig defaults), "
                            "per IUSP form and implementation. Median wall seconds over "
                            "interleaved rounds after warm-up; ratio_to_kd (medians), "
-                           "min_ratio_to_kd (fastest runs), cpu_ratio_to_kd (process CPU).",
+                           "min_ratio_to_kd (fastest runs), cpu_ratio_to_kd (process CPU). "
+                           "lowrank_float32_kept: whether the low-rank loss kept its float32 "
+                           "evaluation on the benchmark batch (else it was recomputed in "
+                           "float64, see keras_iusp.losses._lowrank_squared).",
             "config": cfg, "results": row}
 
 
