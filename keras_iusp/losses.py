@@ -43,6 +43,7 @@ __all__ = [
     "iusp_loss",
     "iusp_loss_lowrank",
     "iusp_prefers_lowrank",
+    "LOWRANK_FLOAT32_RTOL",
     "IUSP_IMPLEMENTATIONS",
     "IUSP_FORMS",
     "DEFAULT_IUSP_FORM",
@@ -584,7 +585,7 @@ def _unit_terms(teacher: tf.Tensor, student: tf.Tensor, center: bool, dtype: tf.
     # The rest, 2||Px||²/n + (1ᵀx)²/n², from the row sums x = A1 - B1 = U_t a - R U_s b. x is
     # itself a small difference of large row sums (nearly identical maps), so it is formed in
     # float64 from the same unit frames; O(T·D), the sums as matrix products (a float64 reduction
-    # over the time axis took 1.4 ms at [16, 1000, 128], its matmul 0.2 ms).
+    # over the time axis took 1.4 ms at [16, 1000, 128], the matmul 0.7 ms).
     u_t64, u_s64 = tf.cast(u_t, tf.float64), tf.cast(u_s, tf.float64)
     a64 = tf.matmul(tf.ones_like(u_t64[:, :, :1]), u_t64, transpose_a=True)  # [B, 1, D_t]
     b64 = tf.matmul(tf.cast(r, tf.float64) * tf.ones_like(u_s64[:, :, :1]), u_s64,
