@@ -495,6 +495,12 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
     if extra.get("cells_total") and extra["cells_total"] > len(rows):
         run_lines.append(f"**Partial grid: {len(rows)} of {extra['cells_total']} runs finished**; "
                          "the same command continues it.")
+    # a method's own table (tuning, a variant) may train for another number of epochs
+    other_epochs = {m: config.settings(m)["epochs"] for m in methods
+                    if config.settings(m)["epochs"] != config.grid.epochs}
+    epochs_text = f"{config.grid.epochs}" + (
+        " (" + ", ".join(f"{m}: {e}" for m, e in other_epochs.items()) + ")"
+        if other_epochs else "")
     lines = [
         f"# Experiment `{config.name}`",
         "",
@@ -502,7 +508,7 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
         f"{'`' + config.data.path + '`' if config.data.path else 'the built-in synthetic data'}"
         f" ({len(cache.filenames)} clips of {config.data.clip_seconds:g} s), mean ± std over "
         f"seeds {seeds}. Teacher `{config.teacher.model}`: micro-AUPRC "
-        f"{teacher_eval['micro_auprc']:.3f}. Student epochs: {config.grid.epochs}. "
+        f"{teacher_eval['micro_auprc']:.3f}. Student epochs: {epochs_text}. "
         "SP and IUSP are added beside KD (BCE + KD + SP / IUSP).",
         "",
         *teacher_lines,

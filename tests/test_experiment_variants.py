@@ -346,6 +346,7 @@ seeds = [0]
 method = "iusp"
 iusp_form = "paper"
 student_layer = "frames"
+epochs = 3
 """
     config = _load(tmp_path, text)
     out = tmp_path / "out"
@@ -364,6 +365,7 @@ student_layer = "frames"
     assert "| cnn_lstm_xs | iusp_paper - baseline | 1 |" in report
     assert "| cnn_lstm_xs | iusp_paper - IUSP | 1 |" in report
     assert '- `iusp_paper`: IUSP with `iusp_form = "paper"`' in report
+    assert "Student epochs: 20 (iusp_paper: 3)." in report  # the variant's own epochs
     assert "| cnn_lstm_xs | iusp_paper | 1 |" in report  # IUSP distance table
     # two trained forms: every run's distance in every form, each against the baseline's
     assert "| student | method | seeds | paper (÷ baseline) | cosine (÷ baseline) | " \
