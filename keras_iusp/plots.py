@@ -72,12 +72,15 @@ def plot_similarity_panels(panels: list[tuple[str, np.ndarray]], out_png: str | 
 
 
 def plot_teacher_student_similarity(
-    teacher, teacher_layer: str, students: list[tuple[str, object, str]], features: np.ndarray,
+    teacher, teacher_layer: str, students: list[tuple], features: np.ndarray,
     out_png: str | os.PathLike, title: str = "", form: str | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Teacher vs students on one clip; returns the PNG and each student's IUSP distance.
 
-    ``students`` is ``[(label, model, layer_name), ...]`` (e.g. before and after IUSP training).
+    ``students`` is ``[(label, model, layer_name), ...]`` (e.g. before and after IUSP training),
+    or ``(label, model, layer_name, teacher_layer)`` for a student trained against another
+    teacher layer than ``teacher_layer`` (e.g. a grid where SP used other layers): each teacher
+    layer gets its own panel, and each student is compared with its own one.
     The distance is the per-clip IUSP loss in ``form`` (student matrix resized to the teacher's
     size; mean squared difference of the map entries, i.e. ``||G_t - G_s||²_F / T²``).
     """
@@ -85,12 +88,19 @@ def plot_teacher_student_similarity(
 
     from keras_iusp.losses import resize_similarity
 
-    g_t = layer_similarity(teacher, teacher_layer, features, form)
-    panels = [(f"teacher: {teacher_layer} (T={g_t.shape[0]})", g_t)]
+    pairs = [(entry[0], entry[1], entry[2], entry[3] if len(entry) > 3 else teacher_layer)
+             for entry in students]
+    teacher_maps, panels = {}, []
+    for layer in dict.fromkeys([teacher_layer] if not pairs else [t for *_, t in pairs]):
+        teacher_maps[layer] = layer_similarity(teacher, layer, features, form)
+        panels.append((f"teacher: {layer} (T={teacher_maps[layer].shape[0]})",
+                       teacher_maps[layer]))
     distances = {}
-    for label, model, layer in students:
+    for label, model, layer, t_layer in pairs:
+        g_t = teacher_maps[t_layer]
         g_s = layer_similarity(model, layer, features, form)
         resized = resize_similarity(tf.constant(g_s[None]), g_t.shape[0]).numpy()[0]
         distances[label] = float(np.sum((g_t - resized) ** 2) / g_t.shape[0] ** 2)
-        panels.append((f"{label}: {layer}\nIUSP distance {distances[label]:.2e}", g_s))
+        against = f" (vs {t_layer})" if len(teacher_maps) > 1 else ""
+        panels.append((f"{label}: {layer}{against}\nIUSP distance {distances[label]:.2e}", g_s))
     return plot_similarity_panels(panels, out_png, title), distances

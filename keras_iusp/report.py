@@ -317,30 +317,6 @@ def similarity_students(rows: list[dict], student: str, seed: int,
     return [(m, mine[m]["run"], *run_layers(mine[m]["run"], student)) for m in shown]
 
 
-def _similarity_figure(teacher_model, students: list[tuple[str, object, str, str]],
-                       features: np.ndarray, out_png: Path, title: str) -> Path:
-    """Teacher matrices (one per teacher layer used) then each student's, with its IUSP
-    distance to the teacher layer its run was trained against (default form, as the table)."""
-    import tensorflow as tf
-
-    from keras_iusp.losses import resize_similarity
-    from keras_iusp.plots import layer_similarity, plot_similarity_panels
-
-    teacher_maps, panels = {}, []
-    for layer in dict.fromkeys(t for _, _, t, _ in students):
-        teacher_maps[layer] = layer_similarity(teacher_model, layer, features)
-        panels.append((f"teacher: {layer} (T={teacher_maps[layer].shape[0]})",
-                       teacher_maps[layer]))
-    for name, model, t_layer, s_layer in students:
-        g_t = teacher_maps[t_layer]
-        g_s = layer_similarity(model, s_layer, features)
-        resized = resize_similarity(tf.constant(g_s[None]), g_t.shape[0]).numpy()[0]
-        distance = float(np.sum((g_t - resized) ** 2) / g_t.shape[0] ** 2)
-        against = f" (vs {t_layer})" if len(teacher_maps) > 1 else ""
-        panels.append((f"{name}: {s_layer}{against}\nIUSP distance {distance:.2e}", g_s))
-    return plot_similarity_panels(panels, out_png, title)
-
-
 def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, split: str,
              teacher_eval: dict, methods: list[str] | None = None) -> dict[str, Path]:
     import matplotlib
@@ -387,16 +363,17 @@ def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, spl
 
     shown = similarity_students(rows, smallest, seed, methods)
     if shown:
-        from keras_iusp.plots import pick_repetitive_clip
+        from keras_iusp.plots import pick_repetitive_clip, plot_teacher_student_similarity
         from keras_iusp.training import load_run
 
         features, _ = cache.split(split)
         clip = pick_repetitive_clip(labels, cache.class_names)
-        students = [(f"{smallest} {m}", load_run(run).model, t_layer, s_layer)
+        students = [(f"{smallest} {m}", load_run(run).model, s_layer, t_layer)
                     for m, run, t_layer, s_layer in shown]
         names = ", ".join(n for n, v in zip(cache.class_names, labels[clip]) if v)
-        figures["similarity"] = _similarity_figure(
-            teacher.model, students, np.asarray(features[clip]), out / "similarity.png",
+        figures["similarity"], _ = plot_teacher_student_similarity(
+            teacher.model, shown[0][2], students, np.asarray(features[clip]),
+            out / "similarity.png",
             title=f"{cache.split_filenames(split)[clip]} ({names or 'no event'})")
 
     iusp = [r for r in rows if r["method"] == "iusp"]

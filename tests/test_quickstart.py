@@ -80,3 +80,32 @@ def test_layer_similarity_in_each_form():
     c /= np.linalg.norm(c, axis=1, keepdims=True)
     np.testing.assert_allclose(layer_similarity(model, "proj", x, "centered"), c @ c.T,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_similarity_figure_compares_each_student_with_its_own_teacher_layer(tmp_path):
+    import tf_keras as keras
+
+    from keras_iusp.plots import plot_teacher_student_similarity
+
+    inputs = keras.Input((6, 4))
+    a = keras.layers.Dense(3, name="a", use_bias=False)(inputs)
+    b = keras.layers.Dense(5, name="b", use_bias=False)(a)
+    teacher = keras.Model(inputs, b)
+    student = keras.Model(inputs, keras.layers.Dense(2, name="s", use_bias=False)(inputs))
+    x = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+
+    def cosine(q):
+        u = q / np.linalg.norm(q, axis=1, keepdims=True)
+        return u @ u.T
+
+    q_a = x @ teacher.get_layer("a").get_weights()[0]
+    g = {"a": cosine(q_a), "b": cosine(q_a @ teacher.get_layer("b").get_weights()[0])}
+    g_s = cosine(x @ student.get_layer("s").get_weights()[0])
+    png, distances = plot_teacher_student_similarity(
+        teacher, "a", [("plain", student, "s"), ("other", student, "s", "b")], x,
+        tmp_path / "sim.png")
+    # same frame count, so no resize: the distance is the mean squared map difference against
+    # the teacher layer each student names (the 3-tuple one against the default layer "a")
+    np.testing.assert_allclose(distances["plain"], np.mean((g["a"] - g_s) ** 2), rtol=1e-4)
+    np.testing.assert_allclose(distances["other"], np.mean((g["b"] - g_s) ** 2), rtol=1e-4)
+    assert distances["plain"] != distances["other"] and png.stat().st_size > 1000
