@@ -579,11 +579,19 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         raise ConfigError(f"until={until!r}: expected None or 'teacher'")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=1))
     cache = prepare_data(config, out)
     print(cache.describe(), flush=True)
     teacher = prepare_teacher(config, out, cache, verbose)
     teacher_dir = teacher.path
+    cells = [] if until == "teacher" else grid_cells(config)
+    # Every kept run is checked before anything is trained or written: a stale cell stops the
+    # grid now, not hours later, and leaves config.json describing what the folder holds.
+    for student, method, seed in cells:
+        run_dir = cell_dir(out, student, method, seed)
+        if (run_dir / "metrics.json").is_file() or train:
+            check_run_settings(run_dir, config.distill_config(method, seed), student,
+                               teacher_dir if config.base_method(method) != "baseline" else None)
+    atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=1))
     if until == "teacher":
         return []
 
@@ -591,7 +599,6 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     features, labels = cache.split(g.eval_split)
     teacher_scores = clip_probabilities(teacher_dir, features)
     teacher_eval = evaluate_scores(labels, teacher_scores, cache.class_names)
-    cells = grid_cells(config)
     rows = []
     for number, (student, method, seed) in enumerate(cells, 1):
         run_dir = cell_dir(out, student, method, seed)
@@ -599,10 +606,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         cell_config = config.distill_config(method, seed)
         cell_teacher = teacher if base != "baseline" else None
         teacher_path = cell_teacher.path if cell_teacher is not None else None
-        finished = (run_dir / "metrics.json").is_file()
-        if finished or train:
-            check_run_settings(run_dir, cell_config, student, teacher_path)
-        if not finished:
+        if not (run_dir / "metrics.json").is_file():
             if not train:
                 continue
             print(f"\n== [{number}/{len(cells)}] {student} {method} seed {seed}", flush=True)

@@ -375,8 +375,11 @@ epochs = 3
 
     # a grid that changes the variant finds its old run and stops, naming it
     changed = _load(tmp_path, text.replace('iusp_form = "paper"', 'iusp_form = "centered"'))
+    recorded = (out / "config.json").read_text()
     with pytest.raises(ConfigError, match="iusp_paper/seed0 holds a finished iusp run") as error:
         run_experiment(changed, out, verbose=0, train=False)
+    # refused before anything is written: config.json still describes the runs the folder holds
+    assert (out / "config.json").read_text() == recorded
     assert "iusp_form: stored 'paper', configured 'centered'" in str(error.value)
     # a grid-wide iusp_form that only the baseline sees besides is no change for it
     shared = _load(tmp_path, text.replace("[grid]\n", '[grid]\niusp_form = "centered"\n')
