@@ -232,6 +232,57 @@ def format_distances_by_form(distances: list[dict], methods: list[str] | None = 
     return "\n".join(lines)
 
 
+def label_fit(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
+    """What each method's extra loss terms did to the student's fit of the labels.
+
+    Read from every run's ``history.json``, averaged over seeds per (student, method): the
+    validation micro-AUPRC of the kept (best-validation) epoch, that epoch, the label BCE on
+    the training batches at the last epoch, and the label BCE on validation at the kept epoch.
+    A distilling student whose training label BCE sits above the baseline's has traded label fit
+    for the teacher's terms; whether that pays shows in the validation columns. (A method that
+    trains on augmented batches reports its training BCE on those batches, so that column is not
+    comparable across augmentation settings.) Runs without a history are skipped.
+    """
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        path = Path(r["run"]) / "history.json"
+        if not path.is_file():
+            continue
+        h = json.loads(path.read_text())
+        if not h.get("val_auprc") or not h.get("student_loss"):
+            continue
+        best = int(np.argmax(h["val_auprc"]))
+        cells.setdefault((r["student"], r["method"]), []).append({
+            "val_auprc": float(h["val_auprc"][best]), "best_epoch": best + 1,
+            "epochs": len(h["val_auprc"]), "train_label_bce": float(h["student_loss"][-1]),
+            "val_label_bce": float(h["val_student_loss"][best])
+            if h.get("val_student_loss") else float("nan")})
+    students = list(dict.fromkeys(r["student"] for r in rows))
+    out = []
+    for student in students:
+        for method in method_order(rows, methods):
+            runs = cells.get((student, method))
+            if not runs:
+                continue
+            out.append({"student": student, "method": method, "n": len(runs),
+                        **{k: float(np.mean([x[k] for x in runs]))
+                           for k in ("val_auprc", "best_epoch", "epochs", "train_label_bce",
+                                     "val_label_bce")}})
+    return out
+
+
+def format_label_fit(fit: list[dict]) -> str:
+    """Markdown table of :func:`label_fit`."""
+    lines = ["| student | method | runs | validation micro-AUPRC | kept epoch / epochs "
+             "| training label BCE (last epoch) | validation label BCE (kept epoch) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for e in fit:
+        lines.append(f"| {e['student']} | {label(e['method'])} | {e['n']} | "
+                     f"{e['val_auprc']:.3f} | {e['best_epoch']:.0f} / {e['epochs']:.0f} | "
+                     f"{e['train_label_bce']:.3f} | {e['val_label_bce']:.3f} |")
+    return "\n".join(lines)
+
+
 def format_paired(pairs: list[dict]) -> str:
     lines = ["| student | comparison | seeds | mean difference | 95 % CI | above 0 |",
              "| --- | --- | ---: | ---: | --- | --- |"]
@@ -529,6 +580,18 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
                       "",
                       format_distances_by_form(distances, methods),
                       ""]
+    fit = label_fit(rows, methods)
+    if fit:
+        lines += ["## Label fit and validation (diagnostics)",
+                  "",
+                  "Means over seeds, from each run's training history. The validation split "
+                  "chose each run's kept epoch (and the methods' settings); the test numbers "
+                  "above were computed once, after training. A training label BCE above the "
+                  "baseline's is label fit given up for the teacher's terms (on augmented "
+                  "batches for methods that augment).",
+                  "",
+                  format_label_fit(fit),
+                  ""]
     class_gains = format_class_gains(rows, cache.class_names, methods)
     if class_gains:
         lines += ["## Per-class gains over the baseline",
@@ -558,6 +621,7 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
                                                          + [x for x in methods
                                                             if x != "baseline"])},
                                   "iusp_distances": distances,
+                                  "label_fit": fit,
                                   **{k: v for k, v in extra.items() if k != "teacher_validate"},
                                   "teacher_validate": extra.get("teacher_validate")},
                                  indent=1))

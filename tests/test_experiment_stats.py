@@ -133,3 +133,40 @@ def test_augmentation_draws_follow_the_run_seed(tmp_path):
     config = load_config(path)
     assert config.distill_config("sp", seed=3).augmentation.seed == 3
     assert config.distill_config("kd", seed=3).augmentation.seed == 3
+
+
+def _history(run: Path, val_auprc, student_loss, val_student_loss) -> dict:
+    run.mkdir(parents=True)
+    (run / "history.json").write_text(json.dumps({
+        "val_auprc": val_auprc, "student_loss": student_loss,
+        "val_student_loss": val_student_loss}))
+    return {"student": "cnn_lstm_xs", "params": 1, "run": str(run)}
+
+
+def test_label_fit_reads_the_kept_epoch_and_the_last_training_loss(tmp_path):
+    from keras_iusp.report import format_label_fit, label_fit
+
+    rows = [
+        {**_history(tmp_path / "b0", [0.5, 0.7, 0.6], [0.5, 0.4, 0.3], [0.6, 0.45, 0.5]),
+         "method": "baseline", "seed": 0},
+        {**_history(tmp_path / "b1", [0.6, 0.65, 0.8], [0.5, 0.4, 0.2], [0.6, 0.5, 0.4]),
+         "method": "baseline", "seed": 1},
+        {**_history(tmp_path / "i0", [0.9, 0.1, 0.2], [0.7, 0.6, 0.5], [0.3, 0.2, 0.1]),
+         "method": "iusp", "seed": 0},
+        # a run still training (no history yet) is skipped, not counted
+        {"student": "cnn_lstm_xs", "params": 1, "run": str(tmp_path / "missing"),
+         "method": "iusp", "seed": 1},
+    ]
+    fit = label_fit(rows, ["baseline", "iusp"])
+    assert [(e["method"], e["n"]) for e in fit] == [("baseline", 2), ("iusp", 1)]
+    base, iusp = fit
+    # baseline: kept epochs 2 (0.7) and 3 (0.8); last-epoch training BCE 0.3 and 0.2;
+    # validation BCE at the kept epochs 0.45 and 0.4
+    assert base["val_auprc"] == pytest.approx(0.75)
+    assert base["best_epoch"] == pytest.approx(2.5)
+    assert base["train_label_bce"] == pytest.approx(0.25)
+    assert base["val_label_bce"] == pytest.approx(0.425)
+    assert iusp["best_epoch"] == 1 and iusp["val_label_bce"] == pytest.approx(0.3)
+    assert iusp["train_label_bce"] == pytest.approx(0.5)
+    text = format_label_fit(fit)
+    assert "| cnn_lstm_xs | IUSP | 1 | 0.900 | 1 / 3 | 0.500 | 0.300 |" in text
