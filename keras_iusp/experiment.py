@@ -561,22 +561,123 @@ def machine_description() -> str:
     return f"{model}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
 
 
+def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple[str, str, int],
+                number: int, total: int, verbose: int | str) -> bool:
+    """Train one grid cell unless it is finished or another live process holds it (see
+    :mod:`keras_iusp.claims`); True when this process trained it."""
+    from keras_iusp.claims import claim_holder, claimed
+    from keras_iusp.training import distill
+
+    student, method, seed = cell
+    run_dir = cell_dir(out, student, method, seed)
+    if (run_dir / "metrics.json").is_file():
+        return False
+    with claimed(run_dir) as mine:
+        if not mine:
+            print(f"== [{number}/{total}] {student} {method} seed {seed}: being trained by "
+                  f"process {claim_holder(run_dir)}", flush=True)
+            return False
+        if (run_dir / "metrics.json").is_file():  # finished by another process meanwhile
+            return False
+        print(f"\n== [{number}/{total}] {student} {method} seed {seed}", flush=True)
+        cell_config = config.distill_config(method, seed)
+        cell_teacher = teacher if config.base_method(method) != "baseline" else None
+        start = time.perf_counter()
+        _record_pending_settings(run_dir, cell_config,
+                                 cell_teacher.path if cell_teacher is not None else None)
+        distill(cache, cell_teacher, student, run_dir, cell_config, verbose=verbose)
+        _write_wall(run_dir, time.perf_counter() - start)
+    return True
+
+
+def _train_cells(config: ExperimentConfig, out: Path, cache, teacher, verbose: int | str,
+                 after_each=None) -> None:
+    """Work through the grid in order, training every free unfinished cell."""
+    cells = grid_cells(config)
+    for number, cell in enumerate(cells, 1):
+        if _train_cell(config, out, cache, teacher, cell, number, len(cells), verbose) \
+                and after_each is not None:
+            after_each()
+
+
+def _worker_main(config: ExperimentConfig, out: str, log_path: str,
+                 verbose: int | str) -> None:
+    """Body of a ``jobs > 1`` worker process: train free cells, writing its output to a log."""
+    log = open(log_path, "a", buffering=1)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log
+    cache = prepare_data(config, Path(out))
+    teacher = prepare_teacher(config, Path(out), cache, verbose)
+    _train_cells(config, Path(out), cache, teacher, verbose)
+
+
+def _start_workers(config: ExperimentConfig, out: Path, count: int, verbose: int | str) -> list:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # a fresh TensorFlow in each worker
+    logs = out / "workers"
+    logs.mkdir(exist_ok=True)
+    workers = []
+    for number in range(1, count + 1):
+        log_path = logs / f"worker{number}.log"
+        worker = context.Process(target=_worker_main, name=f"keras-iusp worker {number}",
+                                 args=(config, str(out), str(log_path), verbose))
+        worker.start()
+        print(f"worker {number} (process {worker.pid}) logs to {log_path}", flush=True)
+        workers.append((worker, log_path))
+    return workers
+
+
+def _collect_rows(config: ExperimentConfig, out: Path, features, labels, class_names
+                  ) -> list[dict]:
+    """One result row per finished cell (whichever process trained it), in grid order; the
+    eval split's clip scores are cached in each run folder. Writes results.json/.csv."""
+    from keras_iusp.atomic import atomic_path
+    from keras_iusp.evaluate import clip_probabilities
+    from keras_iusp.metrics import evaluate_scores
+
+    split = config.grid.eval_split
+    rows = []
+    for student, method, seed in grid_cells(config):
+        run_dir = cell_dir(out, student, method, seed)
+        if not (run_dir / "metrics.json").is_file():
+            continue
+        scores_path = run_dir / f"scores_{split}.npy"
+        if not scores_path.is_file():
+            scores = clip_probabilities(run_dir, features)
+            with atomic_path(scores_path) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, scores)
+        scores = np.load(scores_path)
+        info = json.loads((run_dir / "model_info.json").read_text())
+        rows.append({"student": student, "params": info["summary"]["params"], "method": method,
+                     "base_method": config.base_method(method), "seed": seed,
+                     "run": str(run_dir), **evaluate_scores(labels, scores, class_names)})
+    if rows:
+        _write_results(out, rows)
+    return rows
+
+
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                    verbose: int | str = 2, until: str | None = None, train: bool = True,
-                   command: str | None = None) -> list[dict]:
+                   command: str | None = None, jobs: int = 1) -> list[dict]:
     """Run (or continue) the grid into ``out``; returns one result row per finished run.
 
     ``until="teacher"`` stops after the data and the teacher (e.g. to tune before the grid).
     ``train=False`` trains nothing: it reports the runs finished so far (a partial grid says so
-    in its report).
+    in its report). ``jobs`` > 1 trains that many cells at once: ``jobs - 1`` worker processes
+    (logs in ``out/workers/``) work through the grid beside this one, each cell claimed by one
+    process (:mod:`keras_iusp.claims`); results and the report are written here. Another
+    ``experiment`` on the same folder is safe too: it skips the cells this one holds.
     """
     from keras_iusp.evaluate import clip_probabilities
     from keras_iusp.metrics import evaluate_scores
     from keras_iusp.report import write_report
-    from keras_iusp.training import distill
 
     if until not in (None, "teacher"):
         raise ConfigError(f"until={until!r}: expected None or 'teacher'")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"jobs={jobs!r}: expected a positive integer")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = prepare_data(config, out)
@@ -599,37 +700,47 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     features, labels = cache.split(g.eval_split)
     teacher_scores = clip_probabilities(teacher_dir, features)
     teacher_eval = evaluate_scores(labels, teacher_scores, cache.class_names)
-    rows = []
     for number, (student, method, seed) in enumerate(cells, 1):
-        run_dir = cell_dir(out, student, method, seed)
-        base = config.base_method(method)
-        cell_config = config.distill_config(method, seed)
-        cell_teacher = teacher if base != "baseline" else None
-        teacher_path = cell_teacher.path if cell_teacher is not None else None
-        if not (run_dir / "metrics.json").is_file():
-            if not train:
-                continue
-            print(f"\n== [{number}/{len(cells)}] {student} {method} seed {seed}", flush=True)
-            start = time.perf_counter()
-            _record_pending_settings(run_dir, cell_config, teacher_path)
-            distill(cache, cell_teacher, student, run_dir, cell_config, verbose=verbose)
-            _write_wall(run_dir, time.perf_counter() - start)
-        else:
+        if (cell_dir(out, student, method, seed) / "metrics.json").is_file():
             print(f"== [{number}/{len(cells)}] {student} {method} seed {seed}: done, reused")
-        scores_path = run_dir / f"scores_{g.eval_split}.npy"
-        if not scores_path.is_file():
-            scores = clip_probabilities(run_dir, features)
-            np.save(scores_path, scores)
-        scores = np.load(scores_path)
-        info = json.loads((run_dir / "model_info.json").read_text())
-        row = {"student": student, "params": info["summary"]["params"], "method": method,
-               "base_method": base, "seed": seed, "run": str(run_dir),
-               **evaluate_scores(labels, scores, cache.class_names)}
-        rows.append(row)
-        _write_results(out, rows)
+    rows = _collect_rows(config, out, features, labels, cache.class_names)
+    if train:
+        def collect() -> None:
+            _collect_rows(config, out, features, labels, cache.class_names)
+
+        workers = _start_workers(config, out, jobs - 1, verbose) if jobs > 1 else []
+        try:
+            _train_cells(config, out, cache, teacher, verbose, after_each=collect)
+            for worker, log_path in workers:
+                worker.join()
+                if worker.exitcode != 0:
+                    print(f"worker process {worker.pid} stopped with exit code "
+                          f"{worker.exitcode}; its log: {log_path}. Its unfinished cell is "
+                          "trained here.", flush=True)
+            if workers:  # a cell whose worker died is free again: train it here
+                _train_cells(config, out, cache, teacher, verbose)
+        finally:
+            for worker, _ in workers:
+                if worker.is_alive():
+                    worker.terminate()
+                    worker.join()
+        rows = _collect_rows(config, out, features, labels, cache.class_names)
     if not rows:
         print("no finished runs to report yet")
         return rows
+    val_features, val_labels = cache.split("validate")
+    extra = {
+        "teacher_validate": evaluate_scores(
+            val_labels, clip_probabilities(teacher_dir, val_features), cache.class_names)
+        if len(val_labels) else None,
+        "machine": machine_description(),
+        "wall_seconds": _read_wall(teacher_dir) + sum(_read_wall(Path(r["run"])) for r in rows),
+        "cells_total": len(cells),
+        "command": command,
+    }
+    report = write_report(out, config, rows, cache, teacher, teacher_eval, extra)
+    print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}\nreport: {report}")
+    return rows
     val_features, val_labels = cache.split("validate")
     extra = {
         "teacher_validate": evaluate_scores(

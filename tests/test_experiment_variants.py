@@ -370,7 +370,9 @@ epochs = 3
     # two trained forms: every run's distance in every form, each against the baseline's
     assert "| student | method | seeds | paper (÷ baseline) | cosine (÷ baseline) | " \
         "centered (÷ baseline) |" in report
-    assert report.count("| cnn_lstm_xs | baseline | 1 | ") == 2  # both distance tables
+    # both distance tables and the label-fit table
+    assert report.count("| cnn_lstm_xs | baseline | 1 | ") == 3
+    assert "## Label fit and validation (diagnostics)" in report
     assert (out / "similarity.png").stat().st_size > 1000
 
     # a grid that changes the variant finds its old run and stops, naming it

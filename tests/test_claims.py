@@ -1,0 +1,129 @@
+"""Cell claims: one process per grid cell, dead claims taken over, ``experiment --jobs``."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from keras_iusp.claims import CLAIM_NAME, claim_holder, claimed, release, try_claim
+
+
+def _write_claim(run_dir: Path, pid: int) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CLAIM_NAME).write_text(f"{socket.gethostname()} {pid}")
+
+
+def test_a_free_cell_is_claimed_and_released(tmp_path):
+    run = tmp_path / "cell"
+    assert claim_holder(run) is None
+    assert try_claim(run)
+    assert (run / CLAIM_NAME).read_text() == f"{socket.gethostname()} {os.getpid()}"
+    assert try_claim(run)  # this process's own claim does not block it
+    release(run)
+    assert not (run / CLAIM_NAME).exists()
+    with claimed(run) as mine:
+        assert mine and (run / CLAIM_NAME).exists()
+    assert not (run / CLAIM_NAME).exists()
+
+
+def test_a_live_claim_blocks_and_a_dead_one_is_taken_over(tmp_path):
+    run = tmp_path / "cell"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _write_claim(run, sleeper.pid)
+        assert claim_holder(run) == f"{socket.gethostname()} {sleeper.pid}"
+        assert not try_claim(run)
+        with claimed(run) as mine:
+            assert not mine
+        release(run)  # not ours: left alone
+        assert (run / CLAIM_NAME).exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert claim_holder(run) is None  # its process is gone
+    assert try_claim(run)
+    assert (run / CLAIM_NAME).read_text().endswith(f" {os.getpid()}")
+
+
+def test_a_claim_from_another_host_counts_as_live(tmp_path):
+    run = tmp_path / "cell"
+    run.mkdir()
+    (run / CLAIM_NAME).write_text("some-other-host 1")
+    assert claim_holder(run) == "some-other-host 1"
+    assert not try_claim(run)
+
+
+def _claim_all(folders: list[str], barrier, results) -> None:
+    mine = [f for f in folders if try_claim(f)]
+    results.put((os.getpid(), mine))
+    barrier.wait()  # stay alive until every process has tried every folder
+
+
+def test_racing_processes_never_share_a_cell(tmp_path):
+    folders = [str(tmp_path / f"cell{i}") for i in range(40)]
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(3)
+    results = context.Queue()
+    procs = [context.Process(target=_claim_all, args=(folders, barrier, results))
+             for _ in range(3)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    claimed_by = [f for _, mine in got for f in mine]
+    assert sorted(claimed_by) == sorted(folders)  # every cell exactly once
+
+
+def test_experiment_jobs_trains_each_cell_once_across_processes(tmp_path, tiny_data,
+                                                                tiny_teacher, capsys):
+    from keras_iusp.experiment import load_config, run_experiment
+
+    _, data_dir, _ = tiny_data
+    path = tmp_path / "grid.toml"
+    path.write_text(f"""
+name = "jobs"
+[data]
+path = "{data_dir}"
+clip_seconds = 1.0
+[teacher]
+run = "{tiny_teacher.path}"
+[grid]
+students = ["cnn_lstm_xs"]
+methods = ["baseline", "kd"]
+seeds = [0, 1]
+epochs = 1
+batch_size = 8
+eval_split = "validate"
+""")
+    out = tmp_path / "out"
+    rows = run_experiment(load_config(path), out, verbose=0, jobs=2)
+    parent = capsys.readouterr().out
+    worker = (out / "workers" / "worker1.log").read_text()
+    started = re.compile(r"^== \[\d/4\] (\S+ \S+ seed \d)$", re.M)
+    here, there = started.findall(parent), started.findall(worker)
+    # every cell trained exactly once, and both processes trained some
+    assert sorted(here + there) == sorted(f"cnn_lstm_xs {m} seed {s}"
+                                          for m in ("baseline", "kd") for s in (0, 1))
+    assert here and there
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        ("baseline", 0), ("kd", 0), ("baseline", 1), ("kd", 1)]
+    assert len(json.loads((out / "results.json").read_text())) == 4
+    assert not list(out.glob("runs/*/*/*/" + CLAIM_NAME))  # every claim released
+    assert (out / "report.md").is_file()
+
+
+def test_experiment_refuses_a_bad_jobs_count(tmp_path, capsys):
+    from keras_iusp.cli import main
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "experiment_small.toml"
+    assert main(["experiment", "--config", str(config), "--out", str(tmp_path),
+                 "--jobs", "0"]) == 2
+    assert "jobs=0: expected a positive integer" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before anything was written
