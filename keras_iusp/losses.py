@@ -431,8 +431,12 @@ def _adjoint_windows(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarra
     """
     r = bilinear_resize_matrix(in_size, out_size)  # [out, in]
     nonzero = r != 0
-    first = np.argmax(nonzero, axis=0)
-    last = out_size - 1 - np.argmax(nonzero[::-1], axis=0)
+    # Downsampling by more than 2x skips some inputs: their column is all zero. Without this,
+    # argmax would give such a column the range 0..out-1 and K would become out_size (one
+    # gather per output row: measured 6x slower than the reference loss at 499 -> 249 frames).
+    used = nonzero.any(axis=0)
+    first = np.where(used, np.argmax(nonzero, axis=0), 0)
+    last = np.where(used, out_size - 1 - np.argmax(nonzero[::-1], axis=0), 0)
     width = int((last - first).max()) + 1
     rows = first[None, :] + np.arange(width)[:, None]
     idx = np.minimum(rows, out_size - 1)

@@ -159,6 +159,23 @@ def test_lowrank_matches_reference_random_features(rng, kind, t_t, t_s, d_t, d_s
     assert_matches_reference(teacher, student, form)
 
 
+@pytest.mark.parametrize("n_in,n_out", [(499, 249), (64, 30), (101, 20), (998, 500),
+                                          (20, 50), (37, 37)])
+def test_resize_adjoint_windows_are_exact_and_narrow(rng, n_in, n_out):
+    # Downsampling by more than 2x skips some inputs (all-zero columns of R). Such a column
+    # once got the window 0..out-1, so the adjoint ran one gather per output row: the
+    # low-rank loss at 499 -> 249 frames (the paper grid's student/teacher) was 6x slower
+    # than the reference. Each input is read by at most 2 outputs when downsampling and
+    # ceil(2·out/in) + 2 when upsampling.
+    idx, w = losses._adjoint_windows(n_in, n_out)
+    limit = 2 if n_in >= n_out else -(-2 * n_out // n_in) + 2
+    assert idx.shape == (idx.shape[0], n_in) and idx.shape[0] <= limit
+    x = rng.normal(size=(2, n_out, 3))
+    dense = np.einsum("oi,bod->bid", losses.bilinear_resize_matrix(n_in, n_out), x)
+    got = losses._resize_adjoint_windows(tf.constant(x), n_in, n_out).numpy()
+    np.testing.assert_allclose(got, dense, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("t_shape,s_shape", [((2, 24, 4, 6), (2, 12, 2, 5)),
                                              ((2, 24, 4, 6), (2, 40, 7)),
                                              ((2, 30, 9), (2, 15, 3, 2))])
