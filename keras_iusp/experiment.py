@@ -600,9 +600,32 @@ def _train_cells(config: ExperimentConfig, out: Path, cache, teacher, verbose: i
             after_each()
 
 
+def exit_with_parent(poll_seconds: float = 2.0) -> None:
+    """In a ``multiprocessing`` child: end this process soon after its parent is gone.
+
+    A killed ``experiment`` must not leave workers training on alone (with code that may have
+    changed since); the worker's claim then counts as dead and its run resumes from its last
+    epoch next time. A no-op in a process that multiprocessing did not start.
+    """
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        while parent.is_alive():
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _worker_main(config: ExperimentConfig, out: str, log_path: str,
                  verbose: int | str) -> None:
     """Body of a ``jobs > 1`` worker process: train free cells, writing its output to a log."""
+    exit_with_parent()
     log = open(log_path, "a", buffering=1)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)

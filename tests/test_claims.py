@@ -127,3 +127,46 @@ def test_experiment_refuses_a_bad_jobs_count(tmp_path, capsys):
                  "--jobs", "0"]) == 2
     assert "jobs=0: expected a positive integer" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+PARENT = """
+import multiprocessing, sys, time
+from keras_iusp.experiment import exit_with_parent
+
+def child():
+    exit_with_parent(poll_seconds=0.2)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    p = multiprocessing.get_context("spawn").Process(target=child)
+    p.start()
+    print(p.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_worker_stops_when_its_parent_is_killed(tmp_path):
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        time.sleep(1.0)
+        os.kill(child, 0)  # the worker runs while its parent does
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(child, 9)
+            raise AssertionError("the worker outlived its killed parent by 20 s")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
