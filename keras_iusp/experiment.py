@@ -764,16 +764,3 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     report = write_report(out, config, rows, cache, teacher, teacher_eval, extra)
     print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}\nreport: {report}")
     return rows
-    val_features, val_labels = cache.split("validate")
-    extra = {
-        "teacher_validate": evaluate_scores(
-            val_labels, clip_probabilities(teacher_dir, val_features), cache.class_names)
-        if len(val_labels) else None,
-        "machine": machine_description(),
-        "wall_seconds": _read_wall(teacher_dir) + sum(_read_wall(Path(r["run"])) for r in rows),
-        "cells_total": len(cells),
-        "command": command,
-    }
-    report = write_report(out, config, rows, cache, teacher, teacher_eval, extra)
-    print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}\nreport: {report}")
-    return rows
