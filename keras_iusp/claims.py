@@ -3,14 +3,14 @@
 An experiment grid on a small CPU machine is throughput-bound: one CNN-LSTM training process
 keeps about 1.25 of 2 cores busy, and two processes side by side finish 1.3x more runs per hour
 (measured on the paper grid's ``cnn_lstm_xs``: 121 ms/step each against 80 ms/step alone). A
-process that trains a cell first *claims* it, by writing its host name and process id to
-``<run dir>/.claim``; any other process skips a cell whose claim belongs to a live process, so no
-run is trained twice. A claim left by a process that died (killed, out of memory) is taken over,
-and the run resumes from its last epoch (:mod:`keras_iusp.resume`).
+process that trains a cell first *claims* it: it takes an exclusive ``flock`` on
+``<run dir>/.claim.lock`` and keeps that file open until it releases the claim. Any other process
+fails to take the lock and skips the cell, so no run is trained twice.
 
-Checking and writing a claim happen under an exclusive ``flock`` on ``<run dir>/.claim.lock``,
-so two processes can never both take a cell. Processes on other hosts sharing the folder are
-treated as alive: their liveness cannot be checked from here.
+The kernel drops the lock when its process ends in any way (killed, out of memory, crashed), so
+the claim of a dead process is free again at once, whatever happened to its process id or host
+name; its run then resumes from its last epoch (:mod:`keras_iusp.resume`). ``<run dir>/.claim``
+only tells people who holds the cell (host and process id).
 """
 
 from __future__ import annotations
@@ -20,83 +20,72 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 CLAIM_NAME = ".claim"
 LOCK_NAME = ".claim.lock"
 
+#: The lock files this process holds open, by run folder.
+_held: dict[Path, IO[str]] = {}
 
-def _me() -> str:
-    return f"{socket.gethostname()} {os.getpid()}"
+
+def _key(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir).resolve()
 
 
-def _pid_alive(pid: int) -> bool:
+def _lock(handle: IO[str]) -> bool:
+    """Take the exclusive lock on ``handle`` without waiting; False when another holds it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking, claims always succeed
         return True
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
     return True
 
 
 def claim_holder(run_dir: str | os.PathLike) -> str | None:
-    """``"host pid"`` of the live process holding the cell, or None when it is free (no claim,
-    or a claim left by a dead process on this host)."""
-    path = Path(run_dir) / CLAIM_NAME
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
+    """Who holds the cell (``"host pid"`` from ``.claim``), or None when it is free or ours."""
+    run_dir = Path(run_dir)
+    if _key(run_dir) in _held or not (run_dir / LOCK_NAME).is_file():
         return None
-    host, _, pid = text.rpartition(" ")
-    if host != socket.gethostname():
-        return text or "unknown process"
-    if not pid.isdigit():
-        return text or "unknown process"
-    if int(pid) == os.getpid():
-        return None
-    return text if _pid_alive(int(pid)) else None
-
-
-@contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no locking, claims still help
-        yield
-        return
     with open(run_dir / LOCK_NAME, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if _lock(handle):  # nobody holds it (closing the file drops our test lock)
+            return None
+    try:
+        return (run_dir / CLAIM_NAME).read_text().strip() or "another process"
+    except FileNotFoundError:
+        return "another process"
 
 
 def try_claim(run_dir: str | os.PathLike) -> bool:
-    """Claim the cell for this process; False when a live process holds it."""
+    """Claim the cell for this process; False when another live process holds it."""
     run_dir = Path(run_dir)
+    key = _key(run_dir)
+    if key in _held:
+        return True
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(run_dir):
-        if claim_holder(run_dir) is not None:
-            return False
-        tmp = run_dir / f"{CLAIM_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(_me())
-        os.replace(tmp, run_dir / CLAIM_NAME)
+    handle = open(run_dir / LOCK_NAME, "a")
+    if not _lock(handle):
+        handle.close()
+        return False
+    _held[key] = handle
+    tmp = run_dir / f"{CLAIM_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(f"{socket.gethostname()} {os.getpid()}")
+    os.replace(tmp, run_dir / CLAIM_NAME)
     return True
 
 
 def release(run_dir: str | os.PathLike) -> None:
-    """Drop this process's claim on the cell (another process's claim is left alone)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    """Drop this process's claim on the cell (a claim it does not hold is left alone)."""
+    handle = _held.pop(_key(run_dir), None)
+    if handle is None:
         return
-    with _locked(run_dir):
-        path = run_dir / CLAIM_NAME
-        try:
-            if path.read_text().strip() == _me():
-                path.unlink()
-        except FileNotFoundError:
-            pass
+    with contextlib.suppress(FileNotFoundError):
+        (Path(run_dir) / CLAIM_NAME).unlink()
+    handle.close()  # drops the lock
 
 
 @contextlib.contextmanager

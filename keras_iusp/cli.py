@@ -250,7 +250,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     out = args.out or f"runs/experiment_{config.name}"
-    command = f"keras-iusp experiment --config {args.config} --out {out}"
+    command = f"keras-iusp experiment --config {args.config} --out {out}" + (
+        f" --jobs {args.jobs}" if args.jobs != 1 else "")
     run_experiment(config, out, until=args.until, train=not args.report_only, command=command,
                    jobs=args.jobs)
     return 0

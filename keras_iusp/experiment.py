@@ -5,8 +5,10 @@ x seeds, all distilled from one teacher trained once. Every finished run is kept
 an interrupted grid continues where it stopped (an unfinished run resumes from its last epoch);
 a kept run whose recorded settings differ from what the config now gives its cell is refused
 (:func:`check_run_settings`), so a changed config never reports stale runs as its own. Results
-are written after every run to ``results.json`` and ``results.csv``; ``report.md`` and figures
-are written at the end.
+are written to ``results.json`` and ``results.csv`` after every run this process trains (with
+every finished run of the grid, whichever process trained it); ``report.md`` and figures are
+written at the end. ``jobs`` > 1 trains several runs at once in worker processes; each run is
+claimed by one process (:mod:`keras_iusp.claims`).
 """
 
 from __future__ import annotations
@@ -574,8 +576,9 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
         return False
     with claimed(run_dir) as mine:
         if not mine:
+            holder = claim_holder(run_dir) or "another process"
             print(f"== [{number}/{total}] {student} {method} seed {seed}: being trained by "
-                  f"process {claim_holder(run_dir)}", flush=True)
+                  f"{holder}", flush=True)
             return False
         if (run_dir / "metrics.json").is_file():  # finished by another process meanwhile
             return False
@@ -627,6 +630,8 @@ def _worker_main(config: ExperimentConfig, out: str, log_path: str,
     """Body of a ``jobs > 1`` worker process: train free cells, writing its output to a log."""
     exit_with_parent()
     log = open(log_path, "a", buffering=1)
+    log.write(f"\n=== worker process {os.getpid()} of experiment process {os.getppid()}, "
+              f"started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
@@ -690,8 +695,12 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     ``train=False`` trains nothing: it reports the runs finished so far (a partial grid says so
     in its report). ``jobs`` > 1 trains that many cells at once: ``jobs - 1`` worker processes
     (logs in ``out/workers/``) work through the grid beside this one, each cell claimed by one
-    process (:mod:`keras_iusp.claims`); results and the report are written here. Another
-    ``experiment`` on the same folder is safe too: it skips the cells this one holds.
+    process (:mod:`keras_iusp.claims`); results and the report are written here. Workers are
+    started with ``multiprocessing``'s *spawn* method, so a script that calls this with
+    ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard. A second ``experiment``
+    on the same folder, started once the data and the teacher exist, skips the cells this one
+    holds; whichever finishes last writes ``config.json``, the results and the report from its
+    own config.
     """
     from keras_iusp.evaluate import clip_probabilities
     from keras_iusp.metrics import evaluate_scores

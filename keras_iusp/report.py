@@ -249,9 +249,12 @@ def label_fit(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
         if not path.is_file():
             continue
         h = json.loads(path.read_text())
-        if not h.get("val_auprc") or not h.get("student_loss"):
+        # the kept epoch as keras_iusp.resume.BestWeights picks it: the first finite maximum
+        scores = np.array(h.get("val_auprc", []), np.float64)
+        scores[~np.isfinite(scores)] = -np.inf
+        if not scores.size or not np.isfinite(scores.max()) or not h.get("student_loss"):
             continue
-        best = int(np.argmax(h["val_auprc"]))
+        best = int(np.argmax(scores))
         cells.setdefault((r["student"], r["method"]), []).append({
             "val_auprc": float(h["val_auprc"][best]), "best_epoch": best + 1,
             "epochs": len(h["val_auprc"]), "train_label_bce": float(h["student_loss"][-1]),
@@ -278,7 +281,7 @@ def format_label_fit(fit: list[dict]) -> str:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for e in fit:
         lines.append(f"| {e['student']} | {label(e['method'])} | {e['n']} | "
-                     f"{e['val_auprc']:.3f} | {e['best_epoch']:.0f} / {e['epochs']:.0f} | "
+                     f"{e['val_auprc']:.3f} | {e['best_epoch']:.1f} / {e['epochs']:.0f} | "
                      f"{e['train_label_bce']:.3f} | {e['val_label_bce']:.3f} |")
     return "\n".join(lines)
 

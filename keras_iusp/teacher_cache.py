@@ -68,6 +68,11 @@ def _cache_root(cache: FeatureCache) -> Path:
     return Path(cache.path).parent
 
 
+def _complete(target: Path, files: list[str]) -> bool:
+    """Whether ``target`` holds finished outputs (``info.json`` is written last)."""
+    return (target / "info.json").is_file() and all((target / f).is_file() for f in files)
+
+
 def teacher_outputs(teacher, layer_names, cache: FeatureCache, *, batch_size: int = 32,
                     verbose: bool = True) -> TeacherOutputs:
     """Compute (or reuse) the teacher's logits and ``layer_names`` outputs for every clip.
@@ -95,7 +100,7 @@ def teacher_outputs(teacher, layer_names, cache: FeatureCache, *, batch_size: in
     root = _cache_root(cache)
     target = root / f"teacher-{key}"
     files = ["logits.npy"] + [f"layer_{i}.npy" for i in range(len(layer_names))]
-    if not all((target / f).is_file() for f in files):
+    if not _complete(target, files):
         extractor = _extractor(teacher, list(layer_names))
         tmp = Path(tempfile.mkdtemp(prefix=f".teacher-{key}.", dir=root))
         try:
@@ -117,9 +122,15 @@ def teacher_outputs(teacher, layer_names, cache: FeatureCache, *, batch_size: in
                 array.flush()
             (tmp / "info.json").write_text(text)
             del out_arrays
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
+            if target.exists() and not _complete(target, files):
+                shutil.rmtree(target)  # an incomplete leftover
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                # Another process (a parallel grid worker) finished the same outputs first;
+                # theirs are equally valid and may be in use, so keep them.
+                if not _complete(target, files):
+                    raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

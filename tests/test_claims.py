@@ -9,14 +9,25 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from keras_iusp.claims import CLAIM_NAME, claim_holder, claimed, release, try_claim
+from keras_iusp.claims import CLAIM_NAME, LOCK_NAME, claim_holder, claimed, release, try_claim
+
+HOLDER = """
+import sys, time
+from keras_iusp.claims import try_claim
+print(try_claim(sys.argv[1]), flush=True)
+time.sleep(120)
+"""
 
 
-def _write_claim(run_dir: Path, pid: int) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CLAIM_NAME).write_text(f"{socket.gethostname()} {pid}")
+def _holder(run: Path) -> subprocess.Popen:
+    """A separate process that claims ``run`` and then sleeps."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "True"
+    return proc
 
 
 def test_a_free_cell_is_claimed_and_released(tmp_path):
@@ -25,6 +36,7 @@ def test_a_free_cell_is_claimed_and_released(tmp_path):
     assert try_claim(run)
     assert (run / CLAIM_NAME).read_text() == f"{socket.gethostname()} {os.getpid()}"
     assert try_claim(run)  # this process's own claim does not block it
+    assert claim_holder(run) is None
     release(run)
     assert not (run / CLAIM_NAME).exists()
     with claimed(run) as mine:
@@ -32,42 +44,52 @@ def test_a_free_cell_is_claimed_and_released(tmp_path):
     assert not (run / CLAIM_NAME).exists()
 
 
-def test_a_live_claim_blocks_and_a_dead_one_is_taken_over(tmp_path):
+def test_a_live_claim_blocks_and_a_dead_one_is_free(tmp_path):
     run = tmp_path / "cell"
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = _holder(run)
     try:
-        _write_claim(run, sleeper.pid)
-        assert claim_holder(run) == f"{socket.gethostname()} {sleeper.pid}"
+        assert claim_holder(run) == f"{socket.gethostname()} {holder.pid}"
         assert not try_claim(run)
         with claimed(run) as mine:
             assert not mine
         release(run)  # not ours: left alone
         assert (run / CLAIM_NAME).exists()
+        holder.kill()
+        # not reaped yet: a zombie, whose lock the kernel has already dropped
+        deadline = time.monotonic() + 20
+        while claim_holder(run) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert claim_holder(run) is None
+        assert try_claim(run)
+        assert (run / CLAIM_NAME).read_text().endswith(f" {os.getpid()}")
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    assert claim_holder(run) is None  # its process is gone
-    assert try_claim(run)
-    assert (run / CLAIM_NAME).read_text().endswith(f" {os.getpid()}")
+        holder.kill()
+        holder.wait()
+        release(run)
 
 
-def test_a_claim_from_another_host_counts_as_live(tmp_path):
+def test_a_claim_file_without_a_live_holder_does_not_block(tmp_path):
+    # e.g. left by a process in another container (other host name) or before a reboot
+    # (a process id now reused): only the lock counts
     run = tmp_path / "cell"
     run.mkdir()
     (run / CLAIM_NAME).write_text("some-other-host 1")
-    assert claim_holder(run) == "some-other-host 1"
-    assert not try_claim(run)
+    (run / LOCK_NAME).touch()
+    assert claim_holder(run) is None
+    assert try_claim(run)
+    release(run)
 
 
 def _claim_all(folders: list[str], barrier, results) -> None:
+    barrier.wait()  # start together
     mine = [f for f in folders if try_claim(f)]
     results.put((os.getpid(), mine))
-    barrier.wait()  # stay alive until every process has tried every folder
+    barrier.wait()  # stay alive (holding the claims) until every process has tried them all
 
 
 def test_racing_processes_never_share_a_cell(tmp_path):
-    folders = [str(tmp_path / f"cell{i}") for i in range(40)]
-    context = multiprocessing.get_context("fork")
+    folders = [str(tmp_path / f"cell{i}") for i in range(200)]
+    context = multiprocessing.get_context("fork")  # the children use no TensorFlow
     barrier = context.Barrier(3)
     results = context.Queue()
     procs = [context.Process(target=_claim_all, args=(folders, barrier, results))
@@ -82,8 +104,24 @@ def test_racing_processes_never_share_a_cell(tmp_path):
 
 
 def test_experiment_jobs_trains_each_cell_once_across_processes(tmp_path, tiny_data,
-                                                                tiny_teacher, capsys):
+                                                                tiny_teacher, capsys,
+                                                                monkeypatch):
+    import keras_iusp.training
     from keras_iusp.experiment import load_config, run_experiment
+
+    out = tmp_path / "out"
+    distill = keras_iusp.training.distill
+
+    def distill_once_the_worker_works(*args, **kwargs):
+        # The parent's runs take a second each; without this the parent could finish them all
+        # while the worker is still importing TensorFlow (the worker does not see the patch).
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not any(
+                claim_holder(p.parent) for p in out.glob("runs/*/*/*/" + LOCK_NAME)):
+            time.sleep(0.2)
+        return distill(*args, **kwargs)
+
+    monkeypatch.setattr(keras_iusp.training, "distill", distill_once_the_worker_works)
 
     _, data_dir, _ = tiny_data
     path = tmp_path / "grid.toml"
@@ -102,7 +140,6 @@ epochs = 1
 batch_size = 8
 eval_split = "validate"
 """)
-    out = tmp_path / "out"
     rows = run_experiment(load_config(path), out, verbose=0, jobs=2)
     parent = capsys.readouterr().out
     worker = (out / "workers" / "worker1.log").read_text()
@@ -146,8 +183,6 @@ if __name__ == "__main__":
 
 
 def test_a_worker_stops_when_its_parent_is_killed(tmp_path):
-    import time
-
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)

@@ -169,4 +169,28 @@ def test_label_fit_reads_the_kept_epoch_and_the_last_training_loss(tmp_path):
     assert iusp["best_epoch"] == 1 and iusp["val_label_bce"] == pytest.approx(0.3)
     assert iusp["train_label_bce"] == pytest.approx(0.5)
     text = format_label_fit(fit)
-    assert "| cnn_lstm_xs | IUSP | 1 | 0.900 | 1 / 3 | 0.500 | 0.300 |" in text
+    assert "| cnn_lstm_xs | IUSP | 1 | 0.900 | 1.0 / 3 | 0.500 | 0.300 |" in text
+    assert "| cnn_lstm_xs | baseline | 2 | 0.750 | 2.5 / 3 | 0.250 | 0.425 |" in text
+
+
+def test_label_fit_and_best_weights_skip_diverged_epochs(tmp_path):
+    import tf_keras as keras
+
+    from keras_iusp.report import label_fit
+    from keras_iusp.resume import BestWeights
+
+    nan = float("nan")
+    rows = [{**_history(tmp_path / "r", [0.5, nan, 0.4], [0.5, 0.4, 0.3], [0.6, 0.5, 0.7]),
+             "method": "baseline", "seed": 0},
+            {**_history(tmp_path / "dead", [nan, nan], [0.5, 0.4], [0.6, 0.5]),
+             "method": "baseline", "seed": 1}]
+    (fit,) = label_fit(rows)
+    assert fit["n"] == 1 and fit["best_epoch"] == 1 and fit["val_label_bce"] == 0.6
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = BestWeights(model, tmp_path / "work")
+    for epoch, value in enumerate([0.5, nan, 0.4, 0.6, nan]):
+        best.on_epoch_end(epoch, {"val_auprc": value})
+        if epoch == 2:
+            assert best.best()["epoch"] == 0  # NaN never displaced the kept epoch
+    assert best.best() == {"epoch": 3, "value": 0.6}
