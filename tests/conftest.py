@@ -74,6 +74,19 @@ def lstm_student(tiny_data, tiny_teacher):
                    DistillConfig(method="iusp", epochs=1, batch_size=8), verbose=0)
 
 
+@pytest.fixture
+def tiny_grid_header(tiny_data, tiny_teacher):
+    """``header(name)``: the ``name``/``[data]``/``[teacher]`` part of an experiment config on
+    :func:`tiny_data` with :func:`tiny_teacher`; a test appends its own ``[grid]``."""
+    _, data_dir, _ = tiny_data
+
+    def header(name: str) -> str:
+        return (f'name = "{name}"\n[data]\npath = "{data_dir}"\nclip_seconds = 1.0\n'
+                f'[teacher]\nrun = "{tiny_teacher.path}"\n')
+
+    return header
+
+
 LSTM_SPARSITY = 0.5
 
 

@@ -103,9 +103,8 @@ def test_racing_processes_never_share_a_cell(tmp_path):
     assert sorted(claimed_by) == sorted(folders)  # every cell exactly once
 
 
-def test_experiment_jobs_trains_each_cell_once_across_processes(tmp_path, tiny_data,
-                                                                tiny_teacher, capsys,
-                                                                monkeypatch):
+def test_experiment_jobs_trains_each_cell_once_across_processes(tmp_path, tiny_grid_header,
+                                                                capsys, monkeypatch):
     import keras_iusp.training
     from keras_iusp.experiment import load_config, run_experiment
 
@@ -123,15 +122,8 @@ def test_experiment_jobs_trains_each_cell_once_across_processes(tmp_path, tiny_d
 
     monkeypatch.setattr(keras_iusp.training, "distill", distill_once_the_worker_works)
 
-    _, data_dir, _ = tiny_data
     path = tmp_path / "grid.toml"
-    path.write_text(f"""
-name = "jobs"
-[data]
-path = "{data_dir}"
-clip_seconds = 1.0
-[teacher]
-run = "{tiny_teacher.path}"
+    path.write_text(tiny_grid_header("jobs") + """
 [grid]
 students = ["cnn_lstm_xs"]
 methods = ["baseline", "kd"]

@@ -326,18 +326,11 @@ def _install(run, out: Path, config, student: str, method: str, seed: int, teach
     (target / "model_info.json").write_text(json.dumps(info))
 
 
-def test_grid_with_variants_reports_and_guards_its_runs(tmp_path, tiny_data, tiny_teacher,
-                                                        lstm_student, capsys):
+def test_grid_with_variants_reports_and_guards_its_runs(tmp_path, tiny_teacher, lstm_student,
+                                                        tiny_grid_header, capsys):
     from keras_iusp.experiment import run_experiment
 
-    _, data_dir, _ = tiny_data
-    text = f"""
-name = "variants"
-[data]
-path = "{data_dir}"
-clip_seconds = 1.0
-[teacher]
-run = "{tiny_teacher.path}"
+    text = tiny_grid_header("variants") + """
 [grid]
 students = ["cnn_lstm_xs"]
 methods = ["baseline", "iusp_paper", "iusp"]
