@@ -1,8 +1,8 @@
 """Claims on grid cells, so that several processes can work through one experiment folder.
 
-An experiment grid on a small CPU machine is throughput-bound: one CNN-LSTM training process
-keeps about 1.25 of 2 cores busy, and two processes side by side finish 1.3x more runs per hour
-(measured on the paper grid's ``cnn_lstm_xs``: 121 ms/step each against 80 ms/step alone). A
+An experiment grid on a small CPU machine is throughput-bound, and one small CNN-LSTM training
+process does not keep every core busy, so several processes can share a grid
+(``keras-iusp experiment --jobs N``; ``benchmarks/jobs_throughput.py``). A
 process that trains a cell first *claims* it: it takes an exclusive ``flock`` on
 ``<run dir>/.claim.lock`` and keeps that file open until it releases the claim. Any other process
 fails to take the lock and skips the cell, so no run is trained twice.

@@ -45,6 +45,10 @@ def is_startup_noise(line: str) -> bool:
     return _TENSORFLOW_NOISE.search(line) is not None
 
 
+#: Written into the stderr pipe when :func:`filtered_stderr` ends.
+_STDERR_END = b"\x00keras-iusp: end of filtered stderr\x00"
+
+
 @contextlib.contextmanager
 def filtered_stderr(drop: Callable[[str], bool]) -> Iterator[None]:
     """Send the process's file descriptor 2 through a line filter while the block runs.
@@ -61,11 +65,15 @@ def filtered_stderr(drop: Callable[[str], bool]) -> Iterator[None]:
 
     def forward() -> None:
         pending = b""
-        while True:
+        done = False
+        while not done:
             chunk = os.read(read_fd, 65536)
             if not chunk:
                 break
             pending += chunk
+            end = pending.find(_STDERR_END)
+            if end >= 0:
+                pending, done = pending[:end], True
             cut = max(pending.rfind(b"\n"), pending.rfind(b"\r"))
             if cut < 0:
                 continue
@@ -85,7 +93,11 @@ def filtered_stderr(drop: Callable[[str], bool]) -> Iterator[None]:
         yield
     finally:
         sys.stderr.flush()
-        os.dup2(saved, 2)  # closes the pipe's last write end, so the thread sees EOF
+        # An end marker, not EOF, stops the thread: a child process that inherited fd 2 (e.g.
+        # multiprocessing's resource tracker, started by `experiment --jobs`) keeps a write end
+        # open until this process exits, so waiting for EOF would never end.
+        os.write(2, _STDERR_END)
+        os.dup2(saved, 2)
         thread.join()
         os.close(saved)
 
@@ -432,8 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true",
                    help="train nothing; write the report of the runs finished so far")
     p.add_argument("--jobs", type=int, default=1,
-                   help="train this many runs at once, in separate processes (default 1; "
-                        "on a 2-core machine 2 jobs finish about 1.3x more runs per hour)")
+                   help="train this many runs at once, in separate processes (default 1)")
     p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("tune", help="same-budget Optuna search per method on the validation split")

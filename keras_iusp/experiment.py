@@ -735,7 +735,6 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     for number, (student, method, seed) in enumerate(cells, 1):
         if (cell_dir(out, student, method, seed) / "metrics.json").is_file():
             print(f"== [{number}/{len(cells)}] {student} {method} seed {seed}: done, reused")
-    rows = _collect_rows(config, out, features, labels, cache.class_names)
     if train:
         def collect() -> None:
             _collect_rows(config, out, features, labels, cache.class_names)
@@ -756,7 +755,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                 if worker.is_alive():
                     worker.terminate()
                     worker.join()
-        rows = _collect_rows(config, out, features, labels, cache.class_names)
+    rows = _collect_rows(config, out, features, labels, cache.class_names)
     if not rows:
         print("no finished runs to report yet")
         return rows

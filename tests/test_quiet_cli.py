@@ -107,3 +107,19 @@ def test_user_error_still_reaches_stderr_unfiltered(tmp_path: Path):
     assert proc.returncode == 2
     assert tensorflow_noise(proc.stderr) == []
     assert proc.stderr.strip().splitlines()[-1].startswith("keras-iusp: error:")
+
+
+def test_filter_ends_while_a_child_still_holds_stderr(capfd):
+    # `experiment --jobs` starts multiprocessing's resource tracker, which inherits fd 2 (the
+    # filter's pipe) and lives until this process exits: waiting for EOF hung the CLI for good.
+    import time
+
+    with filtered_stderr(is_startup_noise):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        os.write(2, b"kept line\n")
+        start = time.monotonic()
+    elapsed = time.monotonic() - start
+    child.kill()
+    child.wait()
+    assert elapsed < 10
+    assert "kept line" in capfd.readouterr().err
