@@ -1,0 +1,127 @@
+"""Teacher pooling probe: is a teacher's weak class a pooling problem?
+
+The paper-scale teacher (``teacher_cnn``, mean pooling over time) scored 0.47 validation AP on
+``non-machinery-impact`` against 0.85-1.00 on every other class, and distillation copied that
+weakness into the students. The synthetic ``non-machinery-impact`` events are one or two
+isolated transients in a 10-s clip, and the teacher's CNN sees only a few hundred milliseconds
+around each frame, so averaging its frames over the whole clip dilutes the evidence.
+
+This probe checks that without training anything. For a teacher whose head is
+``time_pool -> logits`` with a mean pool (a linear head on the mean of ``embedding`` frames), the
+per-frame logits ``embedding_t @ W + b`` are exact, and their mean over time *is* the model's
+output. Pooling those per-frame logits by ``max`` or ``mean + max`` instead shows what another
+clip pooling could find in the same features. Any further teacher runs given (e.g. one trained
+with ``teacher_cnn_meanmax``) are scored as they are. Validation split only.
+
+Results go to ``benchmarks/results/teacher_pooling_probe.json``.
+
+Usage (the paper-scale benchmark's data and teachers)::
+
+    python benchmarks/teacher_pooling_probe.py --data runs/paper/data \\
+        --teachers runs/paper/teacher runs/paper_mm/teacher
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _scores(labels, logits, class_names) -> dict:
+    """Micro-AUPRC (the project's metric) and per-class AP of clip logits."""
+    import numpy as np
+
+    from keras_iusp.metrics import micro_auprc, per_class_ap
+
+    probs = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+    return {"micro_auprc": float(micro_auprc(labels, probs)),
+            "per_class_ap": dict(zip(class_names, map(float, per_class_ap(labels, probs))))}
+
+
+def _frame_logits(model, features, batch_size: int = 16):
+    """``[N, T, C]`` per-frame logits of a mean-pooled linear head (exact at inference)."""
+    import numpy as np
+    import tf_keras as keras
+
+    embed = keras.Model(model.input, model.get_layer("embedding").output)
+    kernel, bias = model.get_layer("logits").get_weights()
+    frames = np.concatenate([embed(np.asarray(features[i:i + batch_size]), training=False).numpy()
+                             for i in range(0, len(features), batch_size)])
+    return frames @ kernel + bias
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="dataset folder (annotations.csv, audio/)")
+    parser.add_argument("--teachers", nargs="+", required=True, help="trained teacher run folders")
+    parser.add_argument("--clip-seconds", type=float, default=10.0)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"
+                                             / "teacher_pooling_probe.json"))
+    args = parser.parse_args()
+
+    import numpy as np
+    import tf_keras as keras
+
+    from keras_iusp.atomic import atomic_write_text
+    from keras_iusp.data import build_feature_cache, read_dataset
+    from keras_iusp.features import FeatureConfig
+    from keras_iusp.training import load_run
+
+    cache = build_feature_cache(read_dataset(args.data, "majority"),
+                                FeatureConfig(clip_seconds=args.clip_seconds))
+    x_va, y_va = cache.split("validate")
+    names = list(cache.class_names)
+    teachers = []
+    for path in args.teachers:
+        run = load_run(path)
+        model = run.model
+        logits = np.concatenate([model(np.asarray(x_va[i:i + 16]), training=False).numpy()
+                                 for i in range(0, len(x_va), 16)])
+        entry = {"run": str(path), "model": run.info.get("model_name", model.name),
+                 "as_trained": _scores(y_va, logits, names)}
+        pool = model.get_layer("time_pool")
+        if isinstance(pool, keras.layers.GlobalAveragePooling1D):
+            frames = _frame_logits(model, x_va)
+            mean = frames.mean(axis=1)
+            # the re-derived mean must be the model's own output, or the probe measures nothing
+            entry["frame_logits_max_abs_error"] = float(np.max(np.abs(mean - logits)))
+            entry["repooled"] = {
+                "mean": _scores(y_va, mean, names),
+                "max": _scores(y_va, frames.max(axis=1), names),
+                "mean+max": _scores(y_va, mean + frames.max(axis=1), names),
+            }
+        teachers.append(entry)
+        print(f"{path}: micro-AUPRC {entry['as_trained']['micro_auprc']:.3f}; per class "
+              + ", ".join(f"{k} {v:.2f}" for k, v in entry["as_trained"]["per_class_ap"].items()),
+              flush=True)
+        for how, s in entry.get("repooled", {}).items():
+            print(f"  per-frame logits pooled by {how}: micro {s['micro_auprc']:.3f}; "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in s["per_class_ap"].items()), flush=True)
+    result = {
+        "benchmark": "teacher_pooling_probe",
+        "description": "Validation micro-AUPRC and per-class AP of each teacher as trained; for "
+                       "a mean-pooled linear head also of its exact per-frame logits pooled "
+                       "over time by mean (= the model), max and mean+max. No training.",
+        "command": "python benchmarks/teacher_pooling_probe.py --data " + args.data
+                   + " --teachers " + " ".join(args.teachers)
+                   + f" --clip-seconds {args.clip_seconds}",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d"),
+        "data": {"validate_clips": int(len(x_va)), "frames": int(x_va.shape[1])},
+        "teachers": teachers,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.out), json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

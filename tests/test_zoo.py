@@ -1,0 +1,45 @@
+"""Zoo models: the clip pooling of the head, checked against numpy."""
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from keras_iusp.errors import ConfigError
+from keras_iusp.models import MODEL_SPECS, build_model
+from keras_iusp.models.zoo import build_teacher_cnn
+
+T, MELS = 40, 16
+
+
+def _frames_and_head(model, x):
+    embed = keras.Model(model.input, model.get_layer("embedding").output)
+    frames = embed(x, training=False).numpy()
+    kernel, bias = model.get_layer("logits").get_weights()
+    return frames, kernel, bias
+
+
+@pytest.mark.parametrize("name, pool", [("teacher_cnn", lambda f: f.mean(axis=1)),
+                                        ("teacher_cnn_meanmax",
+                                         lambda f: f.mean(axis=1) + f.max(axis=1))])
+def test_teacher_head_pools_frames_as_documented(name, pool):
+    keras.utils.set_random_seed(3)
+    model = build_model(name, (T, MELS))
+    x = np.random.default_rng(0).normal(size=(4, T, MELS)).astype(np.float32)
+    frames, kernel, bias = _frames_and_head(model, x)
+    expected = pool(frames.astype(np.float64)) @ kernel + bias
+    np.testing.assert_allclose(model(x, training=False).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_meanmax_teacher_has_the_same_parameters_and_layers_for_distillation():
+    a = build_model("teacher_cnn", (T, MELS))
+    b = build_model("teacher_cnn_meanmax", (T, MELS))
+    assert a.count_params() == b.count_params()
+    for layer in ("block1", "block4", "embedding", "time_pool", "logits"):
+        assert a.get_layer(layer).output.shape == b.get_layer(layer).output.shape
+    assert MODEL_SPECS["teacher_cnn_meanmax"].role == "teacher"
+    assert b.name == "teacher_cnn_meanmax"
+
+
+def test_unknown_time_pool_is_refused():
+    with pytest.raises(ConfigError, match="time_pool 'median'"):
+        build_teacher_cnn((T, MELS), time_pool="median")
