@@ -291,13 +291,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
     config = FeatureConfig(clip_seconds=args.clip_seconds)
     shape = (config.num_frames(), config.n_mels)
     names = [args.name] if args.name else list(MODEL_SPECS)
+    width = max(map(len, names))
     for name in names:
         summary = model_summary(build_model(name, shape))
         if args.name:
             print(format_summary(summary))
         else:
             spec = MODEL_SPECS[name]
-            print(f"{name:14s} {spec.role:8s} {summary['params']:>10,d} params "
+            print(f"{name:{width}s} {spec.role:8s} {summary['params']:>10,d} params "
                   f"{summary['macs'] / 1e6:9.1f} M MACs   {spec.description}")
     return 0
 

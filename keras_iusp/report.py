@@ -146,6 +146,35 @@ def per_class_gains(rows: list[dict], class_names, method: str,
     return dict(zip(class_names, np.mean(diffs, axis=0).tolist()))
 
 
+def _layer_batches(model, layer: str, features, batch_size: int) -> list:
+    import tf_keras as keras
+
+    probe = keras.Model(model.input, model.get_layer(layer).output)
+    return [probe(np.asarray(features[i:i + batch_size]), training=False)
+            for i in range(0, len(features), batch_size)]
+
+
+def mean_iusp_distances(teacher_model, student_model, student_layer: str, features,
+                        batch_size: int = 16, teacher_batches: list | None = None
+                        ) -> dict[str, float]:
+    """Mean per-clip IUSP distance of ``student_model`` to the teacher over ``features``, in
+    every form: teacher layer ``embedding`` against ``student_layer``.
+
+    A mean over a whole split, not one clip: a single clip's distance moves with that clip's
+    content, so only the mean says whether training brought the student's frame structure
+    closer to the teacher's. ``teacher_batches`` reuses the teacher's layer outputs.
+    """
+    from keras_iusp.losses import IUSP_FORMS, iusp_loss
+    from keras_iusp.training import DEFAULT_TEACHER_LAYER
+
+    t_out = teacher_batches if teacher_batches is not None else _layer_batches(
+        teacher_model, DEFAULT_TEACHER_LAYER, features, batch_size)
+    s_out = _layer_batches(student_model, student_layer, features, batch_size)
+    return {form: float(np.mean(np.concatenate(
+        [iusp_loss(t, s, form=form).numpy() for t, s in zip(t_out, s_out)])))
+        for form in IUSP_FORMS}
+
+
 def iusp_distances(rows: list[dict], cache, teacher, split: str,
                    batch_size: int = 16) -> list[dict]:
     """Mean IUSP distance of every finished run to the teacher on ``split``, in every form.
@@ -157,29 +186,19 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
     show each arm in its own form and in the others: a form that only lowers its own distance
     has learned the form, not the teacher's structure).
     """
-    import tf_keras as keras
-
-    from keras_iusp.losses import DEFAULT_IUSP_FORM, IUSP_FORMS, iusp_loss
+    from keras_iusp.losses import DEFAULT_IUSP_FORM
     from keras_iusp.models import MODEL_SPECS
     from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
 
     features, _ = cache.split(split)
-    probe = keras.Model(teacher.model.input,
-                        teacher.model.get_layer(DEFAULT_TEACHER_LAYER).output)
-    t_out = [probe(np.asarray(features[i:i + batch_size]), training=False)
-             for i in range(0, len(features), batch_size)]
+    t_out = _layer_batches(teacher.model, DEFAULT_TEACHER_LAYER, features, batch_size)
     out = []
     for row in rows:
         layer = DEFAULT_STUDENT_LAYER.get(MODEL_SPECS[row["student"]].family)
         if layer is None:
             continue
-        model = load_run(row["run"]).model
-        s_probe = keras.Model(model.input, model.get_layer(layer).output)
-        s_out = [s_probe(np.asarray(features[i * batch_size:(i + 1) * batch_size]),
-                         training=False) for i in range(len(t_out))]
-        per_form = {form: float(np.mean(np.concatenate(
-            [iusp_loss(t, s, form=form).numpy() for t, s in zip(t_out, s_out)])))
-            for form in IUSP_FORMS}
+        per_form = mean_iusp_distances(teacher.model, load_run(row["run"]).model, layer,
+                                       features, batch_size, teacher_batches=t_out)
         out.append({"student": row["student"], "method": row["method"], "seed": row["seed"],
                     "distance": per_form[DEFAULT_IUSP_FORM], "distances": per_form})
     return out

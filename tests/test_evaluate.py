@@ -207,3 +207,30 @@ def test_evaluate_window_tflite_is_the_max_over_half_overlapping_windows(name, t
         expected = (_average_precision(labels[:, c], scores[:, c]) if labels[:, c].any()
                     else None)
         assert result["per_class_ap"][class_name] == pytest.approx(expected, abs=1e-6)
+
+
+def test_mean_iusp_distances_match_numpy_per_clip_mean():
+    """The quickstart's and the report's distance: per-clip cosine-form IUSP distance averaged
+    over the clips (same frame count here, so no resize), computed independently in numpy."""
+    import tf_keras as keras
+
+    from keras_iusp.report import mean_iusp_distances
+
+    inputs = keras.Input((6, 5))
+    teacher = keras.Model(inputs, keras.layers.Dense(4, name="embedding")(inputs))
+    s_in = keras.Input((6, 5))
+    student = keras.Model(s_in, keras.layers.Dense(3, name="proj")(s_in))
+    x = np.random.default_rng(1).normal(size=(5, 6, 5)).astype(np.float32)
+
+    def cosine_map(q):
+        u = q / np.linalg.norm(q, axis=-1, keepdims=True)
+        return u @ u.T
+
+    wt, bt = teacher.get_layer("embedding").get_weights()
+    ws, bs = student.get_layer("proj").get_weights()
+    per_clip = [np.sum((cosine_map(c @ wt + bt) - cosine_map(c @ ws + bs)) ** 2) / 36
+                for c in x.astype(np.float64)]
+    # batch size 2 leaves a last batch of one clip: the mean is over clips, not batches
+    got = mean_iusp_distances(teacher, student, "proj", x, batch_size=2)
+    assert set(got) == {"paper", "cosine", "centered"}
+    np.testing.assert_allclose(got["cosine"], np.mean(per_clip), rtol=1e-4)

@@ -60,7 +60,7 @@ def _frames(x, name: str):
 #: (the clip-level pooling of PANNs, Kong et al., IEEE/ACM TASLP 2020), so a single strong frame
 #: still counts. Measured on the paper-scale teacher: taking the max of its per-frame logits,
 #: without retraining, raised validation AP on non-machinery-impact from 0.47 to 0.68
-#: (docs/results/teacher_pooling/).
+#: (benchmarks/results/teacher_pooling_probe.json).
 TIME_POOLS = ("mean", "mean+max")
 
 
