@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Distiller": "keras_iusp.distiller",
+    "StopDistillation": "keras_iusp.distiller",
     "DistillationLoss": "keras_iusp.distillation",
     "LogitsDistillation": "keras_iusp.distillation",
     "IUSPDistillation": "keras_iusp.distillation",

@@ -196,7 +196,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
                         config=teacher.feature_config)
     frames = int(cache.features.shape[1])
     given = {k: getattr(args, k) for k in ("temperature", "student_loss_weight", "kd_weight",
-                                           "sp_weight", "iusp_weight", "iusp_form")
+                                           "sp_weight", "iusp_weight", "iusp_form",
+                                           "distill_epochs")
              if getattr(args, k) is not None}
     config = DistillConfig(
         method=args.method, **given,
@@ -394,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iusp-weight", type=float, default=None, help="default 1")
     p.add_argument("--iusp-form", choices=["cosine", "paper", "centered"], default=None,
                    help="IUSP self-similarity form (default cosine)")
+    p.add_argument("--distill-epochs", type=int, default=None,
+                   help="distil only in the first N epochs, then labels alone (default 0: "
+                        "every epoch)")
     p.add_argument("--augment", action="store_true",
                    help="consistent teaching: teacher and student see the same mixup + "
                         "SpecAugment batches (no teacher-output cache then)")

@@ -91,6 +91,9 @@ class GridSection:
     lr_schedule: str = "cosine"
     warmup_epochs: int = 1
     teacher_cache: bool = True
+    #: Distil only in the first N epochs, then labels alone (0: every epoch); see
+    #: :class:`~keras_iusp.distiller.StopDistillation`.
+    distill_epochs: int = 0
     #: Augmentation of every student's training batches (teacher and student see the same batch).
     augmentation: dict = field(default_factory=dict)
     eval_split: str = "test"
@@ -99,7 +102,7 @@ class GridSection:
 #: Grid keys a ``[method.NAME]`` table may override for one method (the tuned hyper-parameters).
 METHOD_KEYS = ("epochs", "batch_size", "learning_rate", "temperature", "student_loss_weight",
                "kd_weight", "sp_weight", "iusp_weight", "iusp_form", "teacher_layer",
-               "student_layer", "lr_schedule", "warmup_epochs", "augmentation")
+               "student_layer", "lr_schedule", "warmup_epochs", "augmentation", "distill_epochs")
 
 
 @dataclass
@@ -167,7 +170,8 @@ class ExperimentConfig:
             teacher_layer=s["teacher_layer"] or None, student_layer=s["student_layer"] or None,
             epochs=s["epochs"], batch_size=s["batch_size"], learning_rate=s["learning_rate"],
             lr_schedule=s["lr_schedule"], warmup_epochs=s["warmup_epochs"],
-            augmentation=aug, teacher_cache=s["teacher_cache"], seed=seed, **extra)
+            augmentation=aug, teacher_cache=s["teacher_cache"], seed=seed,
+            distill_epochs=s["distill_epochs"], **extra)
 
 
 def _check_type(where: str, key: str, value: Any, default: Any) -> Any:
@@ -350,7 +354,7 @@ RELEVANT_SETTINGS: dict[str, tuple[str, ...]] = {
                  "warmup_epochs", "augmentation", "seed"),
 }
 RELEVANT_SETTINGS["kd"] = RELEVANT_SETTINGS["baseline"] + ("temperature", "student_loss_weight",
-                                                           "kd_weight")
+                                                           "kd_weight", "distill_epochs")
 RELEVANT_SETTINGS["sp"] = RELEVANT_SETTINGS["kd"] + ("sp_weight", "teacher_layer",
                                                      "student_layer")
 RELEVANT_SETTINGS["iusp"] = RELEVANT_SETTINGS["kd"] + ("iusp_weight", "iusp_form",
@@ -375,6 +379,8 @@ def _normalized(hyper: dict[str, Any], student_family: str | None) -> dict[str, 
     from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
 
     out = dict(hyper)
+    # recorded before the setting existed: those runs distilled in every epoch
+    out.setdefault("distill_epochs", 0)
     if "teacher_layer" in out:
         out["teacher_layer"] = out["teacher_layer"] or DEFAULT_TEACHER_LAYER
     if "student_layer" in out:

@@ -64,10 +64,17 @@ class DistillConfig:
     augmentation: AugmentConfig | None = None
     teacher_cache: bool = True
     seed: int = 0
+    #: Distil only in the first ``distill_epochs`` epochs, then train on labels alone
+    #: (:class:`~keras_iusp.distiller.StopDistillation`); 0 distils in every epoch.
+    distill_epochs: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method {self.method!r}: expected one of {list(METHODS)}")
+        if (not isinstance(self.distill_epochs, int) or isinstance(self.distill_epochs, bool)
+                or self.distill_epochs < 0):
+            raise ConfigError(f"distill_epochs={self.distill_epochs!r}: expected an integer >= 0 "
+                              "(0 distils in every epoch)")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -315,8 +322,13 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     distiller.compile(optimizer=make_optimizer(
         config.learning_rate, config.lr_schedule, epochs=config.epochs,
         warmup_epochs=config.warmup_epochs, steps_per_epoch=int(train.cardinality().numpy())))
+    callbacks = []
+    if config.distill_epochs and distiller.uses_teacher:
+        from keras_iusp.distiller import StopDistillation
+
+        callbacks.append(StopDistillation(distiller, config.distill_epochs))
     history = fit_resumable(distiller, student, train, val, epochs=config.epochs,
-                            verbose=verbose, work_dir=out / WORK_DIRNAME)
+                            verbose=verbose, work_dir=out / WORK_DIRNAME, callbacks=callbacks)
     hyper = config.hyperparameters()
     hyper["losses"] = [repr(x) for x in items]
     hyper["weights"] = weights

@@ -76,3 +76,21 @@ def test_distill_rejects_unknown_layer(chain: Path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "has no layer 'nope'" in err and "frames" in err
+
+
+def test_distill_epochs_flag_stops_distillation_after_that_epoch(tiny_data, tiny_teacher,
+                                                                   tmp_path):
+    """``--distill-epochs 1 --epochs 3``: epoch 1 trains on BCE + KD + IUSP, epochs 2-3 on the
+    labels alone (the total equals the label loss), and the run records the setting."""
+    _, data, _ = tiny_data
+    out = tmp_path / "early"
+    assert main(["distill", "--data", str(data), "--teacher", str(tiny_teacher.path),
+                 "--method", "iusp", "--out", str(out),
+                 "--epochs", "3", "--batch-size", "8", "--distill-epochs", "1"]) == 0
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["hyperparameters"]["distill_epochs"] == 1
+    history = json.loads((out / "history.json").read_text())
+    assert history["loss"][0] != pytest.approx(history["student_loss"][0], rel=1e-3)
+    for epoch in (1, 2):
+        assert history["loss"][epoch] == pytest.approx(history["student_loss"][epoch], rel=1e-5)
+        assert history["iusp"][epoch] > 0  # still measured after the switch

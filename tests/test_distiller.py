@@ -146,3 +146,57 @@ def test_mismatched_feature_shapes_rejected(models):
     other = build_model("cnn_lstm_xs", (T, MELS + 8))
     with pytest.raises(ConfigError, match="same feature config"):
         keras_iusp.Distiller(teacher, other, [keras_iusp.LogitsDistillation()])
+
+
+def test_switched_off_distillation_is_the_label_loss_alone(models):
+    """After StopDistillation's switch the total is BCE at full weight (numpy-independent of
+    the distillation terms), and one step moves the student exactly as a baseline step does."""
+    teacher, student = models
+    x, y = _data(16)
+    d = _distiller(teacher, student)
+    d.distillation_active.assign(0.0)
+    got = d.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    logits = student(x, training=False).numpy().astype(np.float64)
+    p = 1.0 / (1.0 + np.exp(-logits))
+    bce = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert got["loss"] == pytest.approx(bce, rel=1e-4)
+    assert got["kd"] > 0 and got["iusp"] > 0  # still measured, no longer trained
+
+    # plain SGD: its step is proportional to the gradient, so the loss's scale counts too
+    d.compile(optimizer=keras.optimizers.SGD(0.1))
+    start = [w.numpy().copy() for w in student.weights]
+    d.train_on_batch(x, y)
+    switched_off = [w.numpy().copy() for w in student.weights]
+    for w, v in zip(student.weights, start):
+        w.assign(v)
+    base = keras_iusp.Distiller(student=student, student_loss_weight=1.0)
+    base.compile(optimizer=keras.optimizers.SGD(0.1))
+    base.train_on_batch(x, y)
+    for a, b in zip(switched_off, student.weights):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-5, atol=1e-6)
+    for w, v in zip(student.weights, start):
+        w.assign(v)
+
+
+def test_stop_distillation_switches_at_the_epoch_and_again_on_resume(models, tmp_path):
+    teacher, student = models
+    x, y = _data(32)
+    d = _distiller(teacher, student)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(float(d.distillation_active.numpy()))
+
+    stop = keras_iusp.StopDistillation(d, epochs=2)
+    d.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[stop, Record()])
+    assert seen == [1.0, 1.0, 0.0, 0.0]
+    # a resumed run starts at a later epoch and must switch as the uninterrupted one did
+    d.distillation_active.assign(1.0)
+    seen.clear()
+    d.fit(x, y, batch_size=16, epochs=4, initial_epoch=3, verbose=0, callbacks=[stop, Record()])
+    assert seen == [0.0]
+    with pytest.raises(ConfigError, match="epochs=0"):
+        keras_iusp.StopDistillation(d, epochs=0)
+    with pytest.raises(ConfigError, match="no distillation terms"):
+        keras_iusp.StopDistillation(keras_iusp.Distiller(student=student), epochs=1)

@@ -381,3 +381,22 @@ epochs = 3
                    .replace('methods = ["baseline", "iusp_paper", "iusp"]',
                             'methods = ["baseline", "iusp_paper"]'))
     assert len(run_experiment(shared, out, verbose=0, train=False)) == 2
+
+
+def test_distill_epochs_is_a_method_setting_and_old_runs_read_as_zero(tmp_path):
+    config = _load(tmp_path, VARIANTS + '[method.iusp_early]\nmethod = "iusp"\n'
+                                        'distill_epochs = 30\n')
+    early = config.distill_config("iusp_early", seed=0)
+    assert early.distill_epochs == 30 and early.iusp_weight == 10.0
+    assert config.distill_config("iusp", seed=0).distill_epochs == 0
+    # a run recorded before the setting existed distilled in every epoch: reused as 0 ...
+    run = _fake_run(tmp_path / "old", config.distill_config("iusp", seed=0), "t")
+    info = json.loads((run / "model_info.json").read_text())
+    del info["hyperparameters"]["distill_epochs"]
+    (run / "model_info.json").write_text(json.dumps(info))
+    check_run_settings(run, config.distill_config("iusp", seed=0), "cnn_lstm_xs", "t")
+    # ... and refused for an early-stopped arm
+    with pytest.raises(ConfigError, match="distill_epochs: stored 0, configured 30"):
+        check_run_settings(run, early, "cnn_lstm_xs", "t")
+    with pytest.raises(ConfigError, match="distill_epochs=-1"):
+        DistillConfig(distill_epochs=-1)
