@@ -8,9 +8,11 @@ around each frame, so averaging its frames over the whole clip dilutes the evide
 
 This probe checks that without training anything. For a teacher whose head is
 ``time_pool -> logits`` with a mean pool (a linear head on the mean of ``embedding`` frames), the
-per-frame logits ``embedding_t @ W + b`` are exact, and their mean over time *is* the model's
-output. Pooling those per-frame logits by ``max`` or ``mean + max`` instead shows what another
-clip pooling could find in the same features. Any further teacher runs given (e.g. one trained
+per-frame projections ``embedding_t @ W`` are exact, and their mean over time plus the bias *is*
+the model's output. Pooling the projections by ``max`` or ``mean + max`` instead (plus the bias,
+once) shows what another clip pooling could find in the same features. (It is not what a
+``teacher_cnn_meanmax`` head computes, which takes the max of the embedding before ``W``.)
+Any further teacher runs given (e.g. one trained
 with ``teacher_cnn_meanmax``) are scored as they are. Validation split only.
 
 Results go to ``benchmarks/results/teacher_pooling_probe.json``.
@@ -46,8 +48,10 @@ def _scores(labels, logits, class_names) -> dict:
             "per_class_ap": dict(zip(class_names, map(float, per_class_ap(labels, probs))))}
 
 
-def _frame_logits(model, features, batch_size: int = 16):
-    """``[N, T, C]`` per-frame logits of a mean-pooled linear head (exact at inference)."""
+def _frame_projections(model, features, batch_size: int = 16):
+    """``([N, T, C], [C])``: per-frame ``embedding @ W`` of a mean-pooled linear head, and its
+    bias ``b``. Pooling the projections over time and adding ``b`` once gives clip logits; for
+    the mean this is the model's own output (exact at inference)."""
     import numpy as np
     import tf_keras as keras
 
@@ -55,7 +59,7 @@ def _frame_logits(model, features, batch_size: int = 16):
     kernel, bias = model.get_layer("logits").get_weights()
     frames = np.concatenate([embed(np.asarray(features[i:i + batch_size]), training=False).numpy()
                              for i in range(0, len(features), batch_size)])
-    return frames @ kernel + bias
+    return frames @ kernel, bias
 
 
 def main() -> None:
@@ -89,14 +93,14 @@ def main() -> None:
                  "as_trained": _scores(y_va, logits, names)}
         pool = model.get_layer("time_pool")
         if isinstance(pool, keras.layers.GlobalAveragePooling1D):
-            frames = _frame_logits(model, x_va)
-            mean = frames.mean(axis=1)
+            proj, bias = _frame_projections(model, x_va)
+            mean, peak = proj.mean(axis=1), proj.max(axis=1)
             # the re-derived mean must be the model's own output, or the probe measures nothing
-            entry["frame_logits_max_abs_error"] = float(np.max(np.abs(mean - logits)))
+            entry["frame_logits_max_abs_error"] = float(np.max(np.abs(mean + bias - logits)))
             entry["repooled"] = {
-                "mean": _scores(y_va, mean, names),
-                "max": _scores(y_va, frames.max(axis=1), names),
-                "mean+max": _scores(y_va, mean + frames.max(axis=1), names),
+                "mean": _scores(y_va, mean + bias, names),
+                "max": _scores(y_va, peak + bias, names),
+                "mean+max": _scores(y_va, mean + peak + bias, names),
             }
         teachers.append(entry)
         print(f"{path}: micro-AUPRC {entry['as_trained']['micro_auprc']:.3f}; per class "

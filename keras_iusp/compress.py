@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +293,11 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
     hyper = info.get("hyperparameters", {})
     distill_config = DistillConfig(**{k: hyper[k] for k in DistillConfig.__dataclass_fields__
                                       if k in hyper})
+    trained_method = distill_config.method
+    if distill_config.distill_epochs and distill_config.distill_epochs < distill_config.epochs:
+        # The student finished its training on the labels alone (StopDistillation), so its
+        # pruning and QAT fine-tuning do too, rather than pulling it back to the teacher.
+        distill_config = replace(distill_config, method="baseline")
     if teacher_run is None and distill_config.method != "baseline" and info.get("teacher"):
         teacher_run = load_run(info["teacher"])
 
@@ -305,7 +310,8 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
     work = out / WORK_DIRNAME
     work.mkdir(parents=True, exist_ok=True)
     model = student_run.model
-    report: dict[str, Any] = {"config": asdict(config), "method": distill_config.method}
+    report: dict[str, Any] = {"config": asdict(config), "method": trained_method,
+                              "fine_tune_method": distill_config.method}
     pruned_path = work / "pruned.keras"
     if config.target_sparsity > 0 and config.prune_epochs > 0:
         if pruned_path.is_file():  # resumed: the pruning phase finished before the interruption

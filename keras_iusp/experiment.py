@@ -316,6 +316,10 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     for m in (*METHODS, *variants):
         _check_augmentation(f"{path} [method.{m}] augmentation",
                             config.settings(m)["augmentation"])
+        if config.settings(m)["distill_epochs"] < 0:
+            raise ConfigError(f"{path} [method.{m}]: distill_epochs = "
+                              f"{config.settings(m)['distill_epochs']}: expected an integer >= 0 "
+                              "(0 distils in every epoch)")
     return config
 
 
@@ -533,7 +537,15 @@ def prepare_teacher(config: ExperimentConfig, out: Path, cache, verbose: int | s
         return teacher
     teacher_dir = out / "teacher"
     if (teacher_dir / "metrics.json").is_file():
-        return load_run(teacher_dir)
+        run = load_run(teacher_dir)
+        trained = run.info.get("model_name")
+        if trained != config.teacher.model:
+            # reusing it would distil every student from a teacher the config does not describe
+            raise ConfigError(
+                f"{teacher_dir} holds a {trained!r} teacher, but [teacher] model is "
+                f"{config.teacher.model!r}; run this config with another --out, or delete "
+                f"{teacher_dir} (and the distilled runs under {out / 'runs'}) to retrain it")
+        return run
     print("\n== teacher", flush=True)
     t = config.teacher
     aug = AugmentConfig.from_dict(t.augmentation) if t.augmentation else None

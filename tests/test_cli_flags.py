@@ -97,7 +97,7 @@ def test_export_targets_and_evaluate_test_split(tiny_data, lstm_compressed, tmp_
     assert result["clips"] == int(re.search(r"test\s+(\d+) clips", printed).group(1))
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.toml")),
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.toml")),
                          ids=lambda p: p.stem)
 def test_shipped_configs_load_and_validate(path: Path):
     config = load_config(path)

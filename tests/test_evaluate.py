@@ -120,6 +120,16 @@ def test_grid_resumes_only_missing_runs(grid, capsys):
     assert len(again) == 8
 
 
+def test_grid_refuses_a_finished_teacher_of_another_model(grid, tmp_path):
+    root, config, _ = grid
+    other = tmp_path / "other.toml"
+    other.write_text(config.read_text().replace("[teacher]\n",
+                                                '[teacher]\nmodel = "teacher_cnn_meanmax"\n'))
+    with pytest.raises(ConfigError, match="holds a 'teacher_cnn' teacher, but \\[teacher\\] "
+                                          "model is 'teacher_cnn_meanmax'"):
+        run_experiment(load_config(other), root / "out", verbose=0)
+
+
 def test_keras_and_float_tflite_evaluate_alike(grid, capsys):
     root, _, _ = grid
     run = root / "out" / "runs" / "dscnn_xs" / "baseline" / "seed0"

@@ -88,6 +88,8 @@ def test_variants_run_their_base_method_with_its_settings(tmp_path):
     ('[method.v]\nmethod = "kd"\nlr_schedule = "step"\n', "[method.v]", "lr_schedule 'step'"),
     ('[method.v]\nmethod = "kd"\naugmentation = { mixup_alpha = -1 }\n', "[method.v]",
      "mixup_alpha"),
+    ('[method.v]\nmethod = "iusp"\ndistill_epochs = -1\n', "[method.v]",
+     "distill_epochs = -1: expected an integer >= 0"),
     ('[grid]\nmethods = ["baseline", "iusp_paper"]\n', "[grid]", "nor a variant"),
     ('[grid]\nmethods = ["baseline", "kd", "baseline"]\n', "[grid]", "more than once"),
 ])

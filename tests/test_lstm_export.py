@@ -159,7 +159,7 @@ def test_compress_report_notes_every_weighted_layer(lstm_compressed):
 
 def test_compression_is_guided_by_the_teacher(lstm_compressed):
     report = json.loads((lstm_compressed / "compress_report.json").read_text())
-    assert report["method"] == "iusp"
+    assert report["method"] == "iusp" and report["fine_tune_method"] == "iusp"
     for stage in ("pruning", "qat"):
         history = report[stage]["history"]
         epochs = len(history["loss"])
@@ -229,3 +229,22 @@ def test_tflm_harness_builds_and_passes_the_golden_vectors(which, request, tmp_p
     expected = outputs.size
     assert re.search(rf"^{expected} passed, 0 failed$", stdout, re.M), stdout[-1000:]
     assert "arena used:" in stdout
+
+
+def test_an_early_stopped_student_is_compressed_on_labels_alone(tiny_data, tiny_teacher,
+                                                                tmp_path):
+    """A student that finished on labels (distill_epochs < epochs) is pruned on labels too."""
+    from keras_iusp.compress import CompressConfig, compress
+    from keras_iusp.training import DistillConfig, distill
+
+    _, _, cache = tiny_data
+    run = distill(cache, tiny_teacher, "dscnn_xs", tmp_path / "student",
+                  DistillConfig(method="iusp", epochs=2, distill_epochs=1, batch_size=8),
+                  verbose=0)
+    out = compress(run, cache, tmp_path / "compressed",
+                   CompressConfig(prune_epochs=1, qat_epochs=1, batch_size=8), verbose=0)
+    report = json.loads((out / "compress_report.json").read_text())
+    assert report["method"] == "iusp" and report["fine_tune_method"] == "baseline"
+    for stage in ("pruning", "qat"):
+        history = report[stage]["history"]
+        assert "kd" not in history and "iusp" not in history, stage
