@@ -56,7 +56,7 @@ class TeacherSection:
     #: ablation that reuses the main grid's teacher). Relative paths are relative to the
     #: current directory. The teacher's feature config must match the data's.
     run: str = ""
-    model: str = "teacher_cnn"
+    model: str = "teacher_cnn_meanmax"  # keras_iusp.models.zoo.DEFAULT_TEACHER
     epochs: int = 15
     batch_size: int = 16
     learning_rate: float = 1e-3

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 from keras_iusp.features import FeatureConfig
+from keras_iusp.models.zoo import DEFAULT_TEACHER
 
 #: Quickstart clip length: shorter than SONYC's 10 s so the chain runs in minutes on 2 CPU cores.
 QUICKSTART_CLIP_SECONDS = 4.0
-TEACHER = "teacher_cnn"
+TEACHER = DEFAULT_TEACHER
 STUDENT = "cnn_lstm_xs"
 TEACHER_EPOCHS = 12
 STUDENT_EPOCHS = 30

@@ -210,7 +210,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def train_teacher(cache: FeatureCache, out: str | os.PathLike, *, model_name: str = "teacher_cnn",
+def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
+                  model_name: str = "teacher_cnn_meanmax",
                   epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
                   seed: int = 0, verbose: int | str = "auto",
                   overwrite: bool = False, lr_schedule: str = "cosine", warmup_epochs: int = 1,

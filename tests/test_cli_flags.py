@@ -130,3 +130,23 @@ def test_distill_cli_defaults_are_the_library_recipe():
         assert documented == getattr(recipe, dest), dest
     assert f"default {recipe.iusp_form}" in helps["iusp_form"]
     assert defaults["epochs"] == recipe.epochs and defaults["lr"] == recipe.learning_rate
+
+
+def test_every_default_teacher_is_the_zoo_default():
+    """train-teacher, train_teacher(), experiment configs and the quickstart share one default."""
+    import inspect
+
+    from keras_iusp.cli import build_parser
+    from keras_iusp.experiment import TeacherSection
+    from keras_iusp.models.zoo import DEFAULT_TEACHER
+    from keras_iusp.quickstart import TEACHER
+    from keras_iusp.training import train_teacher
+
+    parser = build_parser()
+    train = next(a for a in parser._subparsers._group_actions[0].choices.items()
+                 if a[0] == "train-teacher")[1]
+    cli_default = next(a.default for a in train._actions if a.dest == "model")
+    assert DEFAULT_TEACHER == "teacher_cnn_meanmax"
+    assert MODEL_SPECS[DEFAULT_TEACHER].role == "teacher"
+    assert cli_default == TeacherSection().model == TEACHER == DEFAULT_TEACHER
+    assert inspect.signature(train_teacher).parameters["model_name"].default == DEFAULT_TEACHER
