@@ -15,7 +15,11 @@ once) shows what another clip pooling could find in the same features. (It is no
 Any further teacher runs given (e.g. one trained
 with ``teacher_cnn_meanmax``) are scored as they are. Validation split only.
 
-Results go to ``benchmarks/results/teacher_pooling_probe.json``.
+Students work the same way (``--runs``): a CNN-LSTM student's head mean-pools its ``lstm``
+frames. Re-pooling them by max asks whether a student sees an event in some frame but does not
+carry it through the clip, where the mean would count it.
+
+Results go to ``benchmarks/results/teacher_pooling_probe.json`` (``--out`` for another file).
 
 Usage (the paper-scale benchmark's data and teachers)::
 
@@ -49,13 +53,14 @@ def _scores(labels, logits, class_names) -> dict:
 
 
 def _frame_projections(model, features, batch_size: int = 16):
-    """``([N, T, C], [C])``: per-frame ``embedding @ W`` of a mean-pooled linear head, and its
+    """``([N, T, C], [C])``: per-frame ``frames @ W`` of a mean-pooled linear head, and its
     bias ``b``. Pooling the projections over time and adding ``b`` once gives clip logits; for
     the mean this is the model's own output (exact at inference)."""
     import numpy as np
     import tf_keras as keras
 
-    embed = keras.Model(model.input, model.get_layer("embedding").output)
+    # the frames the head pools: the teacher's embedding, a CNN-LSTM's lstm output, ...
+    embed = keras.Model(model.input, model.get_layer("time_pool").input)
     kernel, bias = model.get_layer("logits").get_weights()
     frames = np.concatenate([embed(np.asarray(features[i:i + batch_size]), training=False).numpy()
                              for i in range(0, len(features), batch_size)])
@@ -65,7 +70,8 @@ def _frame_projections(model, features, batch_size: int = 16):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="dataset folder (annotations.csv, audio/)")
-    parser.add_argument("--teachers", nargs="+", required=True, help="trained teacher run folders")
+    parser.add_argument("--teachers", "--runs", nargs="+", required=True, dest="teachers",
+                        help="trained run folders (teachers, or students to compare the same way)")
     parser.add_argument("--clip-seconds", type=float, default=10.0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"
                                              / "teacher_pooling_probe.json"))

@@ -121,12 +121,17 @@ def test_grid_resumes_only_missing_runs(grid, capsys):
 
 
 def test_grid_refuses_a_finished_teacher_of_another_model(grid, tmp_path):
+    """The grid's config names no teacher model, so it trained the default; a config asking
+    for another model must not reuse that teacher."""
+    from keras_iusp.models.zoo import DEFAULT_TEACHER
+
     root, config, _ = grid
+    other_model = "teacher_cnn" if DEFAULT_TEACHER != "teacher_cnn" else "teacher_cnn_meanmax"
     other = tmp_path / "other.toml"
     other.write_text(config.read_text().replace("[teacher]\n",
-                                                '[teacher]\nmodel = "teacher_cnn_meanmax"\n'))
-    with pytest.raises(ConfigError, match="holds a 'teacher_cnn' teacher, but \\[teacher\\] "
-                                          "model is 'teacher_cnn_meanmax'"):
+                                                f'[teacher]\nmodel = "{other_model}"\n'))
+    with pytest.raises(ConfigError, match=f"holds a '{DEFAULT_TEACHER}' teacher, but "
+                                          f"\\[teacher\\] model is '{other_model}'"):
         run_experiment(load_config(other), root / "out", verbose=0)
 
 
