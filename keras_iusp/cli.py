@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from keras_iusp.defaults import DEFAULT_TEACHER
 from keras_iusp.errors import KerasIuspError
 
 # TensorFlow's native libraries log these lines while they load and probe for a GPU, before
@@ -369,10 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-teacher", help="train a teacher on a dataset's labels")
     _data_args(p)
     p.add_argument("--out", required=True, help="run directory to write")
-    # the literal is keras_iusp.models.zoo.DEFAULT_TEACHER (importing it would load TensorFlow
-    # before the quiet start-up filter; a test keeps the two equal)
-    p.add_argument("--model", default="teacher_cnn_meanmax",
-                   help="zoo model (default teacher_cnn_meanmax)")
+    p.add_argument("--model", default=DEFAULT_TEACHER,
+                   help=f"zoo model (default {DEFAULT_TEACHER})")
     p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without mixup and SpecAugment masks (default: with them)")

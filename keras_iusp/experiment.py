@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from keras_iusp.atomic import atomic_write_text
+from keras_iusp.defaults import DEFAULT_TEACHER
 from keras_iusp.errors import ConfigError
 from keras_iusp.training import METHODS
 
@@ -56,7 +57,7 @@ class TeacherSection:
     #: ablation that reuses the main grid's teacher). Relative paths are relative to the
     #: current directory. The teacher's feature config must match the data's.
     run: str = ""
-    model: str = "teacher_cnn_meanmax"  # keras_iusp.models.zoo.DEFAULT_TEACHER
+    model: str = DEFAULT_TEACHER
     epochs: int = 15
     batch_size: int = 16
     learning_rate: float = 1e-3

@@ -10,8 +10,8 @@ import json
 import time
 from pathlib import Path
 
+from keras_iusp.defaults import DEFAULT_TEACHER
 from keras_iusp.features import FeatureConfig
-from keras_iusp.models.zoo import DEFAULT_TEACHER
 
 #: Quickstart clip length: shorter than SONYC's 10 s so the chain runs in minutes on 2 CPU cores.
 QUICKSTART_CLIP_SECONDS = 4.0

@@ -19,6 +19,7 @@ from typing import Any
 from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.augment import AugmentConfig
 from keras_iusp.data.cache import FeatureCache, FeatureStats
+from keras_iusp.defaults import DEFAULT_TEACHER
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.features import FeatureConfig
 from keras_iusp.provenance import provenance
@@ -211,7 +212,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
-                  model_name: str = "teacher_cnn_meanmax",
+                  model_name: str = DEFAULT_TEACHER,
                   epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
                   seed: int = 0, verbose: int | str = "auto",
                   overwrite: bool = False, lr_schedule: str = "cosine", warmup_epochs: int = 1,

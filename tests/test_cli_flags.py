@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,12 +135,13 @@ def test_distill_cli_defaults_are_the_library_recipe():
 
 
 def test_every_default_teacher_is_the_zoo_default():
-    """train-teacher, train_teacher(), experiment configs and the quickstart share one default."""
+    """train-teacher, train_teacher(), experiment configs and the quickstart share one default,
+    and importing it (as the CLI does before its quiet start-up) loads no TensorFlow."""
     import inspect
 
     from keras_iusp.cli import build_parser
+    from keras_iusp.defaults import DEFAULT_TEACHER
     from keras_iusp.experiment import TeacherSection
-    from keras_iusp.models.zoo import DEFAULT_TEACHER
     from keras_iusp.quickstart import TEACHER
     from keras_iusp.training import train_teacher
 
@@ -150,3 +153,9 @@ def test_every_default_teacher_is_the_zoo_default():
     assert MODEL_SPECS[DEFAULT_TEACHER].role == "teacher"
     assert cli_default == TeacherSection().model == TEACHER == DEFAULT_TEACHER
     assert inspect.signature(train_teacher).parameters["model_name"].default == DEFAULT_TEACHER
+    probe = ("import sys, keras_iusp.defaults, keras_iusp.cli, keras_iusp.quickstart; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('tensorflow', 'tf_keras')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]", loaded

@@ -123,7 +123,7 @@ def test_grid_resumes_only_missing_runs(grid, capsys):
 def test_grid_refuses_a_finished_teacher_of_another_model(grid, tmp_path):
     """The grid's config names no teacher model, so it trained the default; a config asking
     for another model must not reuse that teacher."""
-    from keras_iusp.models.zoo import DEFAULT_TEACHER
+    from keras_iusp.defaults import DEFAULT_TEACHER
 
     root, config, _ = grid
     other_model = "teacher_cnn" if DEFAULT_TEACHER != "teacher_cnn" else "teacher_cnn_meanmax"

@@ -18,6 +18,7 @@ import numpy as np
 import tf_keras as keras
 
 from keras_iusp.data.cache import FeatureStats
+from keras_iusp.defaults import DEFAULT_TEACHER  # noqa: F401  (re-exported: the zoo's default)
 from keras_iusp.errors import ConfigError
 from keras_iusp.models.layers import FeatureStandardization, StepDropout
 
@@ -62,12 +63,6 @@ def _frames(x, name: str):
 #: without retraining, raised validation AP on non-machinery-impact from 0.47 to 0.68
 #: (benchmarks/results/teacher_pooling_probe.json).
 TIME_POOLS = ("mean", "mean+max")
-
-#: The teacher that ``train-teacher``, the quickstart and experiment configs use unless told
-#: otherwise: the same network as ``teacher_cnn`` with mean + max clip pooling, which scored 0.979
-#: validation micro-AUPRC at the paper's scale against 0.936 for mean pooling (0.99 against 0.47
-#: on isolated transients), and 0.836 against 0.820 on the quickstart's data.
-DEFAULT_TEACHER = "teacher_cnn_meanmax"
 
 
 def _head(x, num_classes: int, time_pool: str = "mean"):
