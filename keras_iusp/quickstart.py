@@ -64,7 +64,7 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     from keras_iusp.export import export_model, format_report
     from keras_iusp.models import MODEL_SPECS, build_model
     from keras_iusp.plots import pick_repetitive_clip, plot_teacher_student_similarity
-    from keras_iusp.report import mean_iusp_distances
+    from keras_iusp.report import layer_output_batches, mean_iusp_distances
     from keras_iusp.training import (
         DEFAULT_STUDENT_LAYER,
         DEFAULT_TEACHER_LAYER,
@@ -131,8 +131,10 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
         title=f"{cache.split_filenames('validate')[clip]} ({labels})")
     # one clip's distance moves with its content; the mean over the split is the measurement
     form = DistillConfig().iusp_form
+    teacher_frames = layer_output_batches(teacher.model, DEFAULT_TEACHER_LAYER, x_val)
     mean_distances = {
-        label: mean_iusp_distances(teacher.model, model, student_layer, x_val)[form]
+        label: mean_iusp_distances(teacher.model, model, student_layer, x_val,
+                                   teacher_batches=teacher_frames)[form]
         for label, model in (("before training", untrained),
                              ("baseline", students["baseline"].model),
                              ("after IUSP", students["iusp"].model))}

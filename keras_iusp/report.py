@@ -146,7 +146,8 @@ def per_class_gains(rows: list[dict], class_names, method: str,
     return dict(zip(class_names, np.mean(diffs, axis=0).tolist()))
 
 
-def _layer_batches(model, layer: str, features, batch_size: int) -> list:
+def layer_output_batches(model, layer: str, features, batch_size: int = 16) -> list:
+    """``layer``'s outputs on ``features``, batch by batch (inference mode)."""
     import tf_keras as keras
 
     probe = keras.Model(model.input, model.get_layer(layer).output)
@@ -167,9 +168,9 @@ def mean_iusp_distances(teacher_model, student_model, student_layer: str, featur
     from keras_iusp.losses import IUSP_FORMS, iusp_loss
     from keras_iusp.training import DEFAULT_TEACHER_LAYER
 
-    t_out = teacher_batches if teacher_batches is not None else _layer_batches(
+    t_out = teacher_batches if teacher_batches is not None else layer_output_batches(
         teacher_model, DEFAULT_TEACHER_LAYER, features, batch_size)
-    s_out = _layer_batches(student_model, student_layer, features, batch_size)
+    s_out = layer_output_batches(student_model, student_layer, features, batch_size)
     return {form: float(np.mean(np.concatenate(
         [iusp_loss(t, s, form=form).numpy() for t, s in zip(t_out, s_out)])))
         for form in IUSP_FORMS}
@@ -191,7 +192,7 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
     from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
 
     features, _ = cache.split(split)
-    t_out = _layer_batches(teacher.model, DEFAULT_TEACHER_LAYER, features, batch_size)
+    t_out = layer_output_batches(teacher.model, DEFAULT_TEACHER_LAYER, features, batch_size)
     out = []
     for row in rows:
         layer = DEFAULT_STUDENT_LAYER.get(MODEL_SPECS[row["student"]].family)

@@ -18,7 +18,6 @@ import numpy as np
 import tf_keras as keras
 
 from keras_iusp.data.cache import FeatureStats
-from keras_iusp.defaults import DEFAULT_TEACHER  # noqa: F401  (re-exported: the zoo's default)
 from keras_iusp.errors import ConfigError
 from keras_iusp.models.layers import FeatureStandardization, StepDropout
 
