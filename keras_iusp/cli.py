@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from keras_iusp.defaults import DEFAULT_TEACHER
-from keras_iusp.errors import KerasIuspError
+from keras_iusp.errors import ConfigError, KerasIuspError
 
 # TensorFlow's native libraries log these lines while they load and probe for a GPU, before
 # TF_CPP_MIN_LOG_LEVEL is read (absl prints anything logged before its InitializeLog). On a
@@ -188,7 +188,35 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``keras-iusp distill`` flags (``DistillConfig`` field names) that only some methods read.
+_METHOD_FLAGS = {
+    "kd": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs"),
+    "sp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "sp_weight",
+           "teacher_layer", "student_layer"),
+    "iusp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "iusp_weight",
+             "iusp_form", "teacher_layer", "student_layer"),
+}
+
+
+def _check_method_flags(args: argparse.Namespace) -> None:
+    """Refuse a flag the chosen method would silently ignore.
+
+    ``--method baseline --distill-epochs 30`` or ``--method kd --iusp-weight 3`` trains exactly
+    what the flag-less command trains, so a user reading the command would be misled about the
+    run; failing before any work is cheaper than finding out from the results.
+    """
+    used = _METHOD_FLAGS.get(args.method, ())
+    ignored = [f"--{k.replace('_', '-')}" for k in dict.fromkeys(
+        k for flags in _METHOD_FLAGS.values() for k in flags)
+        if getattr(args, k, None) is not None and k not in used]
+    if ignored:
+        raise ConfigError(f"--method {args.method} does not use {', '.join(ignored)}; drop "
+                          f"{'it' if len(ignored) == 1 else 'them'} or choose a method that "
+                          "does")
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
+    _check_method_flags(args)  # before TensorFlow loads: a wrong command fails at once
     from keras_iusp.augment import default_augmentation
     from keras_iusp.training import DistillConfig, distill, load_run
 

@@ -94,3 +94,38 @@ def test_distill_epochs_flag_stops_distillation_after_that_epoch(tiny_data, tiny
     for epoch in (1, 2):
         assert history["loss"][epoch] == pytest.approx(history["student_loss"][epoch], rel=1e-5)
         assert history["iusp"][epoch] > 0  # still measured after the switch
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--method", "baseline", "--distill-epochs", "30"], ["--distill-epochs"]),
+    (["--method", "baseline", "--temperature", "2", "--iusp-weight", "3"],
+     ["--temperature", "--iusp-weight"]),
+    (["--method", "kd", "--iusp-weight", "3"], ["--iusp-weight"]),
+    (["--method", "kd", "--student-layer", "lstm"], ["--student-layer"]),
+    (["--method", "sp", "--iusp-form", "paper"], ["--iusp-form"]),
+    (["--method", "iusp", "--sp-weight", "10"], ["--sp-weight"]),
+])
+def test_distill_refuses_flags_the_method_ignores(tmp_path: Path, capsys, argv, named):
+    """A flag the chosen method would ignore fails in one line, before any data is read and
+    without a run folder (the data and teacher paths here do not even exist)."""
+    out = tmp_path / "run"
+    code = main(["distill", "--data", str(tmp_path / "no_data"), "--teacher",
+                 str(tmp_path / "no_teacher"), "--out", str(out), *argv])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"--method {argv[1]} does not use" in err
+    for flag in named:
+        assert flag in err
+    assert not out.exists()
+
+
+def test_distill_accepts_the_flags_its_method_reads():
+    """The refusal above is not a blanket one: every flag is accepted by some method, and the
+    list of each method's flags matches the settings the grid compares for that method."""
+    from keras_iusp.cli import _METHOD_FLAGS
+    from keras_iusp.experiment import RELEVANT_SETTINGS
+
+    for method, flags in _METHOD_FLAGS.items():
+        grid_only = set(RELEVANT_SETTINGS[method]) - set(RELEVANT_SETTINGS["baseline"])
+        assert set(flags) == grid_only, method
