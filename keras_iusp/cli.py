@@ -306,7 +306,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     out = Path(args.out or f"runs/experiment_{config.name}")
     summary = run_tuning(config, out, trials=args.trials, student=args.student,
-                         methods=args.methods, seed=args.seed, epochs=args.epochs)
+                         methods=args.methods, seed=args.seed, epochs=args.epochs,
+                         seeds=args.seeds)
     for method, result in summary["methods"].items():
         print(f"{method:9s} best validation micro-AUPRC {result['best_value']:.4f}  "
               f"{result['best_params']}")
@@ -491,7 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=None, choices=["baseline", "kd", "sp", "iusp"],
                    help="methods to tune (default: the config's)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: grid's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every trial and the sampler")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the sampler, and of every trial unless --seeds is given")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="student seeds every trial trains (paired); a trial scores their mean "
+                        "validation micro-AUPRC (default: --seed alone)")
     p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("models", help="list the model zoo, or one model's layers and sizes")

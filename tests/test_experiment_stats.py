@@ -194,3 +194,56 @@ def test_label_fit_and_best_weights_skip_diverged_epochs(tmp_path):
         if epoch == 2:
             assert best.best()["epoch"] == 0  # NaN never displaced the kept epoch
     assert best.best() == {"epoch": 3, "value": 0.6}
+
+
+def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path, tiny_data):
+    """``seeds=[0, 1]``: every trial trains both seeds and scores their mean; KD's second trial
+    is the baseline's winning learning rate with KD's own settings; a study scored on other
+    seeds is refused, not silently mixed."""
+    from keras_iusp.experiment import ExperimentConfig, GridSection, TeacherSection
+    from keras_iusp.tune import run_tuning
+
+    _, data_dir, _ = tiny_data
+    config = ExperimentConfig(
+        name="t", teacher=TeacherSection(epochs=1, batch_size=8),
+        grid=GridSection(students=["cnn_lstm_xs"], methods=["kd", "baseline"], seeds=[0],
+                         epochs=1, batch_size=8),
+        method={"kd": {"learning_rate": 5e-3, "temperature": 2.0}})
+    config.data.path = str(data_dir)
+    config.data.clip_seconds = 1.0
+    out = tmp_path / "exp"
+    summary = run_tuning(config, out, trials=2, seeds=[0, 1], verbose=0)
+    assert list(summary["methods"]) == ["baseline", "kd"]  # parents first
+    for method in ("baseline", "kd"):
+        for trial in summary["methods"][method]["trials"]:
+            assert len(trial["per_seed"]) == 2
+            assert trial["val_micro_auprc"] == pytest.approx(np.mean(trial["per_seed"]))
+        folders = sorted(p.name for p in (out / "tuning" / method).glob("trial-*/seed*"))
+        assert folders == ["seed0", "seed0", "seed1", "seed1"]
+    baseline_best = summary["methods"]["baseline"]["best_params"]
+    kd_trials = summary["methods"]["kd"]["trials"]
+    assert kd_trials[0]["params"]["learning_rate"] == pytest.approx(5e-3)  # KD's own first
+    assert kd_trials[1]["params"] == {**kd_trials[0]["params"],
+                                      "learning_rate": baseline_best["learning_rate"],
+                                      "augment": baseline_best["augment"]}
+    assert "seeds 0, 1" in (out / "tuning" / "best.toml").read_text()
+    with pytest.raises(ConfigError, match=r"scored its trials on seeds \[0, 1\], not \[0\]"):
+        run_tuning(config, out, trials=2, seeds=[0], verbose=0)
+
+
+def test_warm_start_takes_the_parents_shared_parameters_only():
+    from keras_iusp.experiment import ExperimentConfig, GridSection
+    from keras_iusp.tune import warm_start_params
+
+    config = ExperimentConfig(
+        name="t", grid=GridSection(students=["cnn_lstm_xs"], methods=["kd", "iusp"],
+                                   iusp_weight=10.0, learning_rate=3e-3),
+        method={"iusp": {"student_layer": "frames"}})
+    kd_best = {"learning_rate": 9e-3, "augment": False, "temperature": 1.0,
+               "student_loss_weight": 0.52}
+    params = warm_start_params(config, "iusp", kd_best)
+    assert params == {**kd_best, "iusp_weight": 10.0, "student_layer": "frames"}
+    # the baseline's winner gives KD only what KD shares with it
+    assert warm_start_params(config, "kd", {"learning_rate": 1e-3, "augment": True}) == {
+        "learning_rate": 1e-3, "augment": True, "temperature": config.grid.temperature,
+        "student_loss_weight": config.grid.student_loss_weight}
