@@ -44,7 +44,8 @@ def frame_statistics(frames) -> dict[str, float]:
 
     Frames with no energy (all zero, e.g. silent ReLU frames) are left out of a clip's cosine
     mean, as the IUSP map gives them zero rows; a clip with fewer than two frames with energy
-    counts 0 there.
+    has no such mean and is left out of it. A clip whose centred frames are zero up to rounding
+    (all frames equal) has effective rank 0.
     """
     import numpy as np
 
@@ -58,11 +59,10 @@ def frame_statistics(frames) -> dict[str, float]:
         if n >= 2:
             total = np.square(live.sum(axis=0)).sum()  # Σ_ij cos(i, j), diagonal included
             cosines.append((total - n) / (n * (n - 1)))
-        else:
-            cosines.append(0.0)
         s2 = np.square(np.linalg.svd(q - q.mean(axis=0), compute_uv=False))
-        ranks.append(float(s2.sum() ** 2 / np.square(s2).sum()) if s2.sum() > 0 else 0.0)
-    return {"mean_offdiag_cosine": float(np.mean(cosines)),
+        flat = s2.sum() <= 1e-20 * max(np.square(q).sum(), 1e-300)  # rounding noise only
+        ranks.append(0.0 if flat else float(s2.sum() ** 2 / np.square(s2).sum()))
+    return {"mean_offdiag_cosine": float(np.mean(cosines)) if cosines else float("nan"),
             "effective_rank": float(np.mean(ranks))}
 
 
@@ -72,7 +72,6 @@ def main() -> None:
     parser.add_argument("--teacher", required=True, help="trained teacher run folder")
     parser.add_argument("--runs", nargs="+", required=True, help="student run folders")
     parser.add_argument("--student-layer", default="lstm")
-    parser.add_argument("--clip-seconds", type=float, default=10.0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"
                                              / "frame_collapse_probe.json"))
     args = parser.parse_args()
@@ -81,12 +80,12 @@ def main() -> None:
 
     from keras_iusp.atomic import atomic_write_text
     from keras_iusp.data import build_feature_cache, read_dataset
-    from keras_iusp.features import FeatureConfig
     from keras_iusp.report import layer_output_batches
     from keras_iusp.training import DEFAULT_TEACHER_LAYER, load_run
 
+    # the features the runs were trained on: the teacher's (students take theirs from it)
     cache = build_feature_cache(read_dataset(args.data, "majority"),
-                                FeatureConfig(clip_seconds=args.clip_seconds))
+                                load_run(args.teacher).feature_config)
     x_va, _ = cache.split("validate")
 
     def stats(path: str, layer: str) -> dict:
@@ -121,7 +120,7 @@ def main() -> None:
                        "layer, students at the given layer.",
         "command": "python benchmarks/frame_collapse_probe.py --data " + args.data
                    + " --teacher " + args.teacher + " --runs " + " ".join(args.runs)
-                   + f" --student-layer {args.student_layer} --clip-seconds {args.clip_seconds}",
+                   + f" --student-layer {args.student_layer}",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"),

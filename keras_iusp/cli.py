@@ -208,7 +208,13 @@ def _check_method_flags(args: argparse.Namespace) -> None:
     used = _METHOD_FLAGS.get(args.method, ())
     ignored = [f"--{k.replace('_', '-')}" for k in dict.fromkeys(
         k for flags in _METHOD_FLAGS.values() for k in flags)
-        if getattr(args, k, None) is not None and k not in used]
+        if getattr(args, k, None) is not None and k not in used
+        and not (k == "distill_epochs" and getattr(args, k) == 0)]  # 0: "never stop" = no-op
+    # the teacher-output cache exists only for a teacher on clean inputs
+    if getattr(args, "no_teacher_cache", False) and (args.method == "baseline"
+                                                      or getattr(args, "augment", False)):
+        ignored.append("--no-teacher-cache" + (" (with --augment the teacher always runs live)"
+                                               if args.method != "baseline" else ""))
     if ignored:
         raise ConfigError(f"--method {args.method} does not use {', '.join(ignored)}; drop "
                           f"{'it' if len(ignored) == 1 else 'them'} or choose a method that "

@@ -15,7 +15,8 @@ The first trial of every method is the grid's default settings (``enqueue_trial`
 only improve on them on validation. The second trial of a distillation method starts from its
 *parent's* winner (:data:`PARENT`: KD from the baseline's, SP and IUSP from KD's) with the
 method's own settings for the rest: SP and IUSP are KD plus one loss term, so the learning rate,
-temperature and label weight that suit KD are the natural place to add it. On the paper-scale
+temperature and label weight that suit KD are the natural place to add it (the parent's study
+in the same folder, tuned in the same call or an earlier one). On the paper-scale
 benchmark, IUSP tuned without this kept a learning rate of 3e-3 from its first trial, which cost
 even the baseline 0.03 validation micro-AUPRC at 60 epochs (``configs/ablations/
 paper_xs_retune.toml``). The enqueued trials count towards the budget, which stays the same for
@@ -36,7 +37,12 @@ from typing import Any
 
 from keras_iusp.atomic import atomic_write_text
 from keras_iusp.errors import ConfigError
-from keras_iusp.experiment import ExperimentConfig, prepare_data, prepare_teacher
+from keras_iusp.experiment import (
+    ExperimentConfig,
+    check_run_settings,
+    prepare_data,
+    prepare_teacher,
+)
 
 #: What each method may tune. Shared by all: learning rate and whether the student trains on
 #: augmented batches (for KD/SP/IUSP the teacher then sees the same batch: consistent teaching).
@@ -130,6 +136,31 @@ def warm_start_params(config: ExperimentConfig, method: str,
     return params
 
 
+def _open_study(optuna, tune_dir: Path, method: str, seed: int, trials: int,
+                seeds: list[int]):
+    """``method``'s Optuna study in ``tune_dir``, created if new; refused when its trials were
+    scored on other seeds (their means would not compare with new ones). A study written before
+    seeds were recorded was scored on ``[seed]``, the only seed a trial then trained."""
+    storage = f"sqlite:///{(tune_dir / f'{method}.db').resolve()}"
+    study = optuna.create_study(
+        study_name=method, storage=storage, direction="maximize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(trials, 3)))
+    stored = study.user_attrs.get("seeds", [seed] if study.trials else None)
+    if stored is not None and stored != seeds:
+        raise ConfigError(f"tune: {tune_dir / f'{method}.db'} scored its trials on seeds "
+                          f"{stored}, not {seeds}; use the same seeds or another --out")
+    study.set_user_attr("seeds", seeds)
+    return study
+
+
+def _best_params(study) -> dict[str, Any] | None:
+    """The parameters of a study's best finished trial, or None without one."""
+    if study is None:
+        return None
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    return max(done, key=lambda t: t.value).params if done else None
+
+
 def _check_seeds(seeds: Any) -> list[int]:
     seeds = list(seeds)
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
@@ -180,31 +211,36 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
     out = Path(out)
     tune_dir = out / "tuning"
     tune_dir.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Every study is opened (and its seeds checked) before any data or teacher work, so a
+    # mismatch on the last method does not surface after hours of tuning the first ones.
+    studies = {m: _open_study(optuna, tune_dir, m, seed, trials, seeds)
+               for m in dict.fromkeys(methods + [PARENT[m] for m in methods if m in PARENT])
+               if m in methods or (tune_dir / f"{m}.db").is_file()}
     cache = prepare_data(config, out)
     # The baseline needs no teacher: it can be tuned while the teacher still trains.
     teacher = prepare_teacher(config, out, cache, verbose) if set(methods) - {"baseline"} \
         else None
     frames = int(cache.features.shape[1])
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     summary: dict[str, Any] = {"student": student, "seed": seed, "seeds": seeds,
                                "trials": trials, "split": "validate", "methods": {}}
     for method in methods:
-        storage = f"sqlite:///{(tune_dir / f'{method}.db').resolve()}"
-        study = optuna.create_study(
-            study_name=method, storage=storage, direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(trials, 3)))
-        stored = study.user_attrs.get("seeds", [seed] if study.trials else None)
-        if stored is not None and stored != seeds:
-            raise ConfigError(f"tune: {tune_dir / f'{method}.db'} scored its trials on seeds "
-                              f"{stored}, not {seeds}; use the same seeds or another --out")
-        study.set_user_attr("seeds", seeds)
+        study = studies[method]
         if not study.trials:
             first = default_params(config, method)
             study.enqueue_trial(first)
-            parent = summary["methods"].get(PARENT.get(method, ""))
+            parent = PARENT.get(method)
+            parent_best = _best_params(studies.get(parent)) if parent else None
             if parent and trials >= 2:
-                second = warm_start_params(config, method, parent["best_params"])
-                if second != first:
+                second = warm_start_params(config, method, parent_best or {})
+                if parent_best is None:
+                    print(f"tune {method}: no finished {parent} study in {tune_dir}, so no "
+                          f"trial starts from {parent}'s winner")
+                elif second == first:
+                    print(f"tune {method}: {parent}'s winner gives {method} its first trial's "
+                          "settings; no second trial is queued from it")
+                else:
+                    print(f"tune {method}: trial 2 starts from {parent}'s winner: {second}")
                     study.enqueue_trial(second)
 
         def objective(trial, method=method):
@@ -225,9 +261,15 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
                 if epochs is not None:
                     distill_config.epochs = epochs
                 run_dir = trial_dir if len(seeds) == 1 else trial_dir / f"seed{s}"
-                run = distill(cache, teacher if method != "baseline" else None, student,
-                              run_dir, distill_config, verbose=verbose)
-                metrics = json.loads((run.path / "metrics.json").read_text())
+                if (run_dir / "metrics.json").is_file():
+                    # finished before a kill (e.g. seed 0 of a trial killed during seed 1):
+                    # reused, once its recorded settings are checked against this trial's
+                    check_run_settings(run_dir, distill_config, student,
+                                       teacher.path if method != "baseline" else None)
+                else:
+                    distill(cache, teacher if method != "baseline" else None, student,
+                            run_dir, distill_config, verbose=verbose)
+                metrics = json.loads((run_dir / "metrics.json").read_text())
                 values.append(float(metrics["val_auprc"]))
             trial.set_user_attr("overrides", overrides)
             trial.set_user_attr("per_seed", values)

@@ -104,6 +104,8 @@ def test_distill_epochs_flag_stops_distillation_after_that_epoch(tiny_data, tiny
     (["--method", "kd", "--student-layer", "lstm"], ["--student-layer"]),
     (["--method", "sp", "--iusp-form", "paper"], ["--iusp-form"]),
     (["--method", "iusp", "--sp-weight", "10"], ["--sp-weight"]),
+    (["--method", "baseline", "--no-teacher-cache"], ["--no-teacher-cache"]),
+    (["--method", "kd", "--augment", "--no-teacher-cache"], ["--no-teacher-cache"]),
 ])
 def test_distill_refuses_flags_the_method_ignores(tmp_path: Path, capsys, argv, named):
     """A flag the chosen method would ignore fails in one line, before any data is read and
@@ -121,11 +123,24 @@ def test_distill_refuses_flags_the_method_ignores(tmp_path: Path, capsys, argv, 
 
 
 def test_distill_accepts_the_flags_its_method_reads():
-    """The refusal above is not a blanket one: every flag is accepted by some method, and the
-    list of each method's flags matches the settings the grid compares for that method."""
-    from keras_iusp.cli import _METHOD_FLAGS
+    """The refusal above is not a blanket one: each method's own flags all pass the check
+    together, and the list of each method's flags matches the settings the grid compares for
+    that method."""
+    from keras_iusp.cli import _METHOD_FLAGS, _check_method_flags, build_parser
     from keras_iusp.experiment import RELEVANT_SETTINGS
 
+    values = {"temperature": "2", "student_loss_weight": "0.3", "kd_weight": "1",
+              "distill_epochs": "5", "sp_weight": "10", "iusp_weight": "3",
+              "iusp_form": "paper", "teacher_layer": "embedding", "student_layer": "lstm"}
     for method, flags in _METHOD_FLAGS.items():
         grid_only = set(RELEVANT_SETTINGS[method]) - set(RELEVANT_SETTINGS["baseline"])
         assert set(flags) == grid_only, method
+        argv = ["distill", "--data", "d", "--teacher", "t", "--method", method, "--out", "o",
+                "--no-teacher-cache"]
+        for flag in flags:
+            argv += [f"--{flag.replace('_', '-')}", values[flag]]
+        _check_method_flags(build_parser().parse_args(argv))  # raises if one were refused
+    # "--distill-epochs 0" (never stop) and --augment say nothing wrong about a baseline
+    _check_method_flags(build_parser().parse_args(
+        ["distill", "--data", "d", "--teacher", "t", "--method", "baseline", "--out", "o",
+         "--distill-epochs", "0", "--augment"]))

@@ -196,10 +196,12 @@ def test_label_fit_and_best_weights_skip_diverged_epochs(tmp_path):
     assert best.best() == {"epoch": 3, "value": 0.6}
 
 
-def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path, tiny_data):
-    """``seeds=[0, 1]``: every trial trains both seeds and scores their mean; KD's second trial
-    is the baseline's winning learning rate with KD's own settings; a study scored on other
-    seeds is refused, not silently mixed."""
+def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path, tiny_data,
+                                                                        capsys):
+    """``seeds=[0, 1]``: every trial trains both seeds and scores their mean. KD, tuned in a
+    later call, starts its second trial from the baseline's winner (read from the baseline's
+    study) with KD's own settings. Finished runs are reused, not retrained, when a study has to
+    re-run their trial, and a study scored on other seeds is refused before any work."""
     from keras_iusp.experiment import ExperimentConfig, GridSection, TeacherSection
     from keras_iusp.tune import run_tuning
 
@@ -212,23 +214,40 @@ def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path,
     config.data.path = str(data_dir)
     config.data.clip_seconds = 1.0
     out = tmp_path / "exp"
-    summary = run_tuning(config, out, trials=2, seeds=[0, 1], verbose=0)
-    assert list(summary["methods"]) == ["baseline", "kd"]  # parents first
-    for method in ("baseline", "kd"):
-        for trial in summary["methods"][method]["trials"]:
+    base = run_tuning(config, out, trials=2, seeds=[0, 1], methods=["baseline"], verbose=0)
+    summary = run_tuning(config, out, trials=2, seeds=[0, 1], methods=["kd"], verbose=0)
+    for method, result in (("baseline", base), ("kd", summary)):
+        for trial in result["methods"][method]["trials"]:
             assert len(trial["per_seed"]) == 2
             assert trial["val_micro_auprc"] == pytest.approx(np.mean(trial["per_seed"]))
         folders = sorted(p.name for p in (out / "tuning" / method).glob("trial-*/seed*"))
         assert folders == ["seed0", "seed0", "seed1", "seed1"]
-    baseline_best = summary["methods"]["baseline"]["best_params"]
+    baseline_best = base["methods"]["baseline"]["best_params"]
     kd_trials = summary["methods"]["kd"]["trials"]
     assert kd_trials[0]["params"]["learning_rate"] == pytest.approx(5e-3)  # KD's own first
     assert kd_trials[1]["params"] == {**kd_trials[0]["params"],
                                       "learning_rate": baseline_best["learning_rate"],
                                       "augment": baseline_best["augment"]}
+    assert "kd: trial 2 starts from baseline's winner" in capsys.readouterr().out
     assert "seeds 0, 1" in (out / "tuning" / "best.toml").read_text()
+
+    # parents first, whatever the order asked; both studies are finished: nothing trains
+    both = run_tuning(config, out, trials=2, seeds=[0, 1], methods=["kd", "baseline"],
+                      verbose=0)
+    assert list(both["methods"]) == ["baseline", "kd"]
+
+    # a lost study re-runs its trials: their finished runs are read back, not retrained
+    models = sorted((out / "tuning" / "baseline").glob("trial-*/seed*/model.keras"))
+    stamps = [m.stat().st_mtime_ns for m in models]
+    (out / "tuning" / "baseline.db").unlink()
+    again = run_tuning(config, out, trials=2, seeds=[0, 1], methods=["baseline"], verbose=0)
+    assert [m.stat().st_mtime_ns for m in models] == stamps
+    assert sorted((out / "tuning" / "baseline").glob("trial-*/seed*/model.keras")) == models
+    assert again["methods"]["baseline"]["best_value"] == pytest.approx(
+        base["methods"]["baseline"]["best_value"])
+
     with pytest.raises(ConfigError, match=r"scored its trials on seeds \[0, 1\], not \[0\]"):
-        run_tuning(config, out, trials=2, seeds=[0], verbose=0)
+        run_tuning(config, out, trials=2, seeds=[0], methods=["kd"], verbose=0)
 
 
 def test_warm_start_takes_the_parents_shared_parameters_only():

@@ -49,3 +49,17 @@ def test_statistics_of_extreme_clips():
     stats = probe.frame_statistics(basis)
     assert stats["mean_offdiag_cosine"] == pytest.approx(0.0)
     assert stats["effective_rank"] == pytest.approx(3.0)  # centred: rank 3, equal spectrum
+
+
+def test_clips_without_two_live_frames_are_left_out_of_the_cosine_mean():
+    """A silent clip has no frame pair to compare: it must not pull the mean towards 0."""
+    rng = np.random.default_rng(1)
+    clips = rng.normal(size=(2, 10, 3)) + 2.0
+    silent = clips.copy()
+    silent[1] = 0.0
+    silent[1, 4] = 1.0  # one live frame only
+    assert probe.frame_statistics(silent)["mean_offdiag_cosine"] == pytest.approx(
+        probe.frame_statistics(clips[:1])["mean_offdiag_cosine"])
+    # constant frames that do not centre to exact zeros still have rank 0, not ~1 from noise
+    same = np.tile(np.array([0.1, 0.7, 0.3]), (1, 9, 1)) * (1 + 1e-16 * np.arange(9))[None, :, None]
+    assert probe.frame_statistics(same)["effective_rank"] == 0.0
