@@ -104,7 +104,11 @@ def main() -> None:
     students = [stats(p, args.student_layer) for p in args.runs]
     groups: dict[str, list[dict]] = {}
     for s in students:
-        groups.setdefault(f"{s['model']}/{s['method']}", []).append(s)
+        # a grid's runs/<student>/<method or variant>/seed<k>: grouped by the folder, so that
+        # two variants of one method are not pooled
+        run = Path(s["run"])
+        arm = run.parent.name if run.name.startswith("seed") else s["method"]
+        groups.setdefault(f"{s['model']}/{arm}", []).append(s)
     summary = {k: {"runs": len(v),
                    "mean_offdiag_cosine": float(np.mean([s["mean_offdiag_cosine"] for s in v])),
                    "effective_rank": float(np.mean([s["effective_rank"] for s in v]))}
