@@ -47,7 +47,8 @@ class DistillConfig:
     0.616 for the baseline; weight 10 at this learning rate fell to 0.625. At the paper's scale
     (600 ten-second clips) the validation re-tuning chose weight 10 on this same KD recipe
     (``configs/ablations/paper_xs_retune.toml``; the paper config sets it): the best IUSP weight
-    depends on the data, and the default follows the data a first run is likely to see.
+    depends on the data; the default keeps the quickstart's winner, since the quickstart is what
+    a first run trains.
     """
 
     method: str = "iusp"
