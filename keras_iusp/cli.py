@@ -300,8 +300,12 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     out = args.out or f"runs/experiment_{config.name}"
     command = f"keras-iusp experiment --config {args.config} --out {out}" + (
         f" --jobs {args.jobs}" if args.jobs != 1 else "")
+    for flag, values in (("--students", args.students), ("--methods", args.methods)):
+        if values:
+            command += f" {flag} {' '.join(values)}"
     run_experiment(config, out, until=args.until, train=not args.report_only, command=command,
-                   jobs=args.jobs)
+                   jobs=args.jobs, students=args.students, methods=args.methods,
+                   restore=args.restore, archive=args.archive)
     return 0
 
 
@@ -487,6 +491,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train nothing; write the report of the runs finished so far")
     p.add_argument("--jobs", type=int, default=1,
                    help="train this many runs at once, in separate processes (default 1)")
+    p.add_argument("--students", nargs="+", default=None, metavar="STUDENT",
+                   help="train only these grid students now (the report covers every finished "
+                   "run)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="train only these grid methods or variants now")
+    p.add_argument("--restore", default=None, metavar="DIR",
+                   help="first copy the finished-run records archived in DIR into the grid "
+                   "(refused when they were trained against another teacher)")
+    p.add_argument("--archive", default=None, metavar="DIR",
+                   help="at the end, copy every finished run's record (metrics, settings, "
+                   "history, scores, IUSP distance; no weights) into DIR, e.g. to commit it")
     p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("tune", help="same-budget Optuna search per method on the validation split")

@@ -123,6 +123,20 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def restricted(self, students: list[str] | None = None,
+                   methods: list[str] | None = None) -> "ExperimentConfig":
+        """A copy whose grid holds only ``students`` and ``methods`` (None: all), in the
+        config's order; each must be one of the grid's own."""
+        grid = self.grid
+        for kind, wanted, known in (("student", students, grid.students),
+                                    ("method", methods, grid.methods)):
+            unknown = [x for x in wanted or [] if x not in known]
+            if unknown:
+                raise ConfigError(f"{kind}(s) {unknown} are not in the grid's {kind}s {known}")
+        return dataclasses.replace(self, grid=dataclasses.replace(
+            grid, students=[s for s in grid.students if students is None or s in students],
+            methods=[m for m in grid.methods if methods is None or m in methods]))
+
     def variants(self) -> dict[str, str]:
         """Variant name -> its base method, in the order the config defines them."""
         return {name: table["method"] for name, table in self.method.items()
@@ -605,6 +619,13 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
         cell_config = config.distill_config(method, seed)
         cell_teacher = teacher if config.base_method(method) != "baseline" else None
         start = time.perf_counter()
+        # what an earlier training of this folder left (clip scores, IUSP distances) would
+        # otherwise be reported for the new model
+        from keras_iusp.run_archive import RECORD_PATTERNS
+
+        for pattern in RECORD_PATTERNS:
+            for stale in run_dir.glob(pattern):
+                stale.unlink()
         _record_pending_settings(run_dir, cell_config,
                                  cell_teacher.path if cell_teacher is not None else None)
         distill(cache, cell_teacher, student, run_dir, cell_config, verbose=verbose)
@@ -683,6 +704,7 @@ def _collect_rows(config: ExperimentConfig, out: Path, features, labels, class_n
     from keras_iusp.atomic import atomic_path
     from keras_iusp.evaluate import clip_probabilities
     from keras_iusp.metrics import evaluate_scores
+    from keras_iusp.run_archive import has_weights
 
     split = config.grid.eval_split
     rows = []
@@ -692,6 +714,11 @@ def _collect_rows(config: ExperimentConfig, out: Path, features, labels, class_n
             continue
         scores_path = run_dir / f"scores_{split}.npy"
         if not scores_path.is_file():
+            if not has_weights(run_dir):
+                raise ConfigError(
+                    f"{run_dir}: a restored run record without weights holds no scores on the "
+                    f"{split!r} split (eval_split); archive it from a grid that evaluated "
+                    f"{split!r}, or retrain it")
             scores = clip_probabilities(run_dir, features)
             with atomic_path(scores_path) as tmp, open(tmp, "wb") as handle:
                 np.save(handle, scores)
@@ -707,7 +734,10 @@ def _collect_rows(config: ExperimentConfig, out: Path, features, labels, class_n
 
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                    verbose: int | str = 2, until: str | None = None, train: bool = True,
-                   command: str | None = None, jobs: int = 1) -> list[dict]:
+                   command: str | None = None, jobs: int = 1,
+                   students: list[str] | None = None, methods: list[str] | None = None,
+                   restore: str | os.PathLike | None = None,
+                   archive: str | os.PathLike | None = None) -> list[dict]:
     """Run (or continue) the grid into ``out``; returns one result row per finished run.
 
     ``until="teacher"`` stops after the data and the teacher (e.g. to tune before the grid).
@@ -720,6 +750,13 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     on the same folder, started once the data and the teacher exist, skips the cells this one
     holds; whichever finishes last writes ``config.json``, the results and the report from its
     own config.
+
+    ``students`` / ``methods`` restrict what this call *trains* to those grid students and
+    methods (e.g. the larger students in a session of their own); the results and the report
+    still cover every finished run of the grid. ``restore`` copies the run records of an archive
+    (:mod:`keras_iusp.run_archive`) into the folder first, so their runs count as finished;
+    ``archive`` copies every finished run's record there at the end (after the report, which
+    records each run's IUSP distance), e.g. a folder that is committed.
     """
     from keras_iusp.evaluate import clip_probabilities
     from keras_iusp.metrics import evaluate_scores
@@ -735,6 +772,13 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     print(cache.describe(), flush=True)
     teacher = prepare_teacher(config, out, cache, verbose)
     teacher_dir = teacher.path
+    train_config = config.restricted(students, methods)
+    if restore is not None:
+        from keras_iusp.run_archive import restore_runs
+        from keras_iusp.teacher_cache import weights_fingerprint
+
+        count = restore_runs(restore, out, weights_fingerprint(teacher.model), teacher_dir)
+        print(f"restored {count} finished run(s) from {restore}", flush=True)
     cells = [] if until == "teacher" else grid_cells(config)
     # Every kept run is checked before anything is trained or written: a stale cell stops the
     # grid now, not hours later, and leaves config.json describing what the folder holds.
@@ -758,9 +802,9 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         def collect() -> None:
             _collect_rows(config, out, features, labels, cache.class_names)
 
-        workers = _start_workers(config, out, jobs - 1, verbose) if jobs > 1 else []
+        workers = _start_workers(train_config, out, jobs - 1, verbose) if jobs > 1 else []
         try:
-            _train_cells(config, out, cache, teacher, verbose, after_each=collect)
+            _train_cells(train_config, out, cache, teacher, verbose, after_each=collect)
             for worker, log_path in workers:
                 worker.join()
                 if worker.exitcode != 0:
@@ -768,7 +812,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                           f"{worker.exitcode}; its log: {log_path}. Its unfinished cell is "
                           "trained here.", flush=True)
             if workers:  # a cell whose worker died is free again: train it here
-                _train_cells(config, out, cache, teacher, verbose)
+                _train_cells(train_config, out, cache, teacher, verbose)
         finally:
             for worker, _ in workers:
                 if worker.is_alive():
@@ -790,4 +834,10 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     }
     report = write_report(out, config, rows, cache, teacher, teacher_eval, extra)
     print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}\nreport: {report}")
+    if archive is not None:
+        from keras_iusp.run_archive import archive_runs
+        from keras_iusp.teacher_cache import weights_fingerprint
+
+        count = archive_runs(out, archive, weights_fingerprint(teacher.model))
+        print(f"archive: {archive} ({count} run records)")
     return rows

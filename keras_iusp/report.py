@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
+from keras_iusp.run_archive import has_weights
 
 #: The built-in methods in the report's default order (``keras_iusp.training.METHODS``, spelled
 #: out so that reading results does not import TensorFlow).
@@ -189,20 +190,56 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
     """
     from keras_iusp.losses import DEFAULT_IUSP_FORM
     from keras_iusp.models import MODEL_SPECS
+    from keras_iusp.teacher_cache import weights_fingerprint
     from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
 
     features, _ = cache.split(split)
-    t_out = layer_output_batches(teacher.model, DEFAULT_TEACHER_LAYER, features, batch_size)
+    fingerprint = weights_fingerprint(teacher.model)
+    t_out = None
     out = []
     for row in rows:
         layer = DEFAULT_STUDENT_LAYER.get(MODEL_SPECS[row["student"]].family)
         if layer is None:
             continue
-        per_form = mean_iusp_distances(teacher.model, load_run(row["run"]).model, layer,
-                                       features, batch_size, teacher_batches=t_out)
+        per_form = _recorded_distances(Path(row["run"]), split, fingerprint, layer)
+        if per_form is None:
+            if not has_weights(row["run"]):
+                continue  # an archived record without its distance: nothing to measure with
+            if t_out is None:
+                t_out = layer_output_batches(teacher.model, DEFAULT_TEACHER_LAYER, features,
+                                             batch_size)
+            per_form = mean_iusp_distances(teacher.model, load_run(row["run"]).model, layer,
+                                           features, batch_size, teacher_batches=t_out)
+            atomic_write_text(Path(row["run"]) / f"iusp_distance_{split}.json", json.dumps(
+                {"teacher_weights_sha256": fingerprint, "teacher_layer": DEFAULT_TEACHER_LAYER,
+                 "student_layer": layer, "clips": len(features), "distances": per_form},
+                indent=1))
         out.append({"student": row["student"], "method": row["method"], "seed": row["seed"],
                     "distance": per_form[DEFAULT_IUSP_FORM], "distances": per_form})
     return out
+
+
+def _recorded_distances(run_dir: Path, split: str, fingerprint: str,
+                        student_layer: str) -> dict[str, float] | None:
+    """A run's IUSP distances kept by an earlier report, when measured against this teacher at
+    the same layers with every form known today; else None (measure again)."""
+    from keras_iusp.losses import IUSP_FORMS
+    from keras_iusp.training import DEFAULT_TEACHER_LAYER
+
+    path = run_dir / f"iusp_distance_{split}.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return None
+    distances = record.get("distances") or {}
+    if (record.get("teacher_weights_sha256") != fingerprint
+            or record.get("teacher_layer") != DEFAULT_TEACHER_LAYER
+            or record.get("student_layer") != student_layer
+            or set(distances) != set(IUSP_FORMS)):
+        return None
+    return {form: float(distances[form]) for form in IUSP_FORMS}
 
 
 def format_distances(distances: list[dict], methods: list[str] | None = None) -> str:
@@ -385,7 +422,9 @@ def similarity_students(rows: list[dict], student: str, seed: int,
     bases = base_methods(rows)
     variants = [m for m in method_order(rows, methods)
                 if m not in BUILTIN and bases.get(m) in ("sp", "iusp")]
-    shown = [m for m in ("baseline", "sp", "iusp", *variants) if m in mine]
+    # a restored record has no weights to draw its frames from
+    shown = [m for m in ("baseline", "sp", "iusp", *variants)
+             if m in mine and has_weights(mine[m]["run"])]
     if not any(bases.get(m, m) == "iusp" for m in shown):
         return []
     return [(m, mine[m]["run"], *run_layers(mine[m]["run"], student)) for m in shown]

@@ -111,13 +111,61 @@ def test_grid_results_and_report(grid):
 def test_grid_resumes_only_missing_runs(grid, capsys):
     root, config, rows = grid
     missing = root / "out" / "runs" / "dscnn_xs" / "iusp" / "seed1"
-    for name in ("metrics.json", "scores_test.npy"):
-        (missing / name).unlink()
+    (missing / "metrics.json").unlink()
+    # what the earlier model left must not be reported for the retrained one
+    np.save(missing / "scores_test.npy", np.zeros_like(np.load(missing / "scores_test.npy")))
+    (missing / "iusp_distance_test.json").write_text("{}")
     again = run_experiment(load_config(config), root / "out", verbose=0)
     out = capsys.readouterr().out
     assert out.count("done, reused") == 7
     assert "[8/8] dscnn_xs iusp seed 1" in out
     assert len(again) == 8
+    assert np.load(missing / "scores_test.npy").any()
+    assert "distances" in json.loads((missing / "iusp_distance_test.json").read_text())
+
+
+def test_grid_archived_and_restored_reports_the_same_numbers(grid, tmp_path):
+    """A grid folder rebuilt on another machine from the committed run records (no weights):
+    same rows, same IUSP distances (read from the records), the students left to train named."""
+    import shutil
+
+    root, config, _ = grid
+    out = root / "out"
+    archive = tmp_path / "archive"
+    rows = run_experiment(load_config(config), out, verbose=0, train=False, archive=archive)
+    summary = json.loads((out / "summary.json").read_text())
+    assert not list(archive.rglob("*.keras")) and len(list(archive.rglob("metrics.json"))) == 8
+    again = tmp_path / "again"
+    for name in ("data", "teacher"):
+        shutil.copytree(out / name, again / name)
+    restored = run_experiment(load_config(config), again, verbose=0, train=False,
+                              restore=archive)
+    strip = [{k: v for k, v in r.items() if k != "run"} for r in rows]
+    assert [{k: v for k, v in r.items() if k != "run"} for r in restored] == strip
+    assert json.loads((again / "summary.json").read_text())["iusp_distances"] == \
+        summary["iusp_distances"]
+    assert "| dscnn_xs | iusp |" in (again / "report.md").read_text()
+    assert not (again / "similarity.png").exists()  # no weights to draw frames from
+    # the restored distilled runs name this folder's teacher, so the grid accepts them
+    info = json.loads((again / "runs/dscnn_xs/kd/seed0/model_info.json").read_text())
+    assert Path(info["teacher"]) == again / "teacher"
+
+
+def test_cli_grid_trains_only_the_named_methods(grid, capsys):
+    root, config, _ = grid
+    runs = root / "out" / "runs" / "dscnn_xs"
+    for method in ("kd", "iusp"):
+        (runs / method / "seed0" / "metrics.json").unlink()
+    assert main(["experiment", "--config", str(config), "--out", str(root / "out"),
+                 "--methods", "kd", "--students", "dscnn_xs"]) == 0
+    out = capsys.readouterr().out
+    assert "dscnn_xs kd seed 0\n" in out and "dscnn_xs iusp seed 0\n" not in out
+    assert (runs / "kd" / "seed0" / "metrics.json").is_file()
+    assert not (runs / "iusp" / "seed0" / "metrics.json").is_file()
+    # the report covers every finished run of the grid, and says it is partial
+    assert "7 of 8 runs finished" in (root / "out" / "report.md").read_text()
+    run_experiment(load_config(config), root / "out", verbose=0, methods=["iusp"])
+    assert (runs / "iusp" / "seed0" / "metrics.json").is_file()
 
 
 def test_grid_refuses_a_finished_teacher_of_another_model(grid, tmp_path):

@@ -223,12 +223,20 @@ def test_similarity_uses_each_runs_own_layers(tmp_path):
         hyper = {"student_layer": "frames" if r["method"] == "sp" else None,
                  "teacher_layer": "pool" if r["method"] == "iusp_paper" else None}
         (Path(r["run"]) / "model_info.json").write_text(json.dumps({"hyperparameters": hyper}))
+        (Path(r["run"]) / "model.keras").write_bytes(b"")  # only its presence is read here
     shown = similarity_students(rows, "cnn_lstm_xs", 1, METHODS)
     assert [(m, t, s) for m, _, t, s in shown] == [
         ("baseline", "embedding", "lstm"), ("sp", "embedding", "frames"),
         ("iusp", "embedding", "lstm"), ("iusp_paper", "pool", "lstm")]
     assert shown[1][1] == str(tmp_path / "sp" / "seed1")
     assert run_layers(tmp_path / "missing", "cnn_lstm_xs") == ("embedding", "lstm")
+    # a restored record (no weights) is left out of the figure; without any IUSP run, no figure
+    (tmp_path / "sp" / "seed1" / "model.keras").unlink()
+    assert [m for m, *_ in similarity_students(rows, "cnn_lstm_xs", 1, METHODS)] == [
+        "baseline", "iusp", "iusp_paper"]
+    for method in ("iusp", "iusp_paper"):
+        (tmp_path / method / "seed1" / "model.keras").unlink()
+    assert similarity_students(rows, "cnn_lstm_xs", 1, METHODS) == []
     # no IUSP-trained run of that student and seed: no figure
     assert similarity_students([r for r in rows if BASES[r["method"]] != "iusp"],
                                "cnn_lstm_xs", 1, METHODS) == []
