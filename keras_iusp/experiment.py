@@ -124,7 +124,7 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     def restricted(self, students: list[str] | None = None,
-                   methods: list[str] | None = None) -> "ExperimentConfig":
+                   methods: list[str] | None = None) -> ExperimentConfig:
         """A copy whose grid holds only ``students`` and ``methods`` (None: all), in the
         config's order; each must be one of the grid's own."""
         grid = self.grid
