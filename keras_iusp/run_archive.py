@@ -80,7 +80,8 @@ def archive_runs(grid_out: str | Path, dest: str | Path, teacher_fingerprint: st
 def restore_runs(source: str | Path, grid_out: str | Path, teacher_fingerprint: str,
                  teacher_path: str | Path) -> int:
     """Copy the archived records in ``source`` into ``grid_out/runs``; returns how many runs
-    were restored. A run folder the grid already finished is left as it is (it is at least as
+    were restored (none when ``source`` does not exist yet, so one command serves every session
+    of a grid). A run folder the grid already finished is left as it is (it is at least as
     complete as its record); an unfinished one is replaced by the record.
 
     A distilled run's record names the teacher folder it was trained with; the restored copy
@@ -88,6 +89,9 @@ def restore_runs(source: str | Path, grid_out: str | Path, teacher_fingerprint: 
     found identical (the grid otherwise compares teachers by path).
     """
     source = Path(source)
+    if not source.exists():  # the first session of a grid: nothing archived yet
+        print(f"{source}: no run archive yet, nothing to restore", flush=True)
+        return 0
     if not (source / TEACHER_FILE).is_file():
         raise ConfigError(f"{source}: not a run archive (expected {TEACHER_FILE}, written by "
                           "`keras-iusp experiment --archive`)")

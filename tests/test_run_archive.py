@@ -70,6 +70,7 @@ def test_archive_and_restore_refuse_another_teacher(tmp_path):
     with pytest.raises(ConfigError, match="cannot restore from"):
         restore_runs(archive, tmp_path / "new", "b" * 64, tmp_path / "new" / "teacher")
     assert not (tmp_path / "new").exists()
+    assert restore_runs(tmp_path / "none yet", tmp_path / "new", "a" * 64, "t") == 0
     with pytest.raises(ConfigError, match="not a run archive"):
         restore_runs(grid, tmp_path / "new", "a" * 64, tmp_path / "new" / "teacher")
 
