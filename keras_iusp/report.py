@@ -525,7 +525,9 @@ def format_table(table: list[dict], methods: list[str] | None = None) -> str:
         cells = []
         for m in methods:
             v = e["methods"].get(m)
-            cells.append(f"{v['mean']:.3f} ± {v['std']:.3f}" if v else "–")
+            # one seed has no spread to show; "± 0.000" would claim one
+            cells.append("–" if not v else f"{v['mean']:.3f} (1 seed)" if v.get("n") == 1
+                         else f"{v['mean']:.3f} ± {v['std']:.3f}")
         gains = e.get("gain_over_baseline", {})
         cells += [f"{gains[m]:+.3f}" if m in gains else "–" for m in gained]
         if relative:

@@ -178,6 +178,11 @@ def test_table_columns_follow_the_configured_methods():
     no_sp = ["baseline", "iusp_paper", "iusp"]
     rows = [r for r in _rows() if r["method"] in no_sp]
     assert "rel. to SP" not in format_table(summarize(rows, no_sp), no_sp)
+    # a cell of one seed shows no spread
+    one = {"baseline": SCORES["baseline"], "iusp": SCORES["iusp"][:1]}
+    row = format_table(summarize(_rows(one), ["baseline", "iusp"]),
+                       ["baseline", "iusp"]).splitlines()[2]
+    assert f"| {SCORES['iusp'][0]:.3f} (1 seed) |" in row and "± 0.000" not in row
     four = {m: SCORES[m] for m in ("baseline", "sp", "iusp")}
     assert format_table(summarize(_rows(four))).splitlines()[0] == (
         "| student | params | baseline | KD | SP | IUSP | KD - base | SP - base | IUSP - base "
