@@ -766,18 +766,37 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         raise ConfigError(f"until={until!r}: expected None or 'teacher'")
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"jobs={jobs!r}: expected a positive integer")
+    train_config = config.restricted(students, methods)  # a typo fails now, not after hours
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = prepare_data(config, out)
     print(cache.describe(), flush=True)
     teacher = prepare_teacher(config, out, cache, verbose)
     teacher_dir = teacher.path
-    train_config = config.restricted(students, methods)
     if restore is not None:
         from keras_iusp.run_archive import restore_runs
         from keras_iusp.teacher_cache import weights_fingerprint
 
-        count = restore_runs(restore, out, weights_fingerprint(teacher.model), teacher_dir)
+        cells_here = set(grid_cells(config))
+
+        def refuse(relative: Path, info: dict) -> str | None:
+            """Why a record must not join this grid: not one of its cells, or trained with
+            other settings than the config gives that cell (it would only stop the grid)."""
+            student, method, seed_dir = relative.parts
+            seed = int(seed_dir[4:]) if seed_dir[4:].isdigit() else None
+            if (student, method, seed) not in cells_here:
+                return "it is not a cell of this grid"
+            diffs = settings_differences(
+                {**info, "teacher": str(teacher_dir) if info.get("teacher") else None},
+                config.distill_config(method, seed), student,
+                teacher_dir if config.base_method(method) != "baseline" else None)
+            if diffs:
+                return "it was trained with other settings: " + ", ".join(
+                    f"{key} {a!r} (configured {b!r})" for key, a, b in diffs)
+            return None
+
+        count = restore_runs(restore, out, weights_fingerprint(teacher.model), teacher_dir,
+                             refuse=refuse)
         print(f"restored {count} finished run(s) from {restore}", flush=True)
     cells = [] if until == "teacher" else grid_cells(config)
     # Every kept run is checked before anything is trained or written: a stale cell stops the
@@ -838,6 +857,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         from keras_iusp.run_archive import archive_runs
         from keras_iusp.teacher_cache import weights_fingerprint
 
-        count = archive_runs(out, archive, weights_fingerprint(teacher.model))
+        count = archive_runs(out, archive, weights_fingerprint(teacher.model),
+                             teacher_path=teacher_dir,
+                             required=(f"scores_{g.eval_split}.npy", "wall.json"))
         print(f"archive: {archive} ({count} run records)")
     return rows

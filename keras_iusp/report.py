@@ -201,7 +201,8 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
         layer = DEFAULT_STUDENT_LAYER.get(MODEL_SPECS[row["student"]].family)
         if layer is None:
             continue
-        per_form = _recorded_distances(Path(row["run"]), split, fingerprint, layer)
+        per_form = _recorded_distances(Path(row["run"]), split, fingerprint, layer,
+                                       len(features))
         if per_form is None:
             if not has_weights(row["run"]):
                 continue  # an archived record without its distance: nothing to measure with
@@ -219,10 +220,11 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
     return out
 
 
-def _recorded_distances(run_dir: Path, split: str, fingerprint: str,
-                        student_layer: str) -> dict[str, float] | None:
+def _recorded_distances(run_dir: Path, split: str, fingerprint: str, student_layer: str,
+                        clips: int) -> dict[str, float] | None:
     """A run's IUSP distances kept by an earlier report, when measured against this teacher at
-    the same layers with every form known today; else None (measure again)."""
+    the same layers over as many clips, with every form known today; else None (measure
+    again). The record is dropped whenever the grid retrains the run's folder."""
     from keras_iusp.losses import IUSP_FORMS
     from keras_iusp.training import DEFAULT_TEACHER_LAYER
 
@@ -237,7 +239,8 @@ def _recorded_distances(run_dir: Path, split: str, fingerprint: str,
     if (record.get("teacher_weights_sha256") != fingerprint
             or record.get("teacher_layer") != DEFAULT_TEACHER_LAYER
             or record.get("student_layer") != student_layer
-            or set(distances) != set(IUSP_FORMS)):
+            or record.get("clips") != clips
+            or not set(IUSP_FORMS) <= set(distances)):
         return None
     return {form: float(distances[form]) for form in IUSP_FORMS}
 

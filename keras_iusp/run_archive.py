@@ -17,7 +17,10 @@ teacher that is not bit-identical would pair old students with a new teacher.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
@@ -53,24 +56,52 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, tmp)
 
 
-def archive_runs(grid_out: str | Path, dest: str | Path, teacher_fingerprint: str) -> int:
+def archive_runs(grid_out: str | Path, dest: str | Path, teacher_fingerprint: str, *,
+                 teacher_path: str | Path, required: tuple[str, ...] = ("wall.json",)
+                 ) -> int:
     """Copy the record of every finished run of the grid in ``grid_out`` into ``dest`` (same
     ``<student>/<method>/seed<k>`` layout); returns how many runs it holds afterwards.
 
-    ``dest`` may already hold records of earlier sessions: they are kept and refreshed, but only
-    when they were trained against the same teacher (``teacher_fingerprint``, see
-    :func:`keras_iusp.teacher_cache.weights_fingerprint`).
+    Only complete records are archived: a run must hold every file in ``required`` (e.g. its
+    clip scores on the evaluated split, written when the grid collects it), and a distilled run
+    must name ``teacher_path``, the grid's teacher, since the archive vouches for that teacher
+    (``teacher_fingerprint``, see :func:`keras_iusp.teacher_cache.weights_fingerprint`). Each
+    record replaces its earlier copy as a whole, so no file of an earlier model survives in it.
+    ``dest`` may hold records of earlier sessions: they are kept, but only for the same teacher.
     """
+    from keras_iusp.experiment import _same_path
+
     dest = Path(dest)
     _check_teacher(dest, teacher_fingerprint, "archive into")
-    runs = _finished_runs(Path(grid_out) / "runs")
-    for run_dir in runs:
-        if not (run_dir / "model_info.json").is_file():
-            raise ConfigError(f"{run_dir}: has metrics.json but no model_info.json; not a "
-                              "finished grid run")
-        relative = run_dir.relative_to(Path(grid_out) / "runs")
-        for source in _record_files(run_dir):
-            _copy(source, dest / relative / source.name)
+    runs_root = Path(grid_out) / "runs"
+    for run_dir in _finished_runs(runs_root):
+        missing = [name for name in ("model_info.json", *required)
+                   if not (run_dir / name).is_file()]
+        if missing:
+            print(f"{run_dir}: not archived, it lacks {missing} (still being written, or not "
+                  "collected by the grid)", flush=True)
+            continue
+        teacher = _read_json(run_dir / "model_info.json").get("teacher")
+        if teacher is not None and not _same_path(teacher, teacher_path):
+            print(f"{run_dir}: not archived, it was trained with the teacher {teacher}, not "
+                  f"{teacher_path}", flush=True)
+            continue
+        target = dest / run_dir.relative_to(runs_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            for source in _record_files(run_dir):
+                shutil.copyfile(source, tmp / source.name)
+            old = None
+            if target.exists():
+                old = target.with_name(f"{tmp.name}.old")
+                os.replace(target, old)
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
     dest.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dest / TEACHER_FILE,
                       json.dumps({"weights_sha256": teacher_fingerprint}, indent=1))
@@ -78,15 +109,19 @@ def archive_runs(grid_out: str | Path, dest: str | Path, teacher_fingerprint: st
 
 
 def restore_runs(source: str | Path, grid_out: str | Path, teacher_fingerprint: str,
-                 teacher_path: str | Path) -> int:
+                 teacher_path: str | Path,
+                 refuse: Callable[[Path, dict], str | None] | None = None) -> int:
     """Copy the archived records in ``source`` into ``grid_out/runs``; returns how many runs
     were restored (none when ``source`` does not exist yet, so one command serves every session
     of a grid). A run folder the grid already finished is left as it is (it is at least as
     complete as its record); an unfinished one is replaced by the record.
 
-    A distilled run's record names the teacher folder it was trained with; the restored copy
-    names ``teacher_path``, the grid's teacher, whose weights the fingerprint check has just
-    found identical (the grid otherwise compares teachers by path).
+    ``refuse(relative_path, model_info)`` may name a reason not to restore a record (e.g. it is
+    not a cell of this grid, or its settings differ from the config's); such records are left in
+    the archive and the grid's folder is not touched. A distilled run's record names the teacher
+    folder it was trained with; the restored copy names ``teacher_path``, the grid's teacher,
+    whose weights the fingerprint check has just found identical (the grid otherwise compares
+    teachers by path).
     """
     source = Path(source)
     if not source.exists():  # the first session of a grid: nothing archived yet
@@ -102,12 +137,18 @@ def restore_runs(source: str | Path, grid_out: str | Path, teacher_fingerprint: 
         target = Path(grid_out) / "runs" / relative
         if (target / "metrics.json").is_file():
             continue
+        reason = refuse(relative, _read_json(record / "model_info.json")) if refuse else None
+        if reason:
+            print(f"{record}: not restored, {reason}", flush=True)
+            continue
         with claimed(target) as mine:
             if not mine:  # another process of this grid is training it right now
                 print(f"{target}: being trained by {claim_holder(target) or 'another process'}; "
                       "its archived record is not restored", flush=True)
                 continue
-            for stale in target.iterdir() if target.is_dir() else []:
+            if (target / "metrics.json").is_file():  # finished meanwhile by another process
+                continue
+            for stale in target.iterdir():
                 if stale.name not in (CLAIM_NAME, LOCK_NAME):
                     shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
             files = _record_files(record)
@@ -121,13 +162,20 @@ def restore_runs(source: str | Path, grid_out: str | Path, teacher_fingerprint: 
     return restored
 
 
-def _restore_info(source: Path, target: Path, teacher_path: str | Path) -> None:
+def _read_json(path: Path) -> dict:
     try:
-        info = json.loads(source.read_text())
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing (every run record holds model_info.json)") from None
     except ValueError as err:
-        raise ConfigError(f"{source}: invalid JSON ({err})") from None
-    if not isinstance(info, dict):
-        raise ConfigError(f"{source}: expected a JSON object (a run's model_info.json)")
+        raise ConfigError(f"{path}: invalid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a JSON object (a run's model_info.json)")
+    return value
+
+
+def _restore_info(source: Path, target: Path, teacher_path: str | Path) -> None:
+    info = _read_json(source)
     if info.get("teacher") is not None:
         info["teacher"] = str(teacher_path)
     target.parent.mkdir(parents=True, exist_ok=True)

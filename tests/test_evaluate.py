@@ -114,14 +114,18 @@ def test_grid_resumes_only_missing_runs(grid, capsys):
     (missing / "metrics.json").unlink()
     # what the earlier model left must not be reported for the retrained one
     np.save(missing / "scores_test.npy", np.zeros_like(np.load(missing / "scores_test.npy")))
-    (missing / "iusp_distance_test.json").write_text("{}")
+    # a record that would be read back as valid, but with a marker value
+    record = json.loads((missing / "iusp_distance_test.json").read_text())
+    record["distances"] = {form: 123.0 for form in record["distances"]}
+    (missing / "iusp_distance_test.json").write_text(json.dumps(record))
     again = run_experiment(load_config(config), root / "out", verbose=0)
     out = capsys.readouterr().out
     assert out.count("done, reused") == 7
     assert "[8/8] dscnn_xs iusp seed 1" in out
     assert len(again) == 8
     assert np.load(missing / "scores_test.npy").any()
-    assert "distances" in json.loads((missing / "iusp_distance_test.json").read_text())
+    distances = json.loads((missing / "iusp_distance_test.json").read_text())["distances"]
+    assert 123.0 not in distances.values()
 
 
 def test_grid_archived_and_restored_reports_the_same_numbers(grid, tmp_path):
@@ -149,6 +153,18 @@ def test_grid_archived_and_restored_reports_the_same_numbers(grid, tmp_path):
     # the restored distilled runs name this folder's teacher, so the grid accepts them
     info = json.loads((again / "runs/dscnn_xs/kd/seed0/model_info.json").read_text())
     assert Path(info["teacher"]) == again / "teacher"
+    # records of cells another config does not have, or trains otherwise, are not restored
+    changed = tmp_path / "changed.toml"
+    changed.write_text(config.read_text().replace("seeds = [0, 1]", "seeds = [0]")
+                       + "[method.kd]\ntemperature = 7.0\n")
+    third = tmp_path / "third"
+    for name in ("data", "teacher"):
+        shutil.copytree(out / name, third / name)
+    partial = run_experiment(load_config(changed), third, verbose=0, train=False,
+                             restore=archive)
+    assert sorted(r["method"] for r in partial) == ["baseline", "iusp", "sp"]
+    assert not (third / "runs/dscnn_xs/kd/seed0").exists()
+    assert not (third / "runs/dscnn_xs/baseline/seed1").exists()
 
 
 def test_cli_grid_trains_only_the_named_methods(grid, capsys):

@@ -34,14 +34,25 @@ def test_archive_keeps_records_without_weights_and_restore_puts_them_back(tmp_pa
     _run(grid, "s", "baseline", 0)
     _run(grid, "s", "kd", 1)
     _run(grid, "s", "kd", 2, finished=False)  # still training: not archived
+    (_run(grid, "s", "kd", 3) / "wall.json").unlink()  # finished a moment ago: not yet
+    elsewhere = _run(grid, "s", "sp", 0)  # trained with another teacher folder: not vouched for
+    info = json.loads((elsewhere / "model_info.json").read_text())
+    (elsewhere / "model_info.json").write_text(json.dumps({**info, "teacher": "other/teacher"}))
     archive = tmp_path / "archive"
-    assert archive_runs(grid, archive, "abc") == 2
+    assert archive_runs(grid, archive, "abc", teacher_path=grid / "teacher",
+                        required=("scores_test.npy", "wall.json")) == 2
     assert json.loads((archive / TEACHER_FILE).read_text()) == {"weights_sha256": "abc"}
     kept = sorted(str(p.relative_to(archive)) for p in archive.rglob("*") if p.is_file())
     assert kept == sorted([TEACHER_FILE] + [
         f"s/{m}/seed{k}/{f}" for m, k in (("baseline", 0), ("kd", 1))
         for f in ("metrics.json", "model_info.json", "history.json", "wall.json",
                   "scores_test.npy", "iusp_distance_test.json")])
+
+    # a record is replaced as a whole: nothing of the earlier model's files survives
+    (archive / "s" / "kd" / "seed1" / "iusp_distance_validate.json").write_text("{}")
+    assert archive_runs(grid, archive, "abc", teacher_path=grid / "teacher") == 2
+    assert not (archive / "s" / "kd" / "seed1" / "iusp_distance_validate.json").exists()
+    assert not list(archive.rglob(".seed*"))  # no temporary folder left behind
 
     other = tmp_path / "other"
     unfinished = _run(other, "s", "kd", 1, finished=False)
@@ -60,13 +71,35 @@ def test_archive_keeps_records_without_weights_and_restore_puts_them_back(tmp_pa
     assert restore_runs(archive, other, "abc", other / "teacher") == 0
 
 
+def test_restore_leaves_records_the_grid_refuses(tmp_path, capsys):
+    grid = tmp_path / "grid"
+    _run(grid, "s", "kd", 0)
+    _run(grid, "s", "baseline", 0)
+    archive = tmp_path / "archive"
+    archive_runs(grid, archive, "abc", teacher_path=grid / "teacher")
+    other = tmp_path / "other"
+    resumable = _run(other, "s", "kd", 0, finished=False)
+    seen = []
+
+    def refuse(relative, info):
+        seen.append((str(relative), info["summary"]))
+        return "other settings" if relative.parts[1] == "kd" else None
+
+    assert restore_runs(archive, other, "abc", other / "teacher", refuse=refuse) == 1
+    assert sorted(seen) == [("s/baseline/seed0", {"params": 10}), ("s/kd/seed0", {"params": 10})]
+    assert "s/kd/seed0: not restored, other settings" in capsys.readouterr().out
+    # the refused cell's own resumable state is untouched
+    assert (resumable / "work" / "best.weights.h5").is_file() and has_weights(resumable)
+    assert (other / "runs" / "s" / "baseline" / "seed0" / "metrics.json").is_file()
+
+
 def test_archive_and_restore_refuse_another_teacher(tmp_path):
     grid = tmp_path / "grid"
     _run(grid, "s", "kd", 0)
     archive = tmp_path / "archive"
-    archive_runs(grid, archive, "a" * 64)
+    archive_runs(grid, archive, "a" * 64, teacher_path=grid / "teacher")
     with pytest.raises(ConfigError, match="trained against a teacher with weights aaaaaaaaaaaa"):
-        archive_runs(grid, archive, "b" * 64)
+        archive_runs(grid, archive, "b" * 64, teacher_path=grid / "teacher")
     with pytest.raises(ConfigError, match="cannot restore from"):
         restore_runs(archive, tmp_path / "new", "b" * 64, tmp_path / "new" / "teacher")
     assert not (tmp_path / "new").exists()
@@ -101,7 +134,7 @@ def test_restore_leaves_a_run_that_another_process_is_training(tmp_path, capsys)
     grid = tmp_path / "grid"
     _run(grid, "s", "kd", 0)
     archive = tmp_path / "archive"
-    archive_runs(grid, archive, "abc")
+    archive_runs(grid, archive, "abc", teacher_path=grid / "teacher")
     other = tmp_path / "other"
     busy = _run(other, "s", "kd", 0, finished=False)
     holder = subprocess.Popen(
