@@ -347,6 +347,8 @@ def format_label_fit(fit: list[dict]) -> str:
 
 
 def format_paired(pairs: list[dict]) -> str:
+    if not pairs:  # e.g. a partial grid with one method finished: no table without rows
+        return "No two methods of one student have finished runs of the same seed yet."
     lines = ["| student | comparison | seeds | mean difference | 95 % CI | above 0 |",
              "| --- | --- | ---: | ---: | --- | --- |"]
     for p in pairs:

@@ -157,6 +157,7 @@ def test_variant_paired_differences_match_a_hand_computation():
         assert (p["ci_low"], p["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
     # iusp_paper - baseline by hand: [-0.01, 0.04, 0.03, 0.03] -> mean 0.0225
     assert pairs[("iusp_paper", "baseline")]["mean"] == pytest.approx(0.0225)
+    assert format_paired([]).startswith("No two methods")
     text = format_paired(list(pairs.values()))
     # iusp_paper - SP by hand: [-0.03, 0.04, 0.01, 0.05] -> mean 0.0175
     assert "| s | iusp_paper - SP | 4 | +0.0175 |" in text
