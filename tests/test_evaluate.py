@@ -167,13 +167,18 @@ def test_grid_archived_and_restored_reports_the_same_numbers(grid, tmp_path):
     assert not (third / "runs/dscnn_xs/baseline/seed1").exists()
 
 
-def test_cli_grid_trains_only_the_named_methods(grid, capsys):
+def test_cli_grid_trains_only_the_named_methods(grid, capsys, tmp_path):
     root, config, _ = grid
     runs = root / "out" / "runs" / "dscnn_xs"
     for method in ("kd", "iusp"):
         (runs / method / "seed0" / "metrics.json").unlink()
+    archive = tmp_path / "records"
     assert main(["experiment", "--config", str(config), "--out", str(root / "out"),
-                 "--methods", "kd", "--students", "dscnn_xs"]) == 0
+                 "--methods", "kd", "--students", "dscnn_xs", "--archive", str(archive),
+                 "--restore", str(tmp_path / "none yet")]) == 0
+    # --archive wrote the finished runs' records (the unfinished iusp seed 0 is not among them)
+    assert len(list(archive.rglob("metrics.json"))) == 7
+    assert not (archive / "dscnn_xs" / "iusp" / "seed0").exists()
     out = capsys.readouterr().out
     assert "dscnn_xs kd seed 0\n" in out and "dscnn_xs iusp seed 0\n" not in out
     assert (runs / "kd" / "seed0" / "metrics.json").is_file()
