@@ -136,8 +136,13 @@ def paired_table(rows: list[dict], students: list[str],
 
 
 def per_class_gains(rows: list[dict], class_names, method: str,
-                    reference: str = "baseline") -> dict[str, float] | None:
-    """Mean paired per-class AP gain of ``method`` over ``reference`` (all students, seeds)."""
+                    reference: str = "baseline",
+                    student: str | None = None) -> dict[str, float] | None:
+    """Mean paired per-class AP gain of ``method`` over ``reference``, over the seeds of
+    ``student`` or, when it is None, over every student and seed (a pooled mean that weighs a
+    size by how many of its pairs are finished, hence the per-student form in reports)."""
+    if student is not None:
+        rows = [r for r in rows if r["student"] == student]
     ref = {(r["student"], r["seed"]): r for r in rows if r["method"] == reference}
     diffs = [[(r["per_class_ap"][c] or 0.0) - (ref[(r["student"], r["seed"])]["per_class_ap"][c]
                                               or 0.0) for c in class_names]
@@ -363,17 +368,25 @@ def format_paired(pairs: list[dict]) -> str:
 
 
 def format_class_gains(rows: list[dict], class_names, methods: list[str] | None = None) -> str:
-    """Per-class paired gain over the baseline of every other method, one column each."""
+    """Per-class paired gain over the baseline of every other method, one column each and one
+    block of rows per student: sizes are not pooled, because a grid in progress has more pairs
+    of some sizes than of others and the sizes need not agree."""
     present = {r["method"] for r in rows}
     methods = [m for m in method_order(rows, methods) if m != "baseline" and m in present]
-    gains = {m: per_class_gains(rows, class_names, m) for m in methods}
-    gains = {m: g for m, g in gains.items() if g is not None}
-    if not gains:
+    students = list(dict.fromkeys(r["student"] for r in rows))
+    gains = {s: {m: per_class_gains(rows, class_names, m, student=s) for m in methods}
+             for s in students}
+    methods = [m for m in methods if any(gains[s][m] is not None for s in students)]
+    students = [s for s in students if any(gains[s][m] is not None for m in methods)]
+    if not methods:
         return ""
-    lines = ["| class | " + " | ".join(f"{label(m)} - base" for m in gains) + " |",
-             "| --- |" + " ---: |" * len(gains)]
-    for c in class_names:
-        lines.append(f"| {c} | " + " | ".join(f"{g[c]:+.3f}" for g in gains.values()) + " |")
+    lines = ["| student | class | " + " | ".join(f"{label(m)} - base" for m in methods) + " |",
+             "| --- | --- |" + " ---: |" * len(methods)]
+    for s in students:
+        for c in class_names:
+            cells = [f"{gains[s][m][c]:+.3f}" if gains[s][m] is not None else "n/a"
+                     for m in methods]
+            lines.append(f"| {s} | {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -665,9 +678,10 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
     if class_gains:
         lines += ["## Per-class gains over the baseline",
                   "",
-                  "Mean paired difference of per-class average precision over all students and "
-                  "seeds. The paper expects IUSP to help most on repetitive sounds "
-                  "(alert-signal, dog, machinery-impact).",
+                  "Mean paired difference of per-class average precision over the seeds of "
+                  "each student (n/a: that student has no paired run of the method). The "
+                  "paper expects IUSP to help most on repetitive sounds (alert-signal, dog, "
+                  "machinery-impact).",
                   "",
                   class_gains,
                   ""]
@@ -689,6 +703,11 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
                                                          ["kd", "sp", "iusp"]
                                                          + [x for x in methods
                                                             if x != "baseline"])},
+                                  "per_class_gain_by_student": {
+                                      s: {m: per_class_gains(rows, cache.class_names, m,
+                                                             student=s)
+                                          for m in methods if m != "baseline"}
+                                      for s in dict.fromkeys(r["student"] for r in rows)},
                                   "iusp_distances": distances,
                                   "label_fit": fit,
                                   **{k: v for k, v in extra.items() if k != "teacher_validate"},

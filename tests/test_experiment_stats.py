@@ -95,6 +95,16 @@ def test_per_class_gains_are_paired_means():
     rows = _rows({"baseline": [0.5, 0.6], "sp": [0.6, 0.6]})
     gains = per_class_gains(rows, ["a", "b"], "sp")
     assert gains["a"] == pytest.approx(0.05) and gains["b"] == pytest.approx(0.1)
+    # a second student enters the pooled mean but not the first student's own
+    other = [{**r, "student": "t", "per_class_ap": {"a": 0.0, "b": 0.0}}
+             for r in _rows({"baseline": [0.5], "sp": [0.9]})]
+    other[1]["per_class_ap"] = {"a": 0.3, "b": 0.3}
+    pooled = per_class_gains(rows + other, ["a", "b"], "sp")
+    assert pooled["a"] == pytest.approx((0.1 + 0.0 + 0.3) / 3)
+    own = per_class_gains(rows + other, ["a", "b"], "sp", student="s")
+    assert own == pytest.approx(gains)
+    assert per_class_gains(rows + other, ["a", "b"], "sp", student="t")["b"] == pytest.approx(0.3)
+    assert per_class_gains(rows, ["a", "b"], "sp", student="nobody") is None
 
 
 def test_tuning_writes_loadable_method_tables(tmp_path, tiny_data):

@@ -193,16 +193,32 @@ def test_table_columns_follow_the_configured_methods():
 def test_class_gains_and_distances_cover_every_method():
     text = format_class_gains(_rows(), ["a", "b"], METHODS)
     header, _, a, b = text.splitlines()
-    assert header == ("| class | iusp_paper - base | SP - base | IUSP - base "
+    assert header == ("| student | class | iusp_paper - base | SP - base | IUSP - base "
                       "| kd_hot - base |")
     gain_b = np.mean(np.square(SCORES["iusp_paper"]) - np.square(SCORES["baseline"]))
-    assert b.split(" | ")[1] == f"{gain_b:+.3f}"
+    assert b.split(" | ")[:3] == ["| s", "b", f"{gain_b:+.3f}"]
     distances = [{"student": "s", "method": m, "seed": seed, "distance": 1.0 + i + seed}
                  for i, m in enumerate(METHODS) for seed in (0, 1)]
     lines = format_distances(distances, METHODS).splitlines()[2:]
     assert [line.split(" | ")[1] for line in lines] == METHODS
     # iusp_paper: mean 2.5 over seeds, baseline 1.5
     assert lines[1] == "| s | iusp_paper | 2 | 2.5000 ± 0.7071 | 1.67 |"
+
+
+def test_class_gains_are_per_student_not_pooled():
+    # student "t" has only seed 0 of SP and no kd_hot: its cells are its own, never mixed with
+    # "s", and a method it lacks reads n/a
+    other = [{**r, "student": "t", "per_class_ap": {"a": 1 - r["micro_auprc"], "b": 0.0},
+              "run": r["run"].replace("runs/s", "runs/t")}
+             for r in _rows({"baseline": SCORES["baseline"][:1], "sp": SCORES["sp"][:1]})]
+    lines = format_class_gains(_rows() + other, ["a", "b"], METHODS).splitlines()
+    assert [line.split(" | ")[:2] for line in lines[2:]] == [
+        ["| s", "a"], ["| s", "b"], ["| t", "a"], ["| t", "b"]]
+    gain_s_a = np.mean(np.subtract(SCORES["sp"], SCORES["baseline"]))
+    assert lines[2].split(" | ")[3] == f"{gain_s_a:+.3f}"
+    # t, class a: (1 - 0.52) - (1 - 0.50) = -0.02; class b: 0
+    assert lines[4] == "| t | a | n/a | -0.020 | n/a | n/a |"
+    assert lines[5] == "| t | b | n/a | +0.000 | n/a | n/a |"
 
 
 def test_distances_by_form_ratio_each_form_to_its_baseline():
