@@ -68,6 +68,10 @@ class TeacherSection:
     #: = none. ``mixup_alpha``, ``time_masks``/``time_mask_frames``, ``freq_masks``/
     #: ``freq_mask_bins``, ``crop_fraction``.
     augmentation: dict = field(default_factory=dict)
+    #: Cross-fitting folds (keras_iusp.cross_fit): K >= 2 trains K more teachers with this
+    #: recipe, each on the training clips outside its fold, for methods with ``cross_fitted``;
+    #: 0 trains none.
+    cross_fit_folds: int = 0
 
 
 @dataclass
@@ -97,13 +101,16 @@ class GridSection:
     distill_epochs: int = 0
     #: Augmentation of every student's training batches (teacher and student see the same batch).
     augmentation: dict = field(default_factory=dict)
+    #: Training clips taught by the cross-fitted fold teachers ([teacher] cross_fit_folds).
+    cross_fitted: bool = False
     eval_split: str = "test"
 
 
 #: Grid keys a ``[method.NAME]`` table may override for one method (the tuned hyper-parameters).
 METHOD_KEYS = ("epochs", "batch_size", "learning_rate", "temperature", "student_loss_weight",
                "kd_weight", "sp_weight", "iusp_weight", "iusp_form", "teacher_layer",
-               "student_layer", "lr_schedule", "warmup_epochs", "augmentation", "distill_epochs")
+               "student_layer", "lr_schedule", "warmup_epochs", "augmentation", "distill_epochs",
+               "cross_fitted")
 
 
 @dataclass
@@ -186,7 +193,7 @@ class ExperimentConfig:
             epochs=s["epochs"], batch_size=s["batch_size"], learning_rate=s["learning_rate"],
             lr_schedule=s["lr_schedule"], warmup_epochs=s["warmup_epochs"],
             augmentation=aug, teacher_cache=s["teacher_cache"], seed=seed,
-            distill_epochs=s["distill_epochs"], **extra)
+            distill_epochs=s["distill_epochs"], cross_fitted=s["cross_fitted"], **extra)
 
 
 def _check_type(where: str, key: str, value: Any, default: Any) -> Any:
@@ -315,6 +322,10 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
                               f"students {config.grid.students}")
     if config.grid.eval_split not in ("validate", "test"):
         raise ConfigError(f"{path} [grid]: eval_split must be 'validate' or 'test'")
+    folds = config.teacher.cross_fit_folds
+    if folds != 0 and folds < 2:
+        raise ConfigError(f"{path} [teacher]: cross_fit_folds = {folds}: expected 0 (none) or "
+                          "an integer >= 2")
     if config.teacher.model not in MODEL_SPECS:
         raise ConfigError(f"{path} [teacher]: model {config.teacher.model!r} is not in the zoo")
     from keras_iusp.training import check_schedule
@@ -331,6 +342,18 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     for m in (*METHODS, *variants):
         _check_augmentation(f"{path} [method.{m}] augmentation",
                             config.settings(m)["augmentation"])
+        if config.settings(m)["cross_fitted"] and m in config.grid.methods:
+            if config.base_method(m) == "baseline":
+                raise ConfigError(f"{path} [method.{m}]: cross_fitted = true, but the baseline "
+                                  "has no teacher")
+            folds = config.teacher.cross_fit_folds
+            if folds < 2:
+                raise ConfigError(f"{path} [method.{m}]: cross_fitted = true needs [teacher] "
+                                  f"cross_fit_folds >= 2 (it is {folds})")
+            if config.settings(m)["augmentation"] or not config.settings(m)["teacher_cache"]:
+                raise ConfigError(f"{path} [method.{m}]: cross_fitted = true needs no "
+                                  "augmentation and teacher_cache = true (each clip's outputs "
+                                  "are computed once, by the teacher that held it out)")
         if config.settings(m)["distill_epochs"] < 0:
             raise ConfigError(f"{path} [method.{m}]: distill_epochs = "
                               f"{config.settings(m)['distill_epochs']}: expected an integer >= 0 "
@@ -373,7 +396,8 @@ RELEVANT_SETTINGS: dict[str, tuple[str, ...]] = {
                  "warmup_epochs", "augmentation", "seed"),
 }
 RELEVANT_SETTINGS["kd"] = RELEVANT_SETTINGS["baseline"] + ("temperature", "student_loss_weight",
-                                                           "kd_weight", "distill_epochs")
+                                                           "kd_weight", "distill_epochs",
+                                                           "cross_fitted")
 RELEVANT_SETTINGS["sp"] = RELEVANT_SETTINGS["kd"] + ("sp_weight", "teacher_layer",
                                                      "student_layer")
 RELEVANT_SETTINGS["iusp"] = RELEVANT_SETTINGS["kd"] + ("iusp_weight", "iusp_form",
@@ -400,6 +424,7 @@ def _normalized(hyper: dict[str, Any], student_family: str | None) -> dict[str, 
     out = dict(hyper)
     # recorded before the setting existed: those runs distilled in every epoch
     out.setdefault("distill_epochs", 0)
+    out.setdefault("cross_fitted", False)
     if "teacher_layer" in out:
         out["teacher_layer"] = out["teacher_layer"] or DEFAULT_TEACHER_LAYER
     if "student_layer" in out:
@@ -573,6 +598,18 @@ def prepare_teacher(config: ExperimentConfig, out: Path, cache, verbose: int | s
     return run
 
 
+def prepare_fold_teachers(config: ExperimentConfig, out: Path, cache, teacher,
+                          verbose: int | str = 2) -> list | None:
+    """The cross-fitting fold teachers (``out/teacher_folds``) when a grid method uses them:
+    trained once with the teacher's recorded recipe (resumable), then reused; else None."""
+    if not any(config.settings(m)["cross_fitted"] for m in config.grid.methods):
+        return None
+    from keras_iusp.cross_fit import train_fold_teachers
+
+    return train_fold_teachers(cache, out / "teacher_folds", config.teacher.cross_fit_folds,
+                               teacher, fold_seed=config.teacher.seed, verbose=verbose)
+
+
 def _write_wall(run_dir: Path, seconds: float) -> None:
     """Wall time of a run (of its last session when it was resumed), for the report."""
     atomic_write_text(run_dir / "wall.json", json.dumps({"seconds": seconds}))
@@ -597,7 +634,8 @@ def machine_description() -> str:
 
 
 def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple[str, str, int],
-                number: int, total: int, verbose: int | str) -> bool:
+                number: int, total: int, verbose: int | str,
+                fold_teachers: list | None = None) -> bool:
     """Train one grid cell unless it is finished or another live process holds it (see
     :mod:`keras_iusp.claims`); True when this process trained it."""
     from keras_iusp.claims import claim_holder, claimed
@@ -628,18 +666,19 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
                 stale.unlink()
         _record_pending_settings(run_dir, cell_config,
                                  cell_teacher.path if cell_teacher is not None else None)
-        distill(cache, cell_teacher, student, run_dir, cell_config, verbose=verbose)
+        distill(cache, cell_teacher, student, run_dir, cell_config, verbose=verbose,
+                fold_teachers=fold_teachers if cell_config.cross_fitted else None)
         _write_wall(run_dir, time.perf_counter() - start)
     return True
 
 
 def _train_cells(config: ExperimentConfig, out: Path, cache, teacher, verbose: int | str,
-                 after_each=None) -> None:
+                 after_each=None, fold_teachers: list | None = None) -> None:
     """Work through the grid in order, training every free unfinished cell."""
     cells = grid_cells(config)
     for number, cell in enumerate(cells, 1):
-        if _train_cell(config, out, cache, teacher, cell, number, len(cells), verbose) \
-                and after_each is not None:
+        if _train_cell(config, out, cache, teacher, cell, number, len(cells), verbose,
+                       fold_teachers) and after_each is not None:
             after_each()
 
 
@@ -677,7 +716,8 @@ def _worker_main(config: ExperimentConfig, out: str, log_path: str,
     sys.stdout = sys.stderr = log
     cache = prepare_data(config, Path(out))
     teacher = prepare_teacher(config, Path(out), cache, verbose)
-    _train_cells(config, Path(out), cache, teacher, verbose)
+    folds = prepare_fold_teachers(config, Path(out), cache, teacher, verbose)
+    _train_cells(config, Path(out), cache, teacher, verbose, fold_teachers=folds)
 
 
 def _start_workers(config: ExperimentConfig, out: Path, count: int, verbose: int | str) -> list:
@@ -773,6 +813,9 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     print(cache.describe(), flush=True)
     teacher = prepare_teacher(config, out, cache, verbose)
     teacher_dir = teacher.path
+    # only for what this call trains (a report-only call or another method trains none)
+    fold_teachers = prepare_fold_teachers(train_config, out, cache, teacher, verbose) \
+        if train else None
     if restore is not None:
         from keras_iusp.run_archive import restore_runs
         from keras_iusp.teacher_cache import weights_fingerprint
@@ -823,7 +866,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
 
         workers = _start_workers(train_config, out, jobs - 1, verbose) if jobs > 1 else []
         try:
-            _train_cells(train_config, out, cache, teacher, verbose, after_each=collect)
+            _train_cells(train_config, out, cache, teacher, verbose, after_each=collect,
+                         fold_teachers=fold_teachers)
             for worker, log_path in workers:
                 worker.join()
                 if worker.exitcode != 0:
@@ -831,7 +875,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                           f"{worker.exitcode}; its log: {log_path}. Its unfinished cell is "
                           "trained here.", flush=True)
             if workers:  # a cell whose worker died is free again: train it here
-                _train_cells(train_config, out, cache, teacher, verbose)
+                _train_cells(train_config, out, cache, teacher, verbose,
+                             fold_teachers=fold_teachers)
         finally:
             for worker, _ in workers:
                 if worker.is_alive():

@@ -85,39 +85,97 @@ def teacher_outputs(teacher, layer_names, cache: FeatureCache, *, batch_size: in
         batch_size: clips per forward pass.
         verbose: print where the outputs are and whether they were reused.
     """
-    import tf_keras as keras
-
-    from keras_iusp.distiller import _extractor
-
     layer_names = tuple(layer_names)
+    _check_layers(teacher, layer_names)
+    key_fields = {"v": CACHE_VERSION, "weights": weights_fingerprint(teacher),
+                  "features": Path(cache.path).name, "layers": list(layer_names)}
+    everything = np.arange(int(cache.features.shape[0]))
+    return _outputs(key_fields, [(teacher, everything)], layer_names, cache, batch_size,
+                    verbose)
+
+
+def cross_fitted_outputs(teacher, fold_teachers, held_out, layer_names, cache: FeatureCache,
+                         *, batch_size: int = 32, verbose: bool = True) -> TeacherOutputs:
+    """Teacher outputs in which no training clip is scored by a teacher that trained on it.
+
+    A teacher fitted to its training clips returns near-hard copies of their labels there, so
+    distilling on those clips repeats the label loss (``benchmarks/kd_target_probe.py``). Here
+    ``fold_teachers[k]`` was trained without the training clips ``held_out[k]`` (indices into
+    ``cache.split("train")``, together covering every training clip exactly once) and scores
+    exactly those; every other clip (validation, test) is scored by ``teacher``, the one
+    trained on all training clips. Stored and keyed like :func:`teacher_outputs`, the key also
+    holding every fold teacher's weights and the folds.
+    """
+    layer_names = tuple(layer_names)
+    if len(fold_teachers) != len(held_out) or len(fold_teachers) < 2:
+        raise ConfigError(f"cross-fitting needs at least 2 fold teachers, one per held-out "
+                          f"fold; got {len(fold_teachers)} teachers and {len(held_out)} folds")
+    for model in (teacher, *fold_teachers):
+        _check_layers(model, layer_names)
+    train_rows = np.flatnonzero(cache.splits == "train")
+    folds = [np.asarray(h, dtype=np.int64) for h in held_out]
+    joined = np.sort(np.concatenate(folds)) if folds else np.array([], np.int64)
+    if not np.array_equal(joined, np.arange(train_rows.size)):
+        raise ConfigError(f"the held-out folds must cover each of the {train_rows.size} training "
+                          f"clips exactly once; they hold {joined.size} indices "
+                          f"({np.unique(joined).size} distinct)")
+    key_fields = {"v": CACHE_VERSION, "weights": weights_fingerprint(teacher),
+                  "features": Path(cache.path).name, "layers": list(layer_names),
+                  "folds": [[weights_fingerprint(m), f.tolist()]
+                            for m, f in zip(fold_teachers, folds)]}
+    others = np.flatnonzero(cache.splits != "train")
+    groups = [(teacher, others)] + [(m, train_rows[f]) for m, f in zip(fold_teachers, folds)]
+    return _outputs(key_fields, groups, layer_names, cache, batch_size, verbose,
+                    prefix="teacher-cf")
+
+
+def _check_layers(teacher, layer_names: tuple[str, ...]) -> None:
     names = [layer.name for layer in teacher.layers]
     for name in layer_names:
         if name not in names:
             raise ConfigError(f"teacher {teacher.name!r} has no layer {name!r}")
-    text = json.dumps({"v": CACHE_VERSION, "weights": weights_fingerprint(teacher),
-                       "features": Path(cache.path).name, "layers": list(layer_names)})
+
+
+def _outputs(key_fields: dict, groups, layer_names: tuple[str, ...], cache: FeatureCache,
+             batch_size: int, verbose: bool, prefix: str = "teacher") -> TeacherOutputs:
+    """Reuse the outputs keyed by ``key_fields``, or compute them: each ``(model, rows)`` group
+    scores its rows of the feature cache (the groups together cover every row)."""
+    import tf_keras as keras
+
+    from keras_iusp.distiller import _extractor
+
+    text = json.dumps(key_fields)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     root = _cache_root(cache)
-    target = root / f"teacher-{key}"
+    target = root / f"{prefix}-{key}"
     files = ["logits.npy"] + [f"layer_{i}.npy" for i in range(len(layer_names))]
+    n = int(cache.features.shape[0])
     if not _complete(target, files):
-        extractor = _extractor(teacher, list(layer_names))
-        tmp = Path(tempfile.mkdtemp(prefix=f".teacher-{key}.", dir=root))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}-{key}.", dir=root))
         try:
-            n = int(cache.features.shape[0])
             out_arrays = None
             bar = keras.utils.Progbar(n, unit_name="clip", verbose=1 if verbose else 0)
-            for start in range(0, n, batch_size):
-                x = np.asarray(cache.features[start:start + batch_size], np.float32)
-                outs = extractor(x, training=False)
-                outs = outs if isinstance(outs, list) else [outs]
-                if out_arrays is None:
-                    out_arrays = [np.lib.format.open_memmap(
-                        tmp / f, mode="w+", dtype=np.float32, shape=(n, *o.shape[1:]))
-                        for f, o in zip(files, outs)]
-                for array, o in zip(out_arrays, outs):
-                    array[start:start + len(x)] = o.numpy()
-                bar.add(len(x))
+            for model, rows in groups:
+                rows = np.asarray(rows, dtype=np.int64)
+                if rows.size == 0:
+                    continue
+                extractor = _extractor(model, list(layer_names))
+                for start in range(0, rows.size, batch_size):
+                    chunk = rows[start:start + batch_size]
+                    # contiguous rows (the plain cache) read as one slice of the memory map
+                    if chunk[-1] - chunk[0] + 1 == chunk.size:
+                        x = cache.features[chunk[0]:chunk[-1] + 1]
+                    else:
+                        x = cache.features[chunk]
+                    outs = extractor(np.asarray(x, np.float32), training=False)
+                    outs = outs if isinstance(outs, list) else [outs]
+                    if out_arrays is None:
+                        out_arrays = [np.lib.format.open_memmap(
+                            tmp / f, mode="w+", dtype=np.float32, shape=(n, *o.shape[1:]))
+                            for f, o in zip(files, outs)]
+                    for array, o in zip(out_arrays, outs):
+                        array[chunk] = o.numpy()
+                    bar.add(chunk.size)
             for array in out_arrays or []:
                 array.flush()
             (tmp / "info.json").write_text(text)
@@ -139,7 +197,7 @@ def teacher_outputs(teacher, layer_names, cache: FeatureCache, *, batch_size: in
     elif verbose:
         print(f"teacher outputs reused: {target}", flush=True)
     arrays = tuple(np.load(target / f, mmap_mode="r") for f in files)
-    if arrays[0].shape[0] != cache.features.shape[0]:
+    if arrays[0].shape[0] != n:
         raise ConfigError(f"{target}: holds {arrays[0].shape[0]} clips, the feature cache "
-                          f"{cache.features.shape[0]}; delete the folder to rebuild it")
+                          f"{n}; delete the folder to rebuild it")
     return TeacherOutputs(target, layer_names, arrays)

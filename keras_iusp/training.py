@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.augment import AugmentConfig
 from keras_iusp.data.cache import FeatureCache, FeatureStats
@@ -71,6 +73,10 @@ class DistillConfig:
     #: Distil only in the first ``distill_epochs`` epochs, then train on labels alone
     #: (:class:`~keras_iusp.distiller.StopDistillation`); 0 distils in every epoch.
     distill_epochs: int = 0
+    #: Teach each training clip with a teacher that did not train on it (``fold_teachers`` of
+    #: :func:`distill`, trained by :func:`keras_iusp.cross_fit.train_fold_teachers`): soft
+    #: labels that say what a teacher predicts on new clips, not its memorised training labels.
+    cross_fitted: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -86,6 +92,13 @@ class DistillConfig:
         check_schedule(self.lr_schedule, self.warmup_epochs)
         if isinstance(self.augmentation, dict):
             self.augmentation = AugmentConfig.from_dict(self.augmentation)
+        if self.cross_fitted and self.method == "baseline":
+            raise ConfigError("cross_fitted=True: the baseline has no teacher to cross-fit")
+        if self.cross_fitted and (self.augmentation is not None and self.augmentation.active
+                                  or not self.teacher_cache):
+            raise ConfigError("cross_fitted=True needs the teacher-output cache and no "
+                              "augmentation: each training clip's outputs come from the fold "
+                              "teacher that held it out, computed once on the clean clip")
 
     def hyperparameters(self) -> dict[str, Any]:
         """JSON-ready copy of the settings, as stored in ``model_info.json``."""
@@ -185,10 +198,12 @@ def load_run(path: str | os.PathLike) -> TrainedModel:
     return TrainedModel(run_dir, model, info)
 
 
-def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=None):
+def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=None,
+              train_index: np.ndarray | None = None):
     """Train (shuffled by seed and epoch) and validation datasets; with ``teacher_outputs``
     (:class:`keras_iusp.teacher_cache.TeacherOutputs`) each batch also carries the teacher's
-    cached outputs for its clips."""
+    cached outputs for its clips. ``train_index`` keeps only those training clips (indices into
+    ``cache.split("train")``), e.g. a cross-fitting fold teacher's."""
     from keras_iusp.data.pipeline import make_dataset
 
     x_train, y_train = cache.split("train")
@@ -197,6 +212,13 @@ def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=N
         raise KerasIuspError(f"{cache.path}: the dataset has no train clips")
     extras = {s: teacher_outputs.split(cache, s) if teacher_outputs is not None else ()
               for s in ("train", "validate")}
+    if train_index is not None:
+        if teacher_outputs is not None:
+            raise ValueError("train_index and teacher_outputs together are not supported")
+        train_index = np.asarray(train_index, dtype=np.int64)
+        if train_index.size == 0 or train_index.min() < 0 or train_index.max() >= len(x_train):
+            raise ConfigError(f"train_index: expected 1 or more indices in [0, {len(x_train)})")
+        x_train, y_train = np.asarray(x_train[train_index]), y_train[train_index]
     train = make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed,
                          extras=extras["train"])
     val = make_dataset(x_val, y_val, batch_size, extras=extras["validate"]) if len(x_val) \
@@ -219,13 +241,19 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
                   epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
                   seed: int = 0, verbose: int | str = "auto",
                   overwrite: bool = False, lr_schedule: str = "cosine", warmup_epochs: int = 1,
-                  augmentation: AugmentConfig | None = None) -> TrainedModel:
+                  augmentation: AugmentConfig | None = None,
+                  train_index: np.ndarray | None = None) -> TrainedModel:
     """Train a zoo model on labels only (BCE) and save it as a run directory.
 
     ``augmentation`` (mixup, SpecAugment masks; see :mod:`keras_iusp.augment`) and the
     warm-up + cosine schedule are what makes a teacher worth distilling on small data: without
     them the teacher memorises its training clips and its soft labels there say little more than
     the hard labels.
+
+    ``train_index`` trains on those training clips only (indices into ``cache.split("train")``;
+    recorded in the run), as a cross-fitting fold teacher does
+    (:func:`keras_iusp.cross_fit.train_fold_teachers`); the feature statistics stay those of
+    the whole training split, so every teacher reads the same standardised input.
 
     Interrupted runs resume from their last finished epoch when called again with the same
     ``out`` (see :mod:`keras_iusp.resume`); the best-validation epoch's weights are kept.
@@ -244,7 +272,7 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
     trainer = Distiller(student=model, student_loss_weight=1.0, augmentation=augmentation)
     out = Path(out)
     _prepare_out(out, overwrite)
-    train, val = _datasets(cache, batch_size, seed)
+    train, val = _datasets(cache, batch_size, seed, train_index=train_index)
     trainer.compile(optimizer=make_optimizer(
         learning_rate, lr_schedule, epochs=epochs, warmup_epochs=warmup_epochs,
         steps_per_epoch=int(train.cardinality().numpy())))
@@ -253,6 +281,8 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
     hyper = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
              "lr_schedule": lr_schedule, "warmup_epochs": warmup_epochs, "seed": seed,
              "augmentation": augmentation.to_dict() if augmentation else None}
+    if train_index is not None:
+        hyper["train_index"] = np.asarray(train_index, dtype=np.int64).tolist()
     info = _info(model_name, "teacher", cache, model, hyper)
     metrics = _val_metrics(trainer, val)
     info["summary"] = {k: v for k, v in model_summary(model).items() if k != "layers"}
@@ -285,8 +315,14 @@ def distillation_losses(config: DistillConfig, student_family: str):
 
 def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name: str,
             out: str | os.PathLike, config: DistillConfig | None = None,
-            verbose: int | str = "auto", overwrite: bool = False) -> TrainedModel:
+            verbose: int | str = "auto", overwrite: bool = False,
+            fold_teachers: list[TrainedModel] | None = None) -> TrainedModel:
     """Distil ``student_name`` from a trained teacher with one of :data:`METHODS`; save the run.
+
+    With ``config.cross_fitted``, ``fold_teachers`` (from
+    :func:`keras_iusp.cross_fit.train_fold_teachers`) teach the training clips each of them held
+    out, and ``teacher_run`` the validation clips
+    (:func:`keras_iusp.teacher_cache.cross_fitted_outputs`).
 
     Resumable like :func:`train_teacher`.
     """
@@ -318,7 +354,18 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     out = Path(out)
     _prepare_out(out, overwrite)
     cached = None
-    if distiller.uses_teacher and config.teacher_cache and distiller.augmentation is None:
+    if config.cross_fitted and distiller.uses_teacher:
+        from keras_iusp.cross_fit import held_out_folds
+        from keras_iusp.teacher_cache import cross_fitted_outputs
+
+        if not fold_teachers:
+            raise ConfigError("cross_fitted=True needs fold_teachers (see "
+                              "keras_iusp.cross_fit.train_fold_teachers)")
+        cached = cross_fitted_outputs(teacher_run.model, [t.model for t in fold_teachers],
+                                      held_out_folds(fold_teachers, cache),
+                                      distiller.teacher_output_layers, cache,
+                                      verbose=verbose != 0)
+    elif distiller.uses_teacher and config.teacher_cache and distiller.augmentation is None:
         from keras_iusp.teacher_cache import teacher_outputs
 
         cached = teacher_outputs(teacher_run.model, distiller.teacher_output_layers, cache,
@@ -339,6 +386,9 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     hyper["weights"] = weights
     info = _info(student_name, "student", cache, student, hyper)
     info["teacher"] = str(teacher_run.path) if teacher_run is not None else None
+    if cached is not None and config.cross_fitted:
+        info["fold_teachers"] = [str(t.path) for t in fold_teachers]
+        info["teacher_outputs"] = cached.path.name
     info["summary"] = {k: v for k, v in model_summary(student).items() if k != "layers"}
     save_run(out, student, info, history, _val_metrics(distiller, val))
     finish(out / WORK_DIRNAME)
