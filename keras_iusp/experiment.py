@@ -821,6 +821,20 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         from keras_iusp.teacher_cache import weights_fingerprint
 
         cells_here = set(grid_cells(config))
+        folds_seen: list = []
+
+        def fold_fingerprints() -> list[str] | None:
+            """Weights of this grid's finished fold teachers (None: not all trained)."""
+            if not folds_seen:
+                from keras_iusp.cross_fit import fold_dir
+                from keras_iusp.training import load_run
+
+                dirs = [fold_dir(out / "teacher_folds", k)
+                        for k in range(config.teacher.cross_fit_folds)]
+                done = bool(dirs) and all((d / "metrics.json").is_file() for d in dirs)
+                folds_seen.append([weights_fingerprint(load_run(d).model) for d in dirs]
+                                  if done else None)
+            return folds_seen[0]
 
         def refuse(relative: Path, info: dict) -> str | None:
             """Why a record must not join this grid: not one of its cells, or trained with
@@ -829,6 +843,10 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
             seed = int(seed_dir[4:]) if seed_dir[4:].isdigit() else None
             if (student, method, seed) not in cells_here:
                 return "it is not a cell of this grid"
+            if info.get("fold_teacher_weights") is not None \
+                    and info["fold_teacher_weights"] != fold_fingerprints():
+                return ("its cross-fitting fold teachers are not this grid's (train them first: "
+                        "--until teacher)")
             diffs = settings_differences(
                 {**info, "teacher": str(teacher_dir) if info.get("teacher") else None},
                 config.distill_config(method, seed), student,

@@ -387,7 +387,11 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     info = _info(student_name, "student", cache, student, hyper)
     info["teacher"] = str(teacher_run.path) if teacher_run is not None else None
     if cached is not None and config.cross_fitted:
+        from keras_iusp.teacher_cache import weights_fingerprint
+
         info["fold_teachers"] = [str(t.path) for t in fold_teachers]
+        # what a restored record is checked against (keras_iusp.run_archive)
+        info["fold_teacher_weights"] = [weights_fingerprint(t.model) for t in fold_teachers]
         info["teacher_outputs"] = cached.path.name
     info["summary"] = {k: v for k, v in model_summary(student).items() if k != "layers"}
     save_run(out, student, info, history, _val_metrics(distiller, val))

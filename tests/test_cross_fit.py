@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -210,9 +211,20 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
     info = load_run(cell_dir(out, "cnn_lstm_xs", "kd_cf", 0)).info
     assert info["fold_teachers"] == [str(f) for f in folds]
     assert info["teacher"] == str(tiny_teacher.path)
+    assert len(info["fold_teacher_weights"]) == 2
     capsys.readouterr()
-    run_experiment(config, out, verbose=0)  # all finished: nothing is trained again
-    assert "fold teacher" not in capsys.readouterr().out
+    run_experiment(config, out, verbose=0, archive=tmp_path / "archive")
+    assert "fold teacher" not in capsys.readouterr().out  # all finished: nothing trained again
+    # a record of a cross-fitted run is restored only where the same fold teachers are
+    elsewhere = tmp_path / "elsewhere"
+    run_experiment(config, elsewhere, verbose=0, train=False, restore=tmp_path / "archive")
+    assert "fold teachers are not this grid's" in capsys.readouterr().out
+    assert not (cell_dir(elsewhere, "cnn_lstm_xs", "kd_cf", 0) / "metrics.json").exists()
+    assert (cell_dir(elsewhere, "cnn_lstm_xs", "baseline", 0) / "metrics.json").exists()
+    shutil.copytree(out / "teacher_folds", elsewhere / "teacher_folds")
+    rows = run_experiment(config, elsewhere, verbose=0, train=False,
+                          restore=tmp_path / "archive")
+    assert [r["method"] for r in rows] == ["baseline", "kd_cf"]
     # the same cell configured without cross-fitting is another training: refused, named
     path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID.replace(
         "cross_fitted = true", "cross_fitted = false"))
