@@ -188,6 +188,19 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_fold_teachers(args: argparse.Namespace) -> int:
+    from keras_iusp.cross_fit import train_fold_teachers
+    from keras_iusp.training import load_run
+
+    teacher = load_run(args.teacher)
+    cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
+                        config=teacher.feature_config)
+    runs = train_fold_teachers(cache, args.out, args.folds, teacher, fold_seed=args.fold_seed)
+    print(f"{len(runs)} fold teachers in {args.out}; distil from them with "
+          f"`keras-iusp distill --teacher {args.teacher} --fold-teachers {args.out} ...`")
+    return 0
+
+
 #: ``keras-iusp distill`` flags (``DistillConfig`` field names) that only some methods read.
 _METHOD_FLAGS = {
     "kd": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs"),
@@ -215,6 +228,8 @@ def _check_method_flags(args: argparse.Namespace) -> None:
                                                       or getattr(args, "augment", False)):
         ignored.append("--no-teacher-cache" + (" (with --augment the teacher always runs live)"
                                                if args.method != "baseline" else ""))
+    if getattr(args, "fold_teachers", None) and args.method == "baseline":
+        ignored.append("--fold-teachers")
     if ignored:
         raise ConfigError(f"--method {args.method} does not use {', '.join(ignored)}; drop "
                           f"{'it' if len(ignored) == 1 else 'them'} or choose a method that "
@@ -240,8 +255,15 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs,
         augmentation=default_augmentation(frames, args.seed) if args.augment else None,
-        teacher_cache=not args.no_teacher_cache, seed=args.seed)
-    run = distill(cache, teacher, args.student, args.out, config, overwrite=args.overwrite)
+        teacher_cache=not args.no_teacher_cache, seed=args.seed,
+        cross_fitted=bool(args.fold_teachers))
+    folds = None
+    if args.fold_teachers:
+        from keras_iusp.cross_fit import load_fold_teachers
+
+        folds = load_fold_teachers(args.fold_teachers)
+    run = distill(cache, teacher, args.student, args.out, config, overwrite=args.overwrite,
+                  fold_teachers=folds)
     print(f"student saved to {run.path} (model.keras, model_info.json, history.json)")
     return 0
 
@@ -444,8 +466,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "SpecAugment batches (no teacher-output cache then)")
     p.add_argument("--no-teacher-cache", action="store_true",
                    help="run the teacher in every step instead of caching its outputs once")
+    p.add_argument("--fold-teachers", default=None, metavar="DIR",
+                   help="cross-fitting: each training clip is taught by the fold teacher in DIR "
+                        "that did not train on it (train-fold-teachers --out); --teacher "
+                        "teaches the validation clips")
     _fit_args(p, epochs=30, lr=1e-2)
     p.set_defaults(func=_cmd_distill)
+
+    p = sub.add_parser("train-fold-teachers",
+                       help="cross-fitting: K teachers with a teacher's recipe, each trained "
+                            "without one fold of the training clips")
+    _data_args(p)
+    p.add_argument("--teacher", required=True,
+                   help="the full teacher's run directory; its recorded recipe is repeated")
+    p.add_argument("--folds", type=int, default=5, help="number of folds K (default 5)")
+    p.add_argument("--fold-seed", type=int, default=0,
+                   help="seed of the fold assignment (default 0)")
+    p.add_argument("--out", required=True, help="folder for fold0 .. fold{K-1}")
+    p.set_defaults(func=_cmd_train_fold_teachers)
 
     p = sub.add_parser("compress", help="prune + quantisation-aware training of a student run")
     p.add_argument("run", help="student run directory (from distill)")

@@ -85,6 +85,27 @@ def train_fold_teachers(cache: FeatureCache, out: str | os.PathLike, folds: int,
     return teachers
 
 
+def load_fold_teachers(folder: str | os.PathLike) -> list:
+    """The fold teachers ``fold0``, ``fold1``, ... that :func:`train_fold_teachers` saved in
+    ``folder``, in fold order; an error names a missing or unfinished fold."""
+    from keras_iusp.training import load_run
+
+    folder = Path(folder)
+    found = sorted(int(p.name[4:]) for p in folder.glob("fold*") if p.name[4:].isdigit()) \
+        if folder.is_dir() else []
+    if len(found) < 2:
+        raise ConfigError(f"{folder}: expected fold teachers fold0, fold1, ... (written by "
+                          f"`keras-iusp train-fold-teachers`); found {len(found)}")
+    if found != list(range(len(found))):
+        raise ConfigError(f"{folder}: fold teachers {found}, expected 0..{len(found) - 1}")
+    unfinished = [str(fold_dir(folder, k)) for k in found
+                  if not (fold_dir(folder, k) / "metrics.json").is_file()]
+    if unfinished:
+        raise ConfigError(f"unfinished fold teacher(s) {unfinished}: run "
+                          "`keras-iusp train-fold-teachers` again to finish them")
+    return [load_run(fold_dir(folder, k)) for k in found]
+
+
 def held_out_folds(fold_teachers: list, cache: FeatureCache) -> list[np.ndarray]:
     """The training clips each fold teacher did not train on, from the indices it recorded."""
     n_train = int((cache.splits == "train").sum())

@@ -106,6 +106,7 @@ def test_distill_epochs_flag_stops_distillation_after_that_epoch(tiny_data, tiny
     (["--method", "iusp", "--sp-weight", "10"], ["--sp-weight"]),
     (["--method", "baseline", "--no-teacher-cache"], ["--no-teacher-cache"]),
     (["--method", "kd", "--augment", "--no-teacher-cache"], ["--no-teacher-cache"]),
+    (["--method", "baseline", "--fold-teachers", "folds"], ["--fold-teachers"]),
 ])
 def test_distill_refuses_flags_the_method_ignores(tmp_path: Path, capsys, argv, named):
     """A flag the chosen method would ignore fails in one line, before any data is read and
@@ -134,7 +135,8 @@ def test_distill_accepts_the_flags_its_method_reads():
               "iusp_form": "paper", "teacher_layer": "embedding", "student_layer": "lstm"}
     for method, flags in _METHOD_FLAGS.items():
         grid_only = set(RELEVANT_SETTINGS[method]) - set(RELEVANT_SETTINGS["baseline"])
-        assert set(flags) == grid_only, method
+        # cross_fitted is set by --fold-teachers DIR, which names the fold teachers too
+        assert set(flags) == grid_only - {"cross_fitted"}, method
         argv = ["distill", "--data", "d", "--teacher", "t", "--method", method, "--out", "o",
                 "--no-teacher-cache"]
         for flag in flags:
@@ -144,3 +146,32 @@ def test_distill_accepts_the_flags_its_method_reads():
     _check_method_flags(build_parser().parse_args(
         ["distill", "--data", "d", "--teacher", "t", "--method", "baseline", "--out", "o",
          "--distill-epochs", "0", "--augment"]))
+
+
+def test_fold_teachers_chain_from_the_command_line(tiny_data, tiny_teacher, tmp_path, capsys):
+    """train-fold-teachers repeats the teacher's recipe on each fold's complement; distill
+    --fold-teachers then teaches every training clip with the teacher that held it out."""
+    from keras_iusp.training import load_run
+
+    _, data, _ = tiny_data
+    folds = tmp_path / "folds"
+    assert main(["train-fold-teachers", "--data", str(data), "--teacher",
+                 str(tiny_teacher.path), "--folds", "2", "--out", str(folds)]) == 0
+    assert "2 fold teachers in" in capsys.readouterr().out
+    out = tmp_path / "student"
+    assert main(["distill", "--data", str(data), "--teacher", str(tiny_teacher.path),
+                 "--method", "kd", "--fold-teachers", str(folds), "--epochs", "1",
+                 "--batch-size", "8", "--out", str(out)]) == 0
+    info = load_run(out).info
+    assert info["hyperparameters"]["cross_fitted"] is True
+    assert info["fold_teachers"] == [str(folds / "fold0"), str(folds / "fold1")]
+    assert info["teacher_outputs"].startswith("teacher-cf-")
+    # a folder without fold teachers, and consistent teaching, are named errors
+    code = main(["distill", "--data", str(data), "--teacher", str(tiny_teacher.path),
+                 "--method", "kd", "--fold-teachers", str(tmp_path), "--epochs", "1",
+                 "--out", str(tmp_path / "x")])
+    assert code == 2 and "expected fold teachers fold0, fold1" in capsys.readouterr().err
+    code = main(["distill", "--data", str(data), "--teacher", str(tiny_teacher.path),
+                 "--method", "kd", "--fold-teachers", str(folds), "--augment", "--epochs", "1",
+                 "--out", str(tmp_path / "y")])
+    assert code == 2 and "needs the teacher-output cache" in capsys.readouterr().err
