@@ -14,6 +14,10 @@ for comparison), without training anything:
 - ``mean_entropy_bits``: mean binary entropy of the teacher's probabilities (0 = hard targets);
 - ``label_bce``: the teacher's binary cross-entropy against the labels (at that temperature).
 
+With ``--fold-teachers DIR`` (``keras-iusp train-fold-teachers --out DIR``) the probe adds
+``train_cross_fitted``: the same statistics for the training clips as KD sees them when each
+is scored by the fold teacher that did not train on it (:mod:`keras_iusp.cross_fit`).
+
 Results go to ``benchmarks/results/kd_target_probe.json`` (``--out`` for another file).
 
 Usage (the paper grid's teacher)::
@@ -57,6 +61,9 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="dataset folder (annotations.csv, audio/)")
     parser.add_argument("--teacher", required=True, help="trained teacher run folder")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 2.0, 4.0])
+    parser.add_argument("--fold-teachers", default=None, metavar="DIR",
+                        help="also score each training clip by the fold teacher that held it "
+                             "out (train-fold-teachers --out)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"
                                              / "kd_target_probe.json"))
     args = parser.parse_args()
@@ -68,10 +75,23 @@ def main() -> None:
     teacher = load_run(args.teacher)
     cache = build_feature_cache(read_dataset(args.data, "majority"), teacher.feature_config)
     splits = {}
+    logits_of = {}
     for split in ("train", "validate"):
-        features, labels = cache.split(split)
-        logits = teacher.model.predict(np.asarray(features, np.float32), batch_size=16,
-                                       verbose=0)
+        features, _ = cache.split(split)
+        logits_of[split] = teacher.model.predict(np.asarray(features, np.float32),
+                                                 batch_size=16, verbose=0)
+    if args.fold_teachers:
+        from keras_iusp.cross_fit import held_out_folds, load_fold_teachers
+
+        folds = load_fold_teachers(args.fold_teachers)
+        features, _ = cache.split("train")
+        crossed = np.empty_like(logits_of["train"])
+        for run, rows in zip(folds, held_out_folds(folds, cache)):
+            crossed[rows] = run.model.predict(np.asarray(features[rows], np.float32),
+                                              batch_size=16, verbose=0)
+        logits_of["train_cross_fitted"] = crossed
+    for split, logits in logits_of.items():
+        _, labels = cache.split(split.replace("_cross_fitted", ""))
         splits[split] = {"clips": int(len(labels)),
                          "label_density": float(np.mean(labels)),
                          **{f"T={t:g}": target_statistics(labels, logits, t)
@@ -87,11 +107,13 @@ def main() -> None:
                        "the labels, per split (train labels are the crowd majority, validate "
                        "labels the verified row), i.e. what KD can add beyond the label loss.",
         "command": f"python benchmarks/kd_target_probe.py --data {args.data} --teacher "
-                   f"{args.teacher} --temperatures {' '.join(f'{t:g}' for t in args.temperatures)}",
+                   f"{args.teacher} --temperatures {' '.join(f'{t:g}' for t in args.temperatures)}"
+                   + (f" --fold-teachers {args.fold_teachers}" if args.fold_teachers else ""),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"),
         "teacher": {"run": args.teacher, "model": teacher.info.get("model_name")},
+        "fold_teachers": args.fold_teachers,
         "splits": splits,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,35 @@ def test_hard_targets_carry_nothing_beyond_the_labels():
     got = probe.target_statistics([[1, 0]], [[40.0, -40.0]])
     assert got["mean_abs_gap"] < 1e-12 and got["soft_fraction"] == 0.0
     assert got["mean_entropy_bits"] < 1e-9
+
+
+def test_cross_fitted_split_matches_the_library_outputs(tiny_data, tiny_teacher, tmp_path,
+                                                        monkeypatch):
+    """The probe's own per-fold predictions agree with the cached cross-fitted outputs that
+    distillation reads, and the plain train split still uses the full teacher."""
+    import json
+
+    import numpy as np
+
+    from keras_iusp.cross_fit import held_out_folds, train_fold_teachers
+    from keras_iusp.teacher_cache import cross_fitted_outputs
+
+    _, data, cache = tiny_data
+    folds = train_fold_teachers(cache, tmp_path / "folds", 2, tiny_teacher, verbose=0)
+    out = tmp_path / "probe.json"
+    monkeypatch.setattr("sys.argv", ["kd_target_probe.py", "--data", str(data), "--teacher",
+                                     str(tiny_teacher.path), "--temperatures", "1",
+                                     "--fold-teachers", str(tmp_path / "folds"),
+                                     "--out", str(out)])
+    probe.main()
+    result = json.loads(out.read_text())
+    assert set(result["splits"]) == {"train", "validate", "train_cross_fitted"}
+    assert result["command"].endswith(f"--fold-teachers {tmp_path / 'folds'}")
+    cached = cross_fitted_outputs(tiny_teacher.model, [f.model for f in folds],
+                                  held_out_folds(folds, cache), [], cache, verbose=False)
+    _, labels = cache.split("train")
+    expected = probe.target_statistics(labels, cached.split(cache, "train")[0], 1.0)
+    assert result["splits"]["train_cross_fitted"]["T=1"] == pytest.approx(expected, abs=1e-6)
+    plain = probe.target_statistics(
+        labels, tiny_teacher.model.predict(np.asarray(cache.split("train")[0]), verbose=0), 1.0)
+    assert result["splits"]["train"]["T=1"] == pytest.approx(plain, abs=1e-6)
