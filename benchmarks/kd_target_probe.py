@@ -14,6 +14,12 @@ for comparison), without training anything:
 - ``mean_entropy_bits``: mean binary entropy of the teacher's probabilities (0 = hard targets);
 - ``label_bce``: the teacher's binary cross-entropy against the labels (at that temperature).
 
+On the built-in synthetic data (a ``synth_config.json`` with every clip's true events beside
+``annotations.csv``) each split also gets ``vs_truth``: the same statistics against the true
+labels, and ``label_error_vs_truth``, the share of label entries the crowd majority (train) or
+the verified row (validate) gets wrong. Soft labels can only correct the training labels where
+the teacher is nearer the truth than they are.
+
 With ``--fold-teachers DIR`` (``keras-iusp train-fold-teachers --out DIR``) the probe adds
 ``train_cross_fitted``: the same statistics for the training clips as KD sees them when each
 is scored by the fold teacher that did not train on it (:mod:`keras_iusp.cross_fit`).
@@ -56,6 +62,17 @@ def target_statistics(labels, logits, temperature: float = 1.0) -> dict[str, flo
             "label_bce": float(bce.mean())}
 
 
+def true_labels(data_dir, filenames, class_names) -> np.ndarray | None:
+    """``[N, C]`` 0/1 true labels of ``filenames`` from the synthetic generator's record of
+    every clip's events; None for a dataset without one (real recordings)."""
+    path = Path(data_dir) / "synth_config.json"
+    if not path.is_file():
+        return None
+    events = {c["audio_filename"]: {e["class"] for e in c["events"]}
+              for c in json.loads(path.read_text())["clips"]}
+    return np.array([[float(name in events[f]) for name in class_names] for f in filenames])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="dataset folder (annotations.csv, audio/)")
@@ -91,16 +108,30 @@ def main() -> None:
                                               batch_size=16, verbose=0)
         logits_of["train_cross_fitted"] = crossed
     for split, logits in logits_of.items():
-        _, labels = cache.split(split.replace("_cross_fitted", ""))
+        base = split.replace("_cross_fitted", "")
+        _, labels = cache.split(base)
         splits[split] = {"clips": int(len(labels)),
                          "label_density": float(np.mean(labels)),
                          **{f"T={t:g}": target_statistics(labels, logits, t)
                             for t in args.temperatures}}
+        truth = true_labels(args.data, cache.split_filenames(base), cache.class_names)
+        if truth is not None:
+            splits[split]["vs_truth"] = {
+                "label_error_vs_truth": float(np.mean(truth != labels)),
+                **{f"T={t:g}": target_statistics(truth, logits, t)
+                   for t in args.temperatures}}
         for t in args.temperatures:
-            s = splits[split][f"T={t:g}"]
-            print(f"{split} T={t:g}: mean |p - y| {s['mean_abs_gap']:.4f}, disagree "
-                  f"{s['disagree_fraction']:.4f}, soft {s['soft_fraction']:.4f}, entropy "
-                  f"{s['mean_entropy_bits']:.4f} bits, BCE {s['label_bce']:.4f}", flush=True)
+            against = [("labels", splits[split]), ("truth", splits[split].get("vs_truth"))]
+            for name, stats in against:
+                if stats is None:
+                    continue
+                s = stats[f"T={t:g}"]
+                print(f"{split} vs {name} T={t:g}: mean |p - y| {s['mean_abs_gap']:.4f}, disagree "
+                      f"{s['disagree_fraction']:.4f}, soft {s['soft_fraction']:.4f}, entropy "
+                      f"{s['mean_entropy_bits']:.4f} bits, BCE {s['label_bce']:.4f}", flush=True)
+        if truth is not None:
+            print(f"{split}: labels wrong vs truth on "
+                  f"{splits[split]['vs_truth']['label_error_vs_truth']:.4f} of entries")
     result = {
         "benchmark": "kd_target_probe",
         "description": "No training: how far the teacher's tempered sigmoid outputs are from "

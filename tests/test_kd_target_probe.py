@@ -72,3 +72,27 @@ def test_cross_fitted_split_matches_the_library_outputs(tiny_data, tiny_teacher,
     plain = probe.target_statistics(
         labels, tiny_teacher.model.predict(np.asarray(cache.split("train")[0]), verbose=0), 1.0)
     assert result["splits"]["train"]["T=1"] == pytest.approx(plain, abs=1e-6)
+    # synthetic data: the same statistics against the true labels, and the labels' own error
+    truth = probe.true_labels(data, cache.split_filenames("train"), cache.class_names)
+    vs_truth = result["splits"]["train_cross_fitted"]["vs_truth"]
+    assert vs_truth["label_error_vs_truth"] == pytest.approx(np.mean(truth != labels))
+    assert vs_truth["T=1"] == pytest.approx(
+        probe.target_statistics(truth, cached.split(cache, "train")[0], 1.0), abs=1e-6)
+
+
+def test_true_labels_come_from_the_generator_record(tiny_data):
+    import json
+
+    import numpy as np
+
+    _, data, cache = tiny_data
+    names = cache.split_filenames("validate")
+    truth = probe.true_labels(data, names, cache.class_names)
+    record = {c["audio_filename"]: c for c in
+              json.loads((data / "synth_config.json").read_text())["clips"]}
+    for row, name in zip(truth, names):
+        classes = {e["class"] for e in record[name]["events"]}
+        assert {c for c, v in zip(cache.class_names, row) if v} == classes
+    # validate labels are the verified row, which the generator writes from the truth
+    np.testing.assert_array_equal(truth, cache.split("validate")[1])
+    assert probe.true_labels(data / "audio", names, cache.class_names) is None
