@@ -15,11 +15,14 @@ plain teacher's (:func:`keras_iusp.teacher_cache.cross_fitted_outputs`).
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
+from keras_iusp.atomic import atomic_write_text
 from keras_iusp.augment import AugmentConfig
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError
@@ -80,8 +83,12 @@ def train_fold_teachers(cache: FeatureCache, out: str | os.PathLike, folds: int,
             continue
         print(f"\n== fold teacher {k + 1}/{folds} ({keep.size} of {n_train} training clips)",
               flush=True)
+        start = time.perf_counter()
         teachers.append(train_teacher(cache, where, verbose=verbose, train_index=keep,
                                       **recipe))
+        # the same record as a grid run's, so a report can count the folds' cost
+        atomic_write_text(where / "wall.json",
+                          json.dumps({"seconds": time.perf_counter() - start}))
     return teachers
 
 

@@ -910,7 +910,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
             val_labels, clip_probabilities(teacher_dir, val_features), cache.class_names)
         if len(val_labels) else None,
         "machine": machine_description(),
-        "wall_seconds": _read_wall(teacher_dir) + sum(_read_wall(Path(r["run"])) for r in rows),
+        "wall_seconds": _read_wall(teacher_dir) + sum(_read_wall(Path(r["run"])) for r in rows)
+        + sum(_read_wall(d) for d in (out / "teacher_folds").glob("fold*")),
         "cells_total": len(cells),
         "command": command,
     }

@@ -600,7 +600,8 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
     if extra.get("machine"):
         run_lines.append(f"Machine: {extra['machine']}.")
     if extra.get("wall_seconds") is not None:
-        run_lines.append("Wall time summed over the finished runs (teacher included; runs "
+        run_lines.append("Wall time summed over the finished runs (teacher and any "
+                         "cross-fitting fold teachers included; runs "
                          f"trained in parallel overlap): {extra['wall_seconds'] / 3600:.2f} h.")
     if extra.get("cells_total") and extra["cells_total"] > len(rows):
         run_lines.append(f"**Partial grid: {len(rows)} of {extra['cells_total']} runs finished**; "

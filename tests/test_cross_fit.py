@@ -207,7 +207,12 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
     rows = run_experiment(config, out, verbose=0)
     assert [r["method"] for r in rows] == ["baseline", "kd_cf"]
     folds = [out / "teacher_folds" / f"fold{k}" for k in range(2)]
-    assert all((f / "metrics.json").is_file() for f in folds)
+    assert all((f / "metrics.json").is_file() and (f / "wall.json").is_file() for f in folds)
+    summary = json.loads((out / "summary.json").read_text())
+    walls = [json.loads((d / "wall.json").read_text())["seconds"]
+             for d in [*folds, *(cell_dir(out, "cnn_lstm_xs", m, 0) for m in ("baseline",
+                                                                            "kd_cf"))]]
+    assert summary["wall_seconds"] == pytest.approx(sum(walls))  # the teacher's run= has none
     info = load_run(cell_dir(out, "cnn_lstm_xs", "kd_cf", 0)).info
     assert info["fold_teachers"] == [str(f) for f in folds]
     assert info["teacher"] == str(tiny_teacher.path)
