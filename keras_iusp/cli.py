@@ -131,6 +131,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         clip_seconds=args.clip_seconds,
         sample_rate=args.sample_rate,
+        label_noise=args.label_noise,
         overwrite=args.overwrite,
     )
     print(f"wrote {args.clips} clips to {out} (annotations.csv, audio/)")
@@ -414,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
     p.add_argument("--sample-rate", type=int, default=22050, help="audio rate (default 22050)")
+    p.add_argument("--label-noise", type=float, default=0.1,
+                   help="probability that a crowd annotator misses a present class; false "
+                        "alarms at a quarter of it (default 0.1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--plot", action="store_true",
                    help="also write class_examples.png: one log-mel spectrogram per class")
