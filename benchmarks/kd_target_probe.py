@@ -99,11 +99,14 @@ def main() -> None:
                                                  batch_size=16, verbose=0)
     if args.fold_teachers:
         from keras_iusp.cross_fit import held_out_folds, load_fold_teachers
+        from keras_iusp.teacher_cache import check_folds
 
         folds = load_fold_teachers(args.fold_teachers)
         features, _ = cache.split("train")
         crossed = np.empty_like(logits_of["train"])
-        for run, rows in zip(folds, held_out_folds(folds, cache)):
+        # the check distillation applies: every training clip in exactly one fold
+        held = check_folds(held_out_folds(folds, cache), len(features))
+        for run, rows in zip(folds, held):
             crossed[rows] = run.model.predict(np.asarray(features[rows], np.float32),
                                               batch_size=16, verbose=0)
         logits_of["train_cross_fitted"] = crossed

@@ -45,6 +45,11 @@ def fold_dir(out: str | os.PathLike, fold: int) -> Path:
     return Path(out) / f"fold{fold}"
 
 
+#: Written into a fold teacher's folder before it trains: what it trains on and how. A later
+#: call reuses or resumes the folder only when this record matches what it would train.
+FOLD_RECORD = "cross_fit.json"
+
+
 def train_fold_teachers(cache: FeatureCache, out: str | os.PathLike, folds: int, like, *,
                         fold_seed: int = 0, verbose: int | str = "auto") -> list:
     """Train (or reuse) one teacher per fold, each on the training clips outside its fold.
@@ -52,9 +57,13 @@ def train_fold_teachers(cache: FeatureCache, out: str | os.PathLike, folds: int,
     Every fold teacher repeats the recipe recorded in ``like`` (the full teacher's run: model,
     epochs, batch size, learning rate and schedule, augmentation, seed), so the folds differ
     from it only in the clips they see. Fold ``k`` is saved in ``out/fold{k}`` (a normal
-    teacher run that records its training indices); a finished fold whose indices differ from
-    this assignment is refused rather than reused. ``fold_seed`` seeds the assignment.
+    teacher run that records its training indices). Before a fold trains, its clips, recipe
+    and feature cache are written to ``fold{k}/cross_fit.json``; a finished *or interrupted*
+    fold whose record differs (another teacher recipe, other data, another fold assignment) or
+    is missing is refused rather than reused or resumed: a resumed fold could otherwise have
+    trained on clips it later scores. ``fold_seed`` seeds the assignment.
     """
+    from keras_iusp.resume import WORK_DIRNAME
     from keras_iusp.training import load_run, train_teacher
 
     hyper = like.info.get("hyperparameters", {})
@@ -72,24 +81,47 @@ def train_fold_teachers(cache: FeatureCache, out: str | os.PathLike, folds: int,
     for k in range(folds):
         where = fold_dir(out, k)
         keep = np.flatnonzero(assignment != k)
+        record = {"fold": k, "folds": folds, "fold_seed": fold_seed,
+                  "train_index": keep.tolist(), "features": Path(cache.path).name,
+                  **{key: (value.to_dict() if isinstance(value, AugmentConfig) else value)
+                     for key, value in recipe.items()}}
+        started = (where / "metrics.json").is_file() or (
+            (where / WORK_DIRNAME).is_dir() and any((where / WORK_DIRNAME).iterdir()))
+        if started:
+            _check_fold_record(where, record)
         if (where / "metrics.json").is_file():
-            run = load_run(where)
-            stored = run.info.get("hyperparameters", {}).get("train_index")
-            if stored != keep.tolist():
-                raise ConfigError(f"{where}: a fold teacher trained on other clips than fold {k} "
-                                  f"of {folds} (fold seed {fold_seed}) leaves out; delete it or "
-                                  "use another folder")
-            teachers.append(run)
+            teachers.append(load_run(where))
             continue
+        if not started:
+            where.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(where / FOLD_RECORD, json.dumps(record, indent=1))
         print(f"\n== fold teacher {k + 1}/{folds} ({keep.size} of {n_train} training clips)",
               flush=True)
-        start = time.perf_counter()
+        begin = time.perf_counter()
         teachers.append(train_teacher(cache, where, verbose=verbose, train_index=keep,
                                       **recipe))
         # the same record as a grid run's, so a report can count the folds' cost
         atomic_write_text(where / "wall.json",
-                          json.dumps({"seconds": time.perf_counter() - start}))
+                          json.dumps({"seconds": time.perf_counter() - begin}))
     return teachers
+
+
+def _check_fold_record(where: Path, wanted: dict) -> None:
+    """Refuse a started fold teacher that is not the one ``wanted`` describes."""
+    path = where / FOLD_RECORD
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{where}: holds a fold teacher without a readable {FOLD_RECORD}, so "
+                          "which clips it trained on is unknown; delete it to train it "
+                          "again") from None
+    differ = sorted(k for k in wanted if stored.get(k) != wanted[k])
+    if differ:
+        shown = ", ".join("the training clips" if k == "train_index" else
+                          f"{k} {stored.get(k)!r} (now {wanted[k]!r})" for k in differ)
+        raise ConfigError(f"{where}: a fold teacher trained differently from what is asked now: "
+                          f"{shown}. Delete the fold teachers in {where.parent} and the "
+                          "cross-fitted runs distilled from them, or use another folder")
 
 
 def load_fold_teachers(folder: str | os.PathLike) -> list:

@@ -197,7 +197,10 @@ class ExperimentConfig:
             epochs=s["epochs"], batch_size=s["batch_size"], learning_rate=s["learning_rate"],
             lr_schedule=s["lr_schedule"], warmup_epochs=s["warmup_epochs"],
             augmentation=aug, teacher_cache=s["teacher_cache"], seed=seed,
-            distill_epochs=s["distill_epochs"], cross_fitted=s["cross_fitted"], **extra)
+            distill_epochs=s["distill_epochs"],
+            # a grid-wide cross_fitted = true is for the methods that have a teacher
+            cross_fitted=s["cross_fitted"] and self.base_method(method) != "baseline",
+            **extra)
 
 
 def _check_type(where: str, key: str, value: Any, default: Any) -> Any:
@@ -281,6 +284,7 @@ def _check_augmentation(where: str, values: dict) -> None:
 
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Read a TOML experiment config; unknown keys and wrong types are errors naming them."""
+    from keras_iusp.augment import AugmentConfig
     from keras_iusp.models import MODEL_SPECS
 
     path = Path(path)
@@ -346,15 +350,17 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     for m in (*METHODS, *variants):
         _check_augmentation(f"{path} [method.{m}] augmentation",
                             config.settings(m)["augmentation"])
-        if config.settings(m)["cross_fitted"] and m in config.grid.methods:
-            if config.base_method(m) == "baseline":
+        if config.base_method(m) == "baseline":
+            if any(config.method.get(n, {}).get("cross_fitted") for n in ("baseline", m)):
                 raise ConfigError(f"{path} [method.{m}]: cross_fitted = true, but the baseline "
                                   "has no teacher")
+        elif config.settings(m)["cross_fitted"] and m in config.grid.methods:
             folds = config.teacher.cross_fit_folds
             if folds < 2:
                 raise ConfigError(f"{path} [method.{m}]: cross_fitted = true needs [teacher] "
                                   f"cross_fit_folds >= 2 (it is {folds})")
-            if config.settings(m)["augmentation"] or not config.settings(m)["teacher_cache"]:
+            if AugmentConfig.from_dict(config.settings(m)["augmentation"]).active \
+                    or not config.settings(m)["teacher_cache"]:
                 raise ConfigError(f"{path} [method.{m}]: cross_fitted = true needs no "
                                   "augmentation and teacher_cache = true (each clip's outputs "
                                   "are computed once, by the teacher that held it out)")
@@ -512,19 +518,31 @@ def stored_settings(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
     return None
 
 
+def _short(fingerprints: Any) -> Any:
+    return [f[:12] for f in fingerprints] if isinstance(fingerprints, list) else fingerprints
+
+
 def check_run_settings(run_dir: Path, config, student: str,
-                       teacher_path: str | os.PathLike | None) -> None:
+                       teacher_path: str | os.PathLike | None,
+                       fold_weights: list[str] | None = None) -> None:
     """Refuse to reuse (or resume) ``run_dir`` when it was trained with other settings.
 
     A finished run is otherwise reused as it stands, so a config edited after the grid started
     (another learning rate, more epochs, a different teacher) would silently report the old
-    runs under the new settings.
+    runs under the new settings. For a cross-fitted run, ``fold_weights`` (the fingerprints of
+    the grid's fold teachers; None: not all trained yet, nothing to compare) must also match
+    the fold teachers it was distilled from.
     """
     found = stored_settings(run_dir)
     if found is None:
         return
     stored, source = found
     diffs = settings_differences(stored, config, student, teacher_path)
+    if config.cross_fitted and fold_weights is not None \
+            and stored.get("fold_teacher_weights") != fold_weights:
+        diffs.append(("fold teachers (weights)",
+                      _short(stored.get("fold_teacher_weights", _NOT_RECORDED)),
+                      _short(fold_weights)))
     if not diffs:
         return
     state = "finished" if (run_dir / "metrics.json").is_file() else "unfinished"
@@ -536,7 +554,8 @@ def check_run_settings(run_dir: Path, config, student: str,
         "this config with another --out.")
 
 
-def _record_pending_settings(run_dir: Path, config, teacher_path) -> None:
+def _record_pending_settings(run_dir: Path, config, teacher_path,
+                             fold_weights: list[str] | None = None) -> None:
     """Write the settings of a run about to start, unless it already holds training state that
     predates them (then its settings are unknown, and recording ours would vouch for it)."""
     from keras_iusp.resume import WORK_DIRNAME
@@ -547,6 +566,8 @@ def _record_pending_settings(run_dir: Path, config, teacher_path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     record = {"hyperparameters": config.hyperparameters(),
               "teacher": str(teacher_path) if teacher_path is not None else None}
+    if fold_weights is not None:
+        record["fold_teacher_weights"] = fold_weights
     atomic_write_text(work / PENDING_SETTINGS, json.dumps(record, indent=1))
 
 
@@ -586,9 +607,13 @@ def _check_synthetic(data_dir: Path, wanted: dict[str, Any]) -> None:
         raise ConfigError(f"{path}: missing or unreadable, so the synthetic data in {data_dir} "
                           "cannot be checked against [data]; delete the folder to rebuild "
                           "it") from None
-    defaults = {k: v.default for k, v in inspect.signature(synthesize).parameters.items()}
-    differ = [f"{k} {saved.get(k, defaults.get(k))!r} (configured {v!r})"
-              for k, v in wanted.items() if not _same(saved.get(k, defaults.get(k)), v)]
+    defaults = {k: v.default for k, v in inspect.signature(synthesize).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+    keys = {"clips": "synthetic_clips", "seed": "data_seed"}  # generator -> [data] names
+    differ = [f"{keys.get(k, k)} {saved.get(k, defaults.get(k, _NOT_RECORDED))!r} "
+              f"(configured {v!r})"
+              for k, v in wanted.items()
+              if not _same(saved.get(k, defaults.get(k, _NOT_RECORDED)), v)]
     if differ:
         raise ConfigError(f"{data_dir} holds synthetic data made with other [data] settings: "
                           f"{', '.join(differ)}; use another --out, or delete {data_dir} and "
@@ -633,12 +658,27 @@ def prepare_fold_teachers(config: ExperimentConfig, out: Path, cache, teacher,
                           verbose: int | str = 2) -> list | None:
     """The cross-fitting fold teachers (``out/teacher_folds``) when a grid method uses them:
     trained once with the teacher's recorded recipe (resumable), then reused; else None."""
-    if not any(config.settings(m)["cross_fitted"] for m in config.grid.methods):
+    if not any(config.distill_config(m, 0).cross_fitted for m in config.grid.methods):
         return None
     from keras_iusp.cross_fit import train_fold_teachers
 
     return train_fold_teachers(cache, out / "teacher_folds", config.teacher.cross_fit_folds,
                                teacher, fold_seed=config.teacher.seed, verbose=verbose)
+
+
+def _fold_fingerprints(out: Path, folds: int) -> list[str] | None:
+    """Weights of the grid's fold teachers (``out/teacher_folds``), or None unless all of them
+    are trained: what a cross-fitted run must have been distilled from."""
+    if folds < 2:
+        return None
+    from keras_iusp.cross_fit import fold_dir
+    from keras_iusp.teacher_cache import weights_fingerprint
+    from keras_iusp.training import load_run
+
+    dirs = [fold_dir(out / "teacher_folds", k) for k in range(folds)]
+    if not all((d / "metrics.json").is_file() for d in dirs):
+        return None
+    return [weights_fingerprint(load_run(d).model) for d in dirs]
 
 
 def _write_wall(run_dir: Path, seconds: float) -> None:
@@ -695,8 +735,14 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
         for pattern in RECORD_PATTERNS:
             for stale in run_dir.glob(pattern):
                 stale.unlink()
+        fold_weights = None
+        if cell_config.cross_fitted and fold_teachers:
+            from keras_iusp.teacher_cache import weights_fingerprint
+
+            fold_weights = [weights_fingerprint(t.model) for t in fold_teachers]
         _record_pending_settings(run_dir, cell_config,
-                                 cell_teacher.path if cell_teacher is not None else None)
+                                 cell_teacher.path if cell_teacher is not None else None,
+                                 fold_weights)
         distill(cache, cell_teacher, student, run_dir, cell_config, verbose=verbose,
                 fold_teachers=fold_teachers if cell_config.cross_fitted else None)
         _write_wall(run_dir, time.perf_counter() - start)
@@ -818,7 +864,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     process (:mod:`keras_iusp.claims`); results and the report are written here. Workers are
     started with ``multiprocessing``'s *spawn* method, so a script that calls this with
     ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard. A second ``experiment``
-    on the same folder, started once the data and the teacher exist, skips the cells this one
+    on the same folder, started once the data and the teacher (and, for cross-fitted methods,
+    the fold teachers in ``out/teacher_folds``) exist, skips the cells this one
     holds; whichever finishes last writes ``config.json``, the results and the report from its
     own config.
 
@@ -844,28 +891,30 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     print(cache.describe(), flush=True)
     teacher = prepare_teacher(config, out, cache, verbose)
     teacher_dir = teacher.path
+    cells = [] if until == "teacher" else grid_cells(config)
+
+    def check_cells(fold_weights: list[str] | None) -> None:
+        for student, method, seed in cells:
+            run_dir = cell_dir(out, student, method, seed)
+            if (run_dir / "metrics.json").is_file() or train:
+                check_run_settings(
+                    run_dir, config.distill_config(method, seed), student,
+                    teacher_dir if config.base_method(method) != "baseline" else None,
+                    fold_weights)
+
+    # Every kept run is checked before anything is trained or written: a stale cell stops the
+    # grid now, not hours later, and leaves config.json describing what the folder holds.
+    # (Once more below, with the fold teachers' weights, after those are trained.)
+    check_cells(None)
     # only for what this call trains (a report-only call or another method trains none)
     fold_teachers = prepare_fold_teachers(train_config, out, cache, teacher, verbose) \
         if train else None
+    fold_weights = _fold_fingerprints(out, config.teacher.cross_fit_folds)
     if restore is not None:
         from keras_iusp.run_archive import restore_runs
         from keras_iusp.teacher_cache import weights_fingerprint
 
         cells_here = set(grid_cells(config))
-        folds_seen: list = []
-
-        def fold_fingerprints() -> list[str] | None:
-            """Weights of this grid's finished fold teachers (None: not all trained)."""
-            if not folds_seen:
-                from keras_iusp.cross_fit import fold_dir
-                from keras_iusp.training import load_run
-
-                dirs = [fold_dir(out / "teacher_folds", k)
-                        for k in range(config.teacher.cross_fit_folds)]
-                done = bool(dirs) and all((d / "metrics.json").is_file() for d in dirs)
-                folds_seen.append([weights_fingerprint(load_run(d).model) for d in dirs]
-                                  if done else None)
-            return folds_seen[0]
 
         def refuse(relative: Path, info: dict) -> str | None:
             """Why a record must not join this grid: not one of its cells, or trained with
@@ -875,7 +924,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
             if (student, method, seed) not in cells_here:
                 return "it is not a cell of this grid"
             if info.get("fold_teacher_weights") is not None \
-                    and info["fold_teacher_weights"] != fold_fingerprints():
+                    and info["fold_teacher_weights"] != fold_weights:
                 return ("its cross-fitting fold teachers are not this grid's (train them first: "
                         "--until teacher)")
             diffs = settings_differences(
@@ -890,14 +939,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         count = restore_runs(restore, out, weights_fingerprint(teacher.model), teacher_dir,
                              refuse=refuse)
         print(f"restored {count} finished run(s) from {restore}", flush=True)
-    cells = [] if until == "teacher" else grid_cells(config)
-    # Every kept run is checked before anything is trained or written: a stale cell stops the
-    # grid now, not hours later, and leaves config.json describing what the folder holds.
-    for student, method, seed in cells:
-        run_dir = cell_dir(out, student, method, seed)
-        if (run_dir / "metrics.json").is_file() or train:
-            check_run_settings(run_dir, config.distill_config(method, seed), student,
-                               teacher_dir if config.base_method(method) != "baseline" else None)
+    check_cells(fold_weights)
     atomic_write_text(out / "config.json", json.dumps(config.to_dict(), indent=1))
     if until == "teacher":
         return []

@@ -113,12 +113,7 @@ def cross_fitted_outputs(teacher, fold_teachers, held_out, layer_names, cache: F
     for model in (teacher, *fold_teachers):
         _check_layers(model, layer_names)
     train_rows = np.flatnonzero(cache.splits == "train")
-    folds = [np.asarray(h, dtype=np.int64) for h in held_out]
-    joined = np.sort(np.concatenate(folds)) if folds else np.array([], np.int64)
-    if not np.array_equal(joined, np.arange(train_rows.size)):
-        raise ConfigError(f"the held-out folds must cover each of the {train_rows.size} training "
-                          f"clips exactly once; they hold {joined.size} indices "
-                          f"({np.unique(joined).size} distinct)")
+    folds = check_folds(held_out, train_rows.size)
     key_fields = {"v": CACHE_VERSION, "weights": weights_fingerprint(teacher),
                   "features": Path(cache.path).name, "layers": list(layer_names),
                   "folds": [[weights_fingerprint(m), f.tolist()]
@@ -127,6 +122,18 @@ def cross_fitted_outputs(teacher, fold_teachers, held_out, layer_names, cache: F
     groups = [(teacher, others)] + [(m, train_rows[f]) for m, f in zip(fold_teachers, folds)]
     return _outputs(key_fields, groups, layer_names, cache, batch_size, verbose,
                     prefix="teacher-cf")
+
+
+def check_folds(held_out, n_train: int) -> list[np.ndarray]:
+    """The held-out folds as sorted index arrays, once checked to cover each of ``n_train``
+    training clips exactly once (sorted, so the cache key does not depend on their order)."""
+    folds = [np.sort(np.asarray(h, dtype=np.int64)) for h in held_out]
+    joined = np.sort(np.concatenate(folds)) if folds else np.array([], np.int64)
+    if not np.array_equal(joined, np.arange(n_train)):
+        raise ConfigError(f"the held-out folds must cover each of the {n_train} training "
+                          f"clips exactly once; they hold {joined.size} indices "
+                          f"({np.unique(joined).size} distinct)")
+    return folds
 
 
 def _check_layers(teacher, layer_names: tuple[str, ...]) -> None:
@@ -163,7 +170,7 @@ def _outputs(key_fields: dict, groups, layer_names: tuple[str, ...], cache: Feat
                 for start in range(0, rows.size, batch_size):
                     chunk = rows[start:start + batch_size]
                     # contiguous rows (the plain cache) read as one slice of the memory map
-                    if chunk[-1] - chunk[0] + 1 == chunk.size:
+                    if np.all(np.diff(chunk) == 1):
                         x = cache.features[chunk[0]:chunk[-1] + 1]
                     else:
                         x = cache.features[chunk]

@@ -67,6 +67,10 @@ def test_each_training_clip_is_scored_by_the_teacher_that_held_it_out(tiny_data,
     assert len({plain.path, out.path, other_folds.path, changed.path}) == 4
     again = cross_fitted_outputs(main, folds, held, ["embedding"], cache, verbose=False)
     assert again.path == out.path
+    # a fold's indices in another order are the same fold (and no row lands elsewhere)
+    shuffled = [np.random.default_rng(k).permutation(h) for k, h in enumerate(held)]
+    assert cross_fitted_outputs(main, folds, shuffled, ["embedding"], cache,
+                                verbose=False).path == out.path
 
 
 def test_folds_must_cover_every_training_clip_once(tiny_data, tiny_teacher):
@@ -94,6 +98,7 @@ def fold_teachers(tiny_data, tiny_teacher):
 def test_fold_teachers_repeat_the_recipe_on_the_other_folds(tiny_data, tiny_teacher,
                                                             fold_teachers, capsys):
     from keras_iusp.cross_fit import fold_assignment, held_out_folds, train_fold_teachers
+    from keras_iusp.training import TrainedModel
 
     root, _, cache = tiny_data
     n_train = int((cache.splits == "train").sum())
@@ -114,13 +119,38 @@ def test_fold_teachers_repeat_the_recipe_on_the_other_folds(tiny_data, tiny_teac
     again = train_fold_teachers(cache, root / "teacher_folds", 2, tiny_teacher, verbose=0)
     assert [r.path for r in again] == [r.path for r in fold_teachers]
     assert "fold teacher" not in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="fold0: a fold teacher trained on other clips"):
+    with pytest.raises(ConfigError, match=r"fold0: a fold teacher trained differently from "
+                                          r"what is asked now: fold_seed 0 \(now 1\), the "
+                                          "training clips"):
         train_fold_teachers(cache, root / "teacher_folds", 2, tiny_teacher, fold_seed=1,
                             verbose=0)
+    # another teacher recipe (here: more epochs) is refused too, not reused
+    other = TrainedModel(tiny_teacher.path, tiny_teacher.model, {
+        **tiny_teacher.info, "hyperparameters": {**recipe, "epochs": recipe["epochs"] + 1}})
+    with pytest.raises(ConfigError, match=rf"epochs {recipe['epochs']} \(now "
+                                          rf"{recipe['epochs'] + 1}\)"):
+        train_fold_teachers(cache, root / "teacher_folds", 2, other, verbose=0)
     with pytest.raises(ConfigError, match="is itself a fold teacher"):
         train_fold_teachers(cache, root / "nested", 2, fold_teachers[0], verbose=0)
     with pytest.raises(ConfigError, match="not a fold teacher"):
         held_out_folds([tiny_teacher], cache)
+
+
+def test_an_interrupted_fold_teacher_resumes_only_on_the_same_clips(tiny_data, tiny_teacher,
+                                                                    tmp_path):
+    """A fold whose training started (``.work`` holds state) under another assignment, or with
+    no record of it, would resume on weights that saw clips it is now to score."""
+    from keras_iusp.cross_fit import FOLD_RECORD, train_fold_teachers
+
+    _, _, cache = tiny_data
+    work = tmp_path / "folds" / "fold0" / ".work"
+    work.mkdir(parents=True)
+    (work / "epoch_log.csv").write_text("epoch\n0\n")
+    with pytest.raises(ConfigError, match="without a readable cross_fit.json"):
+        train_fold_teachers(cache, tmp_path / "folds", 2, tiny_teacher, verbose=0)
+    (work.parent / FOLD_RECORD).write_text(json.dumps({"train_index": [0, 1]}))
+    with pytest.raises(ConfigError, match="the training clips"):
+        train_fold_teachers(cache, tmp_path / "folds", 2, tiny_teacher, verbose=0)
 
 
 def test_cross_fitted_distillation_with_one_teacher_everywhere_equals_the_plain_cache(
@@ -230,6 +260,16 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
     rows = run_experiment(config, elsewhere, verbose=0, train=False,
                           restore=tmp_path / "archive")
     assert [r["method"] for r in rows] == ["baseline", "kd_cf"]
+    # the cell's fold teachers changed (retrained differently): its run is not reused
+    from keras_iusp.training import save_run
+
+    fold0 = load_run(folds[0])
+    fold0.model.set_weights([w + 0.01 for w in fold0.model.get_weights()])
+    save_run(folds[0], fold0.model, fold0.info)
+    with pytest.raises(ConfigError, match=r"fold teachers \(weights\)"):
+        run_experiment(config, out, verbose=0, train=False)
+    shutil.rmtree(out / "teacher_folds")
+    shutil.copytree(elsewhere / "teacher_folds", out / "teacher_folds")
     # the same cell configured without cross-fitting is another training: refused, named
     path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID.replace(
         "cross_fitted = true", "cross_fitted = false"))
@@ -237,8 +277,21 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
         run_experiment(load_config(path), out, verbose=0, train=False)
 
 
+def test_a_grid_wide_cross_fitted_leaves_the_baseline_alone(tmp_path, tiny_grid_header):
+    from keras_iusp.experiment import load_config
+
+    path = tmp_path / "cf.toml"
+    path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID.replace(
+        "batch_size = 8\n", "batch_size = 8\ncross_fitted = true\n"))
+    config = load_config(path)
+    assert not config.distill_config("baseline", 0).cross_fitted
+    assert config.distill_config("kd_cf", 0).cross_fitted
+
+
 @pytest.mark.parametrize("change, message", [
     (("cross_fit_folds = 2\n", ""), r"needs \[teacher\] cross_fit_folds >= 2 \(it is 0\)"),
+    (("[method.kd_cf]", "[method.baseline]\ncross_fitted = true\n[method.kd_cf]"),
+     r"\[method.baseline\]: cross_fitted = true, but the baseline has no teacher"),
     (("cross_fit_folds = 2", "cross_fit_folds = 1"), "cross_fit_folds = 1: expected 0"),
     (('method = "kd"', 'method = "baseline"'), "baseline has no teacher"),
     (("cross_fitted = true", "cross_fitted = true\naugmentation = { mixup_alpha = 0.4 }"),

@@ -26,10 +26,10 @@ def test_synthetic_data_follows_data_and_refuses_a_changed_section(tmp_path):
     assert saved["label_noise"] == 0.3 and saved["clips"] == 20
     assert prepare_data(_config(tmp_path, "label_noise = 0.3\n"), out).path == cache.path
     for extra, named in [("", "label_noise 0.3 (configured 0.1)"),
-                         ("label_noise = 0.3\ndata_seed = 4\n", "seed 0 (configured 4)")]:
+                         ("label_noise = 0.3\ndata_seed = 4\n", "data_seed 0 (configured 4)")]:
         with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
             prepare_data(_config(tmp_path, extra), out)
-    with pytest.raises(ConfigError, match=r"clips 20 \(configured 21\)"):
+    with pytest.raises(ConfigError, match=r"synthetic_clips 20 \(configured 21\)"):
         prepare_data(_config(tmp_path, "label_noise = 0.3\n", clips=21), out)
     (out / "data" / "synth_config.json").unlink()
     with pytest.raises(ConfigError, match="missing or unreadable"):
