@@ -155,7 +155,7 @@ def restore_runs(source: str | Path, grid_out: str | Path, teacher_fingerprint: 
             # metrics.json marks a run finished, so it is copied last
             for path in sorted(files, key=lambda p: p.name == "metrics.json"):
                 if path.name == "model_info.json":
-                    _restore_info(path, target / path.name, teacher_path)
+                    _restore_info(path, target / path.name, teacher_path, Path(grid_out))
                 else:
                     _copy(path, target / path.name)
         restored += 1
@@ -174,10 +174,16 @@ def _read_json(path: Path) -> dict:
     return value
 
 
-def _restore_info(source: Path, target: Path, teacher_path: str | Path) -> None:
+def _restore_info(source: Path, target: Path, teacher_path: str | Path, grid_out: Path) -> None:
     info = _read_json(source)
     if info.get("teacher") is not None:
         info["teacher"] = str(teacher_path)
+    if info.get("fold_teachers"):
+        # vouched for by their weights (the grid's restore checks them), like the teacher
+        from keras_iusp.cross_fit import fold_dir
+
+        info["fold_teachers"] = [str(fold_dir(grid_out / "teacher_folds", k))
+                                 for k in range(len(info["fold_teachers"]))]
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, json.dumps(info, indent=1))
 

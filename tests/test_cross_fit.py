@@ -260,6 +260,10 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
     rows = run_experiment(config, elsewhere, verbose=0, train=False,
                           restore=tmp_path / "archive")
     assert [r["method"] for r in rows] == ["baseline", "kd_cf"]
+    restored = json.loads((cell_dir(elsewhere, "cnn_lstm_xs", "kd_cf", 0)
+                           / "model_info.json").read_text())
+    assert restored["fold_teachers"] == [str(elsewhere / "teacher_folds" / f"fold{k}")
+                                         for k in range(2)]
     # the cell's fold teachers changed (retrained differently): its run is not reused
     from keras_iusp.training import save_run
 
