@@ -41,7 +41,11 @@ else:  # pragma: no cover - Python 3.10
 
 @dataclass
 class DataSection:
-    """Where the clips come from: an existing dataset (``path``) or the synthetic generator."""
+    """Where the clips come from: an existing dataset (``path``) or the synthetic generator.
+
+    With ``path`` set, the generator's keys (``synthetic_clips``, ``sample_rate``,
+    ``data_seed``, ``label_noise``) are not used, so a synthetic config runs on real data by
+    adding the path alone; ``clip_seconds`` and ``train_rule`` apply to both."""
 
     path: str = ""
     synthetic_clips: int = 240
