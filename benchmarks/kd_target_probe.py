@@ -91,6 +91,12 @@ def main() -> None:
 
     teacher = load_run(args.teacher)
     cache = build_feature_cache(read_dataset(args.data, "majority"), teacher.feature_config)
+    def recorded_val_auprc(run) -> float | None:
+        path = Path(run.path) / "metrics.json"
+        return json.loads(path.read_text()).get("val_auprc") if path.is_file() else None
+
+    teacher_val = recorded_val_auprc(teacher)
+    fold_vals: list = []
     splits = {}
     logits_of = {}
     for split in ("train", "validate"):
@@ -102,6 +108,7 @@ def main() -> None:
         from keras_iusp.teacher_cache import check_folds
 
         folds = load_fold_teachers(args.fold_teachers)
+        fold_vals = [recorded_val_auprc(run) for run in folds]
         features, _ = cache.split("train")
         crossed = np.empty_like(logits_of["train"])
         # the check distillation applies: every training clip in exactly one fold
@@ -148,6 +155,9 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "teacher": {"run": args.teacher, "model": teacher.info.get("model_name")},
         "fold_teachers": args.fold_teachers,
+        # each teacher's validation AUPRC at its kept epoch, as its run recorded it
+        "val_auprc": {"teacher": teacher_val,
+                      **{f"fold{k}": v for k, v in enumerate(fold_vals)}},
         "splits": splits,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

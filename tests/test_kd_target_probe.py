@@ -64,6 +64,9 @@ def test_cross_fitted_split_matches_the_library_outputs(tiny_data, tiny_teacher,
     result = json.loads(out.read_text())
     assert set(result["splits"]) == {"train", "validate", "train_cross_fitted"}
     assert result["command"].endswith(f"--fold-teachers {tmp_path / 'folds'}")
+    recorded = [json.loads((run.path / "metrics.json").read_text())["val_auprc"]
+                for run in (tiny_teacher, *folds)]
+    assert list(result["val_auprc"].values()) == recorded
     cached = cross_fitted_outputs(tiny_teacher.model, [f.model for f in folds],
                                   held_out_folds(folds, cache), [], cache, verbose=False)
     _, labels = cache.split("train")
