@@ -105,6 +105,17 @@ def valid_block_frames(model: keras.Model) -> int:
     return stride
 
 
+def check_block_frames(model: keras.Model, block_frames: object,
+                       label: str = "block_frames") -> None:
+    """Raise :class:`ConfigError` (naming ``label``) unless ``block_frames`` is a positive
+    multiple of the model's time stride (:func:`valid_block_frames`)."""
+    stride = valid_block_frames(model)
+    if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) \
+            or block_frames < 1 or block_frames % stride:
+        raise ConfigError(f"{label}={block_frames!r}: {model.name} streams blocks of a "
+                          f"positive multiple of {stride} frames (its time stride)")
+
+
 class _Builder:
     """Tracks, along the chain, the block length, the pre-clip delay and the state tensors."""
 
@@ -264,11 +275,7 @@ def build_streaming(model: keras.Model, block_frames: int) -> StreamingModel:
     ``block_frames`` must be a positive multiple of :func:`valid_block_frames` (2 for the
     CNN-LSTM and DS-CNN students); anything else raises :class:`ConfigError`.
     """
-    stride = valid_block_frames(model)
-    if isinstance(block_frames, bool) or not isinstance(block_frames, (int, np.integer)) \
-            or block_frames < 1 or block_frames % stride:
-        raise ConfigError(f"block_frames={block_frames!r}: {model.name} streams blocks of a "
-                          f"positive multiple of {stride} frames (its time stride)")
+    check_block_frames(model, block_frames)
     _check_chain(model)
     b = _Builder(int(block_frames), int(model.input.shape[-1]))
     x = b.inputs
