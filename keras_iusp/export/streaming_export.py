@@ -190,10 +190,6 @@ def drift(streaming: StreamingModel, frames: np.ndarray, int8: Invoke, reference
             "max_abs_error": float(error.max()), "mean_abs_error": float(error.mean())}
 
 
-def _c_name(text: str) -> str:
-    return "k" + "".join(part.capitalize() for part in text.split("_"))
-
-
 def stream_settings_file(streaming: StreamingModel, io: StreamIO, ops: list[str],
                          arena: int) -> str:
     """``stream_settings.h``: the block, every state tensor (shape, quantisation, warm-up reset)
@@ -204,12 +200,12 @@ def stream_settings_file(streaming: StreamingModel, io: StreamIO, ops: list[str]
              "#define KERAS_IUSP_STREAM_SETTINGS_H_", "",
              '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"', "",
              "namespace keras_iusp_stream {", "",
-             "// One invoke: kBlockFrames new raw log-mel frames (int8, row-major) in, the logits of",
-             "// kOutputFrames frames out. Every state tensor is a model input AND an output; copy",
-             "// (requantise where the scales differ) each output into its input before the next",
-             "// invoke. At stream start all states are zero (q = zero point); after kResetAfter",
-             "// blocks (> 0) a state is set to zero again (warm-up); the first kWarmupFrames",
-             "// output frames precede the stream and are dropped.",
+             "// One invoke: kBlockFrames new raw log-mel frames (int8, row-major) in, the",
+             "// logits of kOutputFrames frames out. Every state tensor is a model input AND an",
+             "// output; copy (requantise where the scales differ) each output into its input",
+             "// before the next invoke. At stream start all states are zero (q = zero point);",
+             "// after reset_after_blocks (> 0) blocks a state is set to zero again (warm-up);",
+             "// the first kWarmupFrames output frames precede the stream and are dropped.",
              f"constexpr int kBlockFrames = {streaming.block_frames};",
              f"constexpr int kFrameStride = {streaming.frame_stride};",
              f"constexpr int kOutputFrames = {streaming.output_frames};",
