@@ -60,6 +60,19 @@ def test_stream_equals_whole_clip(name, block):
     assert np.abs(streamed[kept:] - whole[kept:]).max() > 1e-4
 
 
+@pytest.mark.parametrize("name", ["cnn_lstm_s", "cnn_lstm_m", "cnn_lstm_l", "dscnn_s",
+                                  "dscnn_m", "dscnn_l", "teacher_cnn"])
+def test_every_zoo_model_streams_exactly(name):
+    model = _model(name)
+    streaming = build_streaming(model, 8)
+    clip = _clip()
+    whole = frame_logits_model(model).predict(clip[None], verbose=0)[0]
+    streamed = run_stream(streaming, clip)
+    kept = len(whole) - streaming.tail_frames
+    assert kept > 0
+    np.testing.assert_allclose(streamed[:kept], whole[:kept], atol=1e-5)
+
+
 def test_tail_and_warmup_per_family():
     lstm = build_streaming(_model("cnn_lstm_xs"), 8)
     dscnn = build_streaming(_model("dscnn_xs"), 8)
