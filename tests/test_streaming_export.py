@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +112,52 @@ def test_bad_streaming_flags(tiny_data, lstm_student, tmp_path, capsys, flags, n
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("keras-iusp: error:") and needle in err[-1]
     assert not out.exists()
+
+
+TFLM_HOST = Path(__file__).resolve().parents[2] / "shared" / "tflm-host"
+CHECK = Path(__file__).resolve().parent / "cpp" / "stream_check.cc"
+
+
+def test_cpp_runs_the_stream_as_the_header_says(stream_export, tiny_data, lstm_student,
+                                                tmp_path):
+    """The generated stream_settings.h compiles against the real TFLite-Micro; a C++ loop that
+    follows it (zero states, carry with requantisation, warm-up resets) gives the int8 logits
+    of the Python TFLM stream within one int8 step."""
+    missing = shutil.which("g++") is None or not (TFLM_HOST / "lib").is_dir()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail("g++ or ../shared/tflm-host missing under CI=true")
+        pytest.skip("needs g++ and the TFLite-Micro host build in ../shared/tflm-host")
+    binary = tmp_path / "stream_check"
+    build = subprocess.run(
+        ["g++", "-std=c++17", "-O1", "-DTF_LITE_STATIC_MEMORY", f"-I{TFLM_HOST / 'include'}",
+         f"-I{stream_export}", str(CHECK), str(stream_export / "stream_model_data.cc"),
+         str(TFLM_HOST / "lib/libtensorflow-microlite.a"), "-o", str(binary)],
+        capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-3000:]
+    _, _, cache = tiny_data
+    report = json.loads((stream_export / "stream_report.json").read_text())
+    model = (stream_export / "stream_model.tflite").read_bytes()
+    streaming = build_streaming(lstm_student.model, BLOCK)
+    io = stream_io(model)
+    block_q = io.input_quant[streaming.model.input_names[0]]
+    x_val, _ = cache.split("validate")
+    frames = np.concatenate([np.asarray(c, np.float32) for c in x_val[:2]])
+    blocks = block_q.quantize(frames[:len(frames) // BLOCK * BLOCK]).reshape(-1, BLOCK, 64)
+    (tmp_path / "blocks.bin").write_bytes(blocks.tobytes())
+    run = subprocess.run([str(binary), str(tmp_path / "blocks.bin"), str(tmp_path / "out.bin")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert f"{len(blocks)} blocks" in run.stdout
+    cpp = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(len(blocks), -1)
+    out_q = io.output_quant["frame_logits"]
+    invoke = tflm_invoke(streaming, model, report["arena_bytes"])
+    states = streaming.zero_states()
+    python = []
+    for n, block in enumerate(blocks):
+        logits, states = invoke(block_q.dequantize(block), states)
+        python.append(out_q.quantize(logits).ravel())
+        states = [np.zeros_like(s) if spec.reset_after_blocks == n + 1 else s
+                  for s, spec in zip(states, streaming.states)]
+    diff = np.abs(cpp.astype(int) - np.stack(python).astype(int))
+    assert diff.max() <= 1, diff.max()
