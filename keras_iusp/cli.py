@@ -291,11 +291,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from keras_iusp.training import load_run
 
     run = load_run(args.model)
+    block = None
+    if args.streaming:
+        from keras_iusp.export.streaming import check_block_frames
+        block = 8 if args.block_frames is None else args.block_frames
+        check_block_frames(run.model, block, label="--block-frames")
+    elif args.block_frames is not None:
+        raise ConfigError("--block-frames: only used with --streaming")
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
                         config=run.feature_config)
     report = export_model(args.model, cache, args.out, window_seconds=args.window_seconds,
-                          golden_vectors=args.golden, targets_dir=args.targets, seed=args.seed)
+                          golden_vectors=args.golden, targets_dir=args.targets, seed=args.seed,
+                          streaming_block_frames=block)
     print(format_report(report))
+    if "streaming" in report:
+        s = report["streaming"]
+        print(f"streaming model: blocks of {s['block_frames']} frames, arena "
+              f"{s['arena_bytes']:,} B + state {s['state_bytes']:,} B, int8 streaming AUPRC "
+              f"{s['int8_streaming_auprc']:.3f} (stream_model.tflite, stream_settings.h)")
     print(f"firmware assets written to {report['out']}")
     return 0
 
@@ -515,6 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", default=None, help="folder of target TOML profiles "
                    "(default deploy/targets)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--streaming", action="store_true", help="also write the streaming model "
+                   "(stream_* files: blocks of new frames, carried state; docs/streaming.md)")
+    p.add_argument("--block-frames", type=int, default=None, metavar="N",
+                   help="frames per streaming invoke, a multiple of the model's time stride "
+                   "(default 8; needs --streaming)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("evaluate", help="metrics of a run directory or .tflite on a split")

@@ -70,10 +70,17 @@ def _swap_in(tmp: Path, out: Path) -> None:
 def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.PathLike, *,
                  window_seconds: float = 1.0, golden_vectors: int = 4,
                  representative_windows: int = 200, targets_dir: str | os.PathLike | None = None,
-                 seed: int = 0) -> dict[str, Any]:
-    """Export a trained (optionally compressed) student run to firmware assets in ``out``."""
+                 seed: int = 0, streaming_block_frames: int | None = None) -> dict[str, Any]:
+    """Export a trained (optionally compressed) student run to firmware assets in ``out``.
+
+    ``streaming_block_frames``: also write the streaming model for blocks of that many frames
+    (``stream_*`` files, :mod:`keras_iusp.export.streaming_export`); ``None`` writes only the
+    window model."""
     run_dir, out = Path(run_dir), Path(out)
     qat_model, float_model, info = _load_models(run_dir)
+    if streaming_block_frames is not None:
+        from keras_iusp.export.streaming import check_block_frames
+        check_block_frames(float_model, streaming_block_frames)
     config = FeatureConfig.from_dict(info["feature_config"])
     if config != cache.config:
         raise ConfigError(f"{run_dir} was trained on features {config}, the data cache holds "
@@ -136,6 +143,11 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
     report["targets"] = [p.check(report["flash_int8_bytes"], arena,
                                  report["runner"]["total_ram_bytes"])
                          for p in load_profiles(targets_dir)]
+    stream_texts, stream_binaries = {}, {}
+    if streaming_block_frames is not None:
+        from keras_iusp.export.streaming_export import streaming_assets
+        stream_texts, stream_binaries, report["streaming"] = streaming_assets(
+            float_model, streaming_block_frames, x_train, x_val, y_val, seed=seed)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -153,7 +165,9 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                  **frontend.golden_frontend_files(config, inp.scale, inp.zero_point),
                  "export_report.json": json.dumps(report, indent=1),
                  "README.md": format_report(report)}
-        for name, text in files.items():
+        for name, data in stream_binaries.items():
+            (tmp / name).write_bytes(data)
+        for name, text in {**files, **stream_texts}.items():
             (tmp / name).write_text(text)
         _swap_in(tmp, out)
     finally:
