@@ -133,6 +133,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         label_noise=args.label_noise,
         overwrite=args.overwrite,
+        preset=args.preset,
     )
     print(f"wrote {args.clips} clips to {out} (annotations.csv, audio/)")
     if args.plot:
@@ -419,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability that a crowd annotator misses a present class; false "
                         "alarms at a quarter of it (default 0.1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.add_argument("--preset", choices=("default", "realistic"), default="default",
+                   help="regime: 'realistic' = lower SNRs, faint distractors and structured "
+                        "crowd errors (ignores --label-noise); default 'default'")
     p.add_argument("--plot", action="store_true",
                    help="also write class_examples.png: one log-mel spectrogram per class")
     p.set_defaults(func=_cmd_synth)
