@@ -189,7 +189,7 @@ def main(sources: Path, out: Path) -> None:
     entries = cat_members((sources / "openttd-opensfx" / SFX_CAT).read_bytes())
     for index, (cls, origin, split) in sorted(OPENSFX.items()):
         credit = entries[index][0]
-        match = re.search(r"License: ([^.]+(?:\d\.\d)?[^.]*)\.", credit)
+        match = re.search(r"License: (.+?)\.(?:\s|$)", credit)
         add("openttd-opensfx", SFX_CAT, str(index), cls, origin, split, credit,
             match.group(1).strip() if match else None)
     for rcc, members in sorted(GC_MEMBERS.items()):
@@ -248,7 +248,7 @@ def main(sources: Path, out: Path) -> None:
     theme = "usr/share/sounds/freedesktop/stereo/"
     for name, cls, split, lic, who in (
             ("alarm-clock-elapsed", "alert-signal", "train", "CC-BY-SA-3.0", "Tim/corsica_s"),
-            ("phone-incoming-call", "alert-signal", "eval", None, "freedesktop sound theme"),
+            ("phone-incoming-call", "alert-signal", "eval", "GPL-2+", "Damien Sandras"),
             ("bell", "alert-signal", "eval", "CC-BY-3.0", "Dr. Richard Boulanger et al")):
         add("sound-theme-freedesktop", theme + name + ".oga", None, cls, f"fd-{name}", split,
             who, lic)
