@@ -10,6 +10,7 @@ package's description and (OpenSFX) its embedded credit line; see docs/real_audi
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -23,7 +24,7 @@ PACKAGES = {
     "openttd-opensfx": {"version": "1.0.3-2", "licence": "CC-BY-SA-3.0 (sound compilation); "
                         "each sound's original licence and author in its credit line",
                         "copyright": "usr/share/doc/openttd-opensfx/copyright"},
-    "gcompris-qt-data": {"version": "3.1-2", "licence": "GPL-3+ (debian/copyright, Files: *)",
+    "gcompris-qt-data": {"version": "3.1-2", "licence": "per file (debian/copyright)",
                          "copyright": "usr/share/doc/gcompris-qt-data/copyright"},
     "tuxpaint-stamps-default": {"version": "2022.06.04-1", "licence": "GPL-2+",
                                 "copyright": "usr/share/doc/tuxpaint-stamps-default/copyright"},
@@ -171,6 +172,34 @@ LINCITY_FILES = {  # stem (without the trailing digit) -> (class, split)
 }
 
 
+def dep5_licences(copyright_file: Path) -> list[tuple[list[str], str, str]]:
+    """``(patterns, licence, copyright)`` of each ``Files:`` stanza of a DEP-5 copyright file."""
+    stanzas, current = [], {}
+    key = None
+    for line in copyright_file.read_text(encoding="utf-8", errors="replace").splitlines() + [""]:
+        if not line.strip():
+            if "files" in current:
+                stanzas.append((current["files"].split(), current.get("license", "").strip(),
+                                " ".join(current.get("copyright", "").split())))
+            current, key = {}, None
+        elif line[0].isspace() and key:
+            current[key] += " " + line.strip()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            key = key.lower()
+            current[key] = value.strip()
+    return stanzas
+
+
+def dep5_lookup(stanzas: list[tuple[list[str], str, str]], path: str) -> tuple[str, str]:
+    """Licence and copyright holder of ``path``: the last matching stanza wins (DEP-5)."""
+    found = ("", "")
+    for patterns, licence, holder in stanzas:
+        if any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns):
+            found = (licence.splitlines()[0] if licence else "", holder)
+    return found
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -192,10 +221,14 @@ def main(sources: Path, out: Path) -> None:
         match = re.search(r"License: (.+?)\.(?:\s|$)", credit)
         add("openttd-opensfx", SFX_CAT, str(index), cls, origin, split, credit,
             match.group(1).strip() if match else None)
+    gc_stanzas = dep5_licences(sources / "gcompris-qt-data" /
+                               PACKAGES["gcompris-qt-data"]["copyright"])
     for rcc, members in sorted(GC_MEMBERS.items()):
         for member, (cls, origin, split) in sorted(members.items()):
+            licence, holder = dep5_lookup(gc_stanzas, "src/activities/" + member)
             add("gcompris-qt-data", GC + rcc, "gcompris/src/activities/" + member, cls, origin,
-                split, "GCompris (KDE), gcompris-qt-data")
+                split, f"{holder or 'GCompris developers'} (GCompris, gcompris-qt-data)",
+                licence or None)
     for path, (cls, origin, split) in sorted(TUXPAINT_STAMPS.items()):
         add("tuxpaint-stamps-default", TPS + path, None, cls, origin, split,
             "Tux Paint stamps, Bill Kendrick and contributors")
