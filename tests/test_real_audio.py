@@ -199,3 +199,15 @@ def test_synth_realistic_preset_misses_faint_events(tmp_path):
                 hits[key] += [r[f"{i}_{event['class']}_presence"] == "1"
                               for r in rows[clip["audio_filename"]]]
     assert np.mean(hits["faint"]) + 0.3 < np.mean(hits["loud"])
+
+
+def test_cli_synth_preset(tmp_path, capsys):
+    out = tmp_path / "p"
+    assert main(["synth", str(out), "--clips", "4", "--clip-seconds", "0.5", "--sample-rate",
+                 "8000", "--preset", "realistic"]) == 0
+    assert json.loads((out / "synth_config.json").read_text())["parameters"]["preset"] == \
+        "realistic"
+    with pytest.raises(SystemExit) as exc:
+        main(["synth", str(tmp_path / "q"), "--preset", "easy"])
+    assert exc.value.code == 2 and "--preset" in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()
