@@ -25,7 +25,16 @@ def main() -> None:
     parser.add_argument("--features-wall-s", type=float, default=None)
     args = parser.parse_args()
     root = Path(args.dataset)
-    config = json.loads((root / "real_audio_config.json").read_text())
+    synthetic = not (root / "real_audio_config.json").exists()
+    config = json.loads((root / ("synth_config.json" if synthetic else "real_audio_config.json"))
+                        .read_text())
+    for clip in config["clips"]:  # the synthetic generator names one class per event
+        clip.setdefault("distractors", [])
+        for event in clip["events"]:
+            event.setdefault("classes", [event.get("class")])
+        clip.setdefault("sample_rate", config.get("parameters", {}).get("sample_rate"))
+        clip.setdefault("channels", 1)
+        clip.setdefault("format", "WAV")
     votes: dict[str, list[set[str]]] = collections.defaultdict(list)
     with (root / "annotations.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
@@ -60,20 +69,22 @@ def main() -> None:
         crowd["majority_wrong"] += len(majority ^ truth)
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     result = {
-        "command": f"keras-iusp build-real-audio {root} --sources SOURCES --fetch "
-                   "(defaults: seed 0, 480/150/600 clips, 1920 unlabelled)",
+        "command": (f"python benchmarks/real_audio/stats.py {root} {args.result}" if synthetic
+                    else f"keras-iusp build-real-audio {root} --sources SOURCES --fetch "
+                    "(defaults: seed 0, 480/150/600 clips, 1920 unlabelled)"),
         "machine": f"{platform.machine()} shared 2-core host (nice 10)",
         "build_wall_s": args.build_wall_s,
         "features_wall_s": args.features_wall_s,
         "clips": dict(splits),
         "formats": dict(formats),
         "size_bytes": size,
-        "sources": len(json.loads(Path(config.get("manifest", "benchmarks/real_audio/manifest.json"))
-                                  .read_text())["sources"]),
-        "manifest_sha256": config["manifest_sha256"],
-        "packages": config["packages"],
+        **({"parameters": config["parameters"]} if synthetic else {
+            "sources": len(json.loads(Path("benchmarks/real_audio/manifest.json")
+                                      .read_text())["sources"]),
+            "manifest_sha256": config["manifest_sha256"],
+            "packages": config["packages"]}),
         "positives_verified": {s: {c: positives[s][c] for c in COARSE_CLASSES}
-                               for s in ("train", "validate", "test")},
+                               for s in ("train", "validate", "test") if s in positives},
         "crowd_rows": {
             "annotator_entry_miss_rate": crowd["missed"] / max(1, crowd["entries"]),
             "annotator_entry_false_alarm_rate": crowd["false"] / max(1, crowd["entries"]),
