@@ -632,8 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         return _run(args)
     with filtered_stderr(is_startup_noise):
-        # synth (without --plot) and build-real-audio never import TensorFlow; every other command does, so it is
-        # loaded here, before the command prints anything
+        # synth (without --plot) and build-real-audio never import TensorFlow; every other
+        # command does, so it is loaded here, before the command prints anything
         if args.command not in ("synth", "build-real-audio") or getattr(args, "plot", False):
             _quiet_tensorflow()
         return _run(args)

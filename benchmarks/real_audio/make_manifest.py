@@ -52,7 +52,7 @@ SFX_CAT = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
 # OpenSFX index -> (class, origin group, split). Entries edited from one original recording
 # share an origin and therefore a split. Classes joined by "+" are labelled with both.
 OPENSFX = {
-    25: ("engine", "saphix-file0375", "train"), 26: ("engine+alert-signal", "saphix-file0375", "train"),
+    25: ("engine", "saphix-file0375", "train"), 26: ("engine+alert-signal", "saphix-file0375", "train"),  # noqa: E501
     27: ("engine", "icmusic-bus", "eval"), 28: ("engine", "roscoetoon-t_start", "train"),
     24: ("engine", "lorenzosu-helicopter", "eval"), 8: ("engine", "cessna", "train"),
     9: ("engine", "digifish-jet", "train"), 59: ("engine", "bigpickle-jet", "eval"),
@@ -67,7 +67,7 @@ OPENSFX = {
     39: ("non-machinery-impact", "l0calh05t-smithy", "train"),
     56: ("powered-saw", "jfbsauve-chainsaw", "train"), 55: ("powered-saw", "fkurz-tree", "train"),
     40: ("powered-saw", "benboncan-circular", "eval"),
-    35: ("alert-signal", "han1-claxon", "eval"), 14: ("alert-signal", "markian-rrcrossing", "train"),
+    35: ("alert-signal", "han1-claxon", "eval"), 14: ("alert-signal", "markian-rrcrossing", "train"),  # noqa: E501
     6: ("alert-signal", "milo-ship", "train"), 7: ("alert-signal", "milo-ferry", "eval"),
     3: ("alert-signal", "lukss-whistle", "train"), 4: ("alert-signal", "eliash-steam", "train"),
     10: ("alert-signal", "patchen-loco", "eval"),
@@ -89,8 +89,8 @@ GC_MEMBERS = {  # rcc file -> {member (under gcompris/src/activities/): (class, 
         **{f"memory-sound/resource/LRFactory_noise_0{i}_LA.ogg":
            ("machinery-impact", f"gc-factory{i}", "eval" if i in (2, 5) else "train")
            for i in range(1, 7)},
-        "memory-sound/resource/LRObject_falling_01_LA.ogg": ("non-machinery-impact", "gc-fall1", "train"),
-        "memory-sound/resource/LRObject_falling_02_LA.ogg": ("non-machinery-impact", "gc-fall2", "eval"),
+        "memory-sound/resource/LRObject_falling_01_LA.ogg": ("non-machinery-impact", "gc-fall1", "train"),  # noqa: E501
+        "memory-sound/resource/LRObject_falling_02_LA.ogg": ("non-machinery-impact", "gc-fall2", "eval"),  # noqa: E501
         "memory-sound/resource/LRHits_01_LA.ogg": ("non-machinery-impact", "gc-hits", "train"),
         "memory-sound/resource/LRDoor_Open_2_LA.ogg": ("non-machinery-impact", "gc-door", "eval"),
         "memory-sound/resource/LRRing_01_LA.ogg": ("alert-signal", "gc-ring", "train"),
@@ -103,7 +103,7 @@ GC_MEMBERS = {  # rcc file -> {member (under gcompris/src/activities/): (class, 
         "memory-sound/resource/LRHeart_beat_01_LA.ogg": ("distractor", "gc-heart", "eval"),
         "memory-sound/resource/LRBuddhist_gong_05_LA.ogg": ("distractor", "gc-gong", "train"),
         "memory-sound/resource/LRRain_in_garden_01_LA_cut.ogg": ("background", "gc-rain", "eval"),
-        "memory-sound/resource/LRFrogsInPondDuringStormLACut.ogg": ("background", "gc-frogs", "train"),
+        "memory-sound/resource/LRFrogsInPondDuringStormLACut.ogg": ("background", "gc-frogs", "train"),  # noqa: E501
     },
     "explore_farm_animals.rcc": {
         "explore_farm_animals/resource/animals/dog.ogg": ("dog", "gc-farm-dog", "eval"),
@@ -127,7 +127,7 @@ GC_MEMBERS = {  # rcc file -> {member (under gcompris/src/activities/): (class, 
     "guessnumber.rcc": {"guessnumber/resource/helicopter.wav": ("engine", "gc-heli", "train")},
     "mining.rcc": {"mining/resource/pickaxe.wav": ("non-machinery-impact", "gc-pickaxe", "eval")},
     "melody.rcc": {"melody/resource/knock.wav": ("non-machinery-impact", "gc-knock", "train")},
-    "scalesboard.rcc": {"scalesboard/resource/metal_hit.wav": ("non-machinery-impact", "gc-metal", "eval")},
+    "scalesboard.rcc": {"scalesboard/resource/metal_hit.wav": ("non-machinery-impact", "gc-metal", "eval")},  # noqa: E501
 }
 
 TPS = "usr/share/tuxpaint/stamps/"
@@ -273,7 +273,7 @@ def main(sources: Path, out: Path) -> None:
     etr_tree = next((sources / "extremetuxracer-data").rglob("tree_hit.wav"))
     add("extremetuxracer-data", etr_tree.relative_to(sources / "extremetuxracer-data").as_posix(),
         None, "non-machinery-impact", "etr-tree-hit", "train", "Extreme Tux Racer developers")
-    for i, p in enumerate(sorted((sources / "asterisk-moh-opsound-wav").rglob("*.wav"))):
+    for p in sorted((sources / "asterisk-moh-opsound-wav").rglob("*.wav")):
         add("asterisk-moh-opsound-wav", p.relative_to(sources / "asterisk-moh-opsound-wav")
             .as_posix(), None, "music", f"moh-{p.stem.split('-')[0]}",
             "eval" if p.stem.startswith("manolo") else "train",

@@ -1,6 +1,7 @@
 """Summarise a built real-recordings benchmark into a JSON (counts, formats, crowd errors).
 
-    python benchmarks/real_audio/stats.py DATASET RESULT_JSON [--build-wall-s S] [--features-wall-s S]
+    python benchmarks/real_audio/stats.py DATASET RESULT_JSON [--build-wall-s S]
+        [--features-wall-s S]
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def main() -> None:
         "crowd_rows": {
             "annotator_entry_miss_rate": crowd["missed"] / max(1, crowd["entries"]),
             "annotator_entry_false_alarm_rate": crowd["false"] / max(1, crowd["entries"]),
-            "majority_wrong_entry_rate": crowd["majority_wrong"] / max(1, crowd["majority_entries"]),
+            "majority_wrong_entry_rate":
+                crowd["majority_wrong"] / max(1, crowd["majority_entries"]),
             "annotator_miss_rate_by_snr_db_bucket": {
                 str(k): round(v[0] / v[1], 4) for k, v in sorted(miss_by_snr.items())},
         },

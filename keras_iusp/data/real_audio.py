@@ -56,7 +56,8 @@ __all__ = ["DEFAULT_CROWD", "DEFAULT_MANIFEST", "build_real_audio", "fetch_sourc
            "load_manifest"]
 
 #: The committed manifest (in the source tree next to the package).
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "benchmarks" / "real_audio" / "manifest.json"
+DEFAULT_MANIFEST = (Path(__file__).resolve().parents[2] / "benchmarks" / "real_audio"
+                    / "manifest.json")
 
 #: Crowd-error parameters of the benchmark's crowd rows.
 DEFAULT_CROWD = CrowdErrorModel(threshold_snr_db=-3.0, slope_db=2.5, lapse=0.05,
