@@ -211,3 +211,51 @@ def test_cli_synth_preset(tmp_path, capsys):
         main(["synth", str(tmp_path / "q"), "--preset", "easy"])
     assert exc.value.code == 2 and "--preset" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
+
+
+def _cat(entries: list[tuple[str, bytes]]) -> bytes:
+    """An OpenTTD .cat container: (offset | 1 << 31, size) table, then name-prefixed data."""
+    import struct
+
+    body, table, offset = b"", b"", 8 * len(entries)
+    for name, data in entries:
+        blob = bytes([len(name) + 1]) + name.encode() + b"\0" + data
+        table += struct.pack("<II", (offset + len(body)) | 0x80000000, len(blob))
+        body += blob
+    return table + body
+
+
+def _rcc(path: tuple[str, str], data: bytes, compress: bool) -> bytes:
+    """A version-2 Qt resource file holding ``dir/file``."""
+    import struct
+    import zlib
+
+    names = b""
+    offsets = []
+    for name in path:
+        offsets.append(len(names))
+        names += struct.pack(">HI", len(name), 0) + name.encode("utf-16-be")
+    stored = struct.pack(">I", len(data)) + zlib.compress(data) if compress else data
+    payload = struct.pack(">I", len(stored)) + stored
+    tree = (struct.pack(">IHII", 0, 2, 1, 1) + b"\0" * 8
+            + struct.pack(">IHII", offsets[0], 2, 1, 2) + b"\0" * 8
+            + struct.pack(">IHHHI", offsets[1], 1 if compress else 0, 0, 0, 0) + b"\0" * 8)
+    tree_at = 20
+    data_at = tree_at + len(tree)
+    names_at = data_at + len(payload)
+    return b"qres" + struct.pack(">IIII", 2, tree_at, data_at, names_at) + tree + payload + names
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_archive_members_round_trip(tmp_path, compress):
+    from keras_iusp.data.sound_archives import read_member
+
+    (tmp_path / "s.cat").write_bytes(_cat([("one", b"RIFF-1"), ("two", b"RIFF-22")]))
+    assert read_member(tmp_path / "s.cat", "1") == b"RIFF-22"
+    assert read_member(tmp_path / "s.cat", "0") == b"RIFF-1"
+    with pytest.raises(DataError, match="no member '2'"):
+        read_member(tmp_path / "s.cat", "2")
+    (tmp_path / "r.rcc").write_bytes(_rcc(("dir", "b.ogg"), b"OggS-data", compress))
+    assert read_member(tmp_path / "r.rcc", "dir/b.ogg") == b"OggS-data"
+    with pytest.raises(DataError, match="no member"):
+        read_member(tmp_path / "r.rcc", "dir/c.ogg")
