@@ -59,9 +59,9 @@ def tiny_sources(tmp_path_factory) -> tuple[Path, Path]:
     return root, manifest
 
 
-def _build(out: Path, sources: tuple[Path, Path], seed: int = 3) -> Path:
+def _build(out: Path, sources: tuple[Path, Path], seed: int = 4) -> Path:
     return build_real_audio(out, sources[0], manifest_path=sources[1], seed=seed, train=5,
-                            validate=2, test=3, unlabeled=6, clip_seconds=1.0, progress=False)
+                            validate=2, test=3, unlabeled=30, clip_seconds=1.0, progress=False)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -73,12 +73,12 @@ def test_builder_is_deterministic(tmp_path, tiny_sources):
     first = _tree(_build(tmp_path / "a", tiny_sources))
     again = _tree(_build(tmp_path / "b", tiny_sources))
     assert first == again
-    other = _tree(_build(tmp_path / "c", tiny_sources, seed=4))
+    other = _tree(_build(tmp_path / "c", tiny_sources, seed=5))
     assert other["annotations.csv"] != first["annotations.csv"]
 
 
 def test_builder_layout_splits_and_loader(tmp_path, tiny_sources):
-    out = _build(tmp_path / "d", tiny_sources)
+    out = _build(tmp_path / "d", tiny_sources)  # seed 4 draws every kind of file
     with (out / "annotations.csv").open(newline="") as handle:
         reader = csv.DictReader(handle)
         assert tuple(reader.fieldnames) == CSV_COLUMNS
@@ -100,10 +100,11 @@ def test_builder_layout_splits_and_loader(tmp_path, tiny_sources):
     assert not sensors["train"] & (sensors["validate"] | sensors["test"])
 
     unlabeled = sorted(p.name for p in (out / "unlabeled").iterdir())
-    assert len(unlabeled) == 6 and not set(unlabeled) & set(by_clip)
+    assert len(unlabeled) == 30 and not set(unlabeled) & set(by_clip)
 
     manifest = json.loads(tiny_sources[1].read_text())["sources"]
     config = json.loads((out / "real_audio_config.json").read_text())
+    formats = set()
     for clip in config["clips"]:
         want = "train" if clip["split"] in ("train", "unlabeled") else "eval"
         for event in clip["events"] + clip["distractors"]:
@@ -120,6 +121,9 @@ def test_builder_layout_splits_and_loader(tmp_path, tiny_sources):
         assert (info.samplerate, info.channels, info.format) == (
             clip["sample_rate"], clip["channels"], clip["format"])
         assert clip["sample_rate"] in (44100, 48000)
+        formats.add((clip["sample_rate"], clip["channels"], clip["format"]))
+    assert {f[0] for f in formats} == {44100, 48000}
+    assert {f[1] for f in formats} == {1, 2} and {f[2] for f in formats} == {"WAV", "FLAC"}
 
     index = read_dataset(out)
     assert len(index.subset("train")) == 5 and len(index.subset("test")) == 3
