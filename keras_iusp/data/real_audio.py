@@ -133,14 +133,21 @@ def fetch_sources(manifest: dict[str, Any], sources_dir: str | os.PathLike) -> P
         with tempfile.TemporaryDirectory(dir=root) as tmp:
             os.chmod(tmp, 0o777)  # apt's sandbox user must be able to write the .deb
             spec = f"{package}={info['version']}"
-            run = subprocess.run(["apt-get", "download", spec], cwd=tmp, capture_output=True,
-                                 text=True, check=False)
+            try:
+                run = subprocess.run(["apt-get", "download", spec], cwd=tmp,
+                                     capture_output=True, text=True, check=False)
+            except FileNotFoundError:
+                raise DataError("--fetch needs Debian's apt-get, which is not on PATH "
+                                "(unpack the packages into the sources folder instead)") from None
             debs = list(Path(tmp).glob("*.deb"))
             if run.returncode != 0 or not debs:
-                raise DataError(f"apt-get download {spec} failed: "
-                                f"{(run.stderr or run.stdout).strip().splitlines()[-1:]}")
+                last = ((run.stderr or run.stdout).strip().splitlines() or ["no output"])[-1]
+                raise DataError(f"apt-get download {spec} failed: {last}")
             shutil.rmtree(target, ignore_errors=True)
-            subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(target)], check=True)
+            unpack = subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(target)],
+                                    capture_output=True, text=True, check=False)
+            if unpack.returncode != 0:
+                raise DataError(f"dpkg-deb -x {debs[0].name} failed: {unpack.stderr.strip()}")
         marker.write_text(info["version"] + "\n")
     return root
 
