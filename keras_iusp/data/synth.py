@@ -168,7 +168,7 @@ def synthesize(
     """
     fractions = _validate(clips, seed, clip_seconds, sample_rate, split_fractions,
                           crowd_annotators, label_noise)
-    if preset not in SYNTH_PRESETS:
+    if not isinstance(preset, str) or preset not in SYNTH_PRESETS:
         raise ConfigError(f"preset={preset!r}: expected one of {sorted(SYNTH_PRESETS)}")
     regime = SYNTH_PRESETS[preset]
     clips, seed, sample_rate = int(clips), int(seed), int(sample_rate)
