@@ -133,6 +133,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         label_noise=args.label_noise,
         overwrite=args.overwrite,
+        preset=args.preset,
     )
     print(f"wrote {args.clips} clips to {out} (annotations.csv, audio/)")
     if args.plot:
@@ -140,6 +141,27 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
         png = plot_class_examples(Path(out) / "class_examples.png", seed=args.seed)
         print(f"class spectrograms: {png}")
+    return 0
+
+
+def _cmd_build_real_audio(args: argparse.Namespace) -> int:
+    from keras_iusp.data.real_audio import (
+        DEFAULT_MANIFEST,
+        build_real_audio,
+        fetch_sources,
+        load_manifest,
+    )
+
+    manifest = args.manifest or DEFAULT_MANIFEST
+    sources = args.sources or Path(os.path.abspath(args.out)).parent / "real_audio_sources"
+    if args.fetch:
+        fetch_sources(load_manifest(manifest), sources)
+    out = build_real_audio(args.out, sources, manifest_path=manifest, seed=args.seed,
+                           train=args.train, validate=args.validate, test=args.test,
+                           unlabeled=args.unlabeled, clip_seconds=args.clip_seconds,
+                           overwrite=args.overwrite)
+    print(f"wrote {args.train}/{args.validate}/{args.test} train/validate/test clips and "
+          f"{args.unlabeled} unlabelled clips to {out} (annotations.csv, audio/, unlabeled/)")
     return 0
 
 
@@ -432,9 +454,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability that a crowd annotator misses a present class; false "
                         "alarms at a quarter of it (default 0.1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.add_argument("--preset", choices=("default", "realistic"), default="default",
+                   help="regime: 'realistic' = lower SNRs, faint distractors and structured "
+                        "crowd errors (ignores --label-noise); default 'default'")
     p.add_argument("--plot", action="store_true",
                    help="also write class_examples.png: one log-mel spectrogram per class")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("build-real-audio",
+                       help="mix the real-recordings benchmark from pinned Debian sound packages")
+    p.add_argument("out", help="output folder (must not exist or be empty)")
+    p.add_argument("--sources", default=None,
+                   help="folder of unpacked packages (<package>/<path>); default "
+                        "OUT/../real_audio_sources")
+    p.add_argument("--fetch", action="store_true",
+                   help="first download and unpack the manifest's pinned packages into "
+                        "--sources (apt-get download + dpkg-deb -x; nothing is installed)")
+    p.add_argument("--manifest", default=None,
+                   help="source manifest JSON (default benchmarks/real_audio/manifest.json)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--train", type=int, default=480, help="train clips (default 480)")
+    p.add_argument("--validate", type=int, default=150, help="validate clips (default 150)")
+    p.add_argument("--test", type=int, default=600, help="test clips (default 600)")
+    p.add_argument("--unlabeled", type=int, default=1920,
+                   help="unlabelled pool clips, from train sources only (default 1920)")
+    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.set_defaults(func=_cmd_build_real_audio)
 
     p = sub.add_parser("features", help="compute (or reuse) the log-mel feature cache of a dataset")
     _data_args(p)
@@ -604,9 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         return _run(args)
     with filtered_stderr(is_startup_noise):
-        # synth (without --plot) never imports TensorFlow; every other command does, so it is
-        # loaded here, before the command prints anything
-        if args.command != "synth" or args.plot:
+        # synth (without --plot) and build-real-audio never import TensorFlow; every other
+        # command does, so it is loaded here, before the command prints anything
+        if args.command not in ("synth", "build-real-audio") or getattr(args, "plot", False):
             _quiet_tensorflow()
         return _run(args)
 

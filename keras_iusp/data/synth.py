@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_iusp.data.crowd import CrowdErrorModel, annotator_profiles, crowd_labels
 from keras_iusp.data.schema import (
     COARSE_CLASSES,
     COARSE_COLUMNS,
@@ -58,7 +59,7 @@ from keras_iusp.data.synth_sounds import (
 )
 from keras_iusp.errors import ConfigError, DataError
 
-__all__ = ["CSV_COLUMNS", "synthesize"]
+__all__ = ["CSV_COLUMNS", "SYNTH_PRESETS", "synthesize"]
 
 #: Fine-level class names in SONYC order (``1-1_small-sounding-engine``, ...).
 _FINE: tuple[str, ...] = tuple(name for key in sorted(FINE_CLASSES) for name in FINE_CLASSES[key])
@@ -99,6 +100,29 @@ _CLIPS_PER_SENSOR = 5
 #: rough centre used to scatter sensor coordinates.
 _BOROUGHS = ((1, 40.7500, -73.9900), (3, 40.6900, -73.9500), (4, 40.7300, -73.8400))
 
+#: Named regimes of the generator. ``default`` is today's generator (its output bytes do not
+#: change); ``realistic`` aims at what real street recordings look like: events closer to (and
+#: below) the background, faint unlabelled distractor events, and crowd rows with the
+#: structured errors of :mod:`keras_iusp.data.crowd` (SNR-dependent misses, annotator habits,
+#: confusions between similar classes) instead of independent flips. Keys: ``snr_db`` (range
+#: of event SNRs), ``background_dbfs`` (range of background levels), ``distractors`` (max
+#: number of faint events per clip that no row labels), ``distractor_snr_db`` (their SNR range)
+#: and ``crowd_errors`` (a :class:`CrowdErrorModel`, or None for ``label_noise`` flips).
+SYNTH_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {
+        "snr_db": _SNR_DB, "background_dbfs": _BACKGROUND_DBFS, "distractors": 0,
+        "distractor_snr_db": (-20.0, -12.0), "crowd_errors": None,
+    },
+    "realistic": {
+        "snr_db": (-10.0, 12.0), "background_dbfs": (-40.0, -24.0), "distractors": 3,
+        "distractor_snr_db": (-20.0, -8.0),
+        "crowd_errors": CrowdErrorModel(threshold_snr_db=-1.0, slope_db=2.5, lapse=0.05,
+                                        threshold_spread_db=3.0, confusion=0.12,
+                                        confusion_adds=0.5, false_alarm=0.02,
+                                        propensity_spread=0.6),
+    },
+}
+
 
 def synthesize(
     out_dir: str | os.PathLike,
@@ -112,6 +136,7 @@ def synthesize(
     label_noise: float = 0.1,
     progress: bool = True,
     overwrite: bool = False,
+    preset: str = "default",
 ) -> Path:
     """Write ``clips`` synthetic clips as a SONYC-UST v2 dataset folder and return its path.
 
@@ -134,6 +159,8 @@ def synthesize(
         progress: show a tqdm progress bar.
         overwrite: replace an existing non-empty ``out_dir`` (the old folder is only deleted
             after the new one is in place).
+        preset: a key of :data:`SYNTH_PRESETS`. With a preset whose ``crowd_errors`` is set,
+            crowd rows follow that model and ``label_noise`` is not used.
 
     Raises:
         ConfigError: an argument is out of range (the message names it).
@@ -141,6 +168,9 @@ def synthesize(
     """
     fractions = _validate(clips, seed, clip_seconds, sample_rate, split_fractions,
                           crowd_annotators, label_noise)
+    if not isinstance(preset, str) or preset not in SYNTH_PRESETS:
+        raise ConfigError(f"preset={preset!r}: expected one of {sorted(SYNTH_PRESETS)}")
+    regime = SYNTH_PRESETS[preset]
     clips, seed, sample_rate = int(clips), int(seed), int(sample_rate)
     clip_seconds, label_noise = float(clip_seconds), float(label_noise)
     # Absolute, so "." or "data/" still have a parent folder to build the temporary copy in.
@@ -148,6 +178,9 @@ def synthesize(
     _check_target(out, overwrite)
 
     layout = _layout(clips, seed, fractions, crowd_annotators)
+    crowd_model = regime["crowd_errors"]
+    profiles = (annotator_profiles(seed, layout["annotators"].tolist(), crowd_model)
+                if crowd_model is not None else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -162,13 +195,15 @@ def synthesize(
                 for s in (_AUDIO, _LABELS)
             )
             primary = _primary_class(seed, index)
-            waveform, events, background_dbfs = _render_clip(
-                audio_rng, primary, clip_seconds, sample_rate)
+            waveform, events, background_dbfs, distractors = _render_clip(
+                audio_rng, primary, clip_seconds, sample_rate, regime)
             _write_wav(tmp / "audio" / clip["audio_filename"], waveform, sample_rate)
             rows.extend(_annotation_rows(label_rng, clip, events, layout["annotators"],
-                                         crowd_annotators, label_noise))
-            records.append({**clip, "background_dbfs": round(background_dbfs, 2),
-                            "events": events})
+                                         crowd_annotators, label_noise, crowd_model, profiles))
+            record = {**clip, "background_dbfs": round(background_dbfs, 2), "events": events}
+            if preset != "default":
+                record["distractors"] = distractors
+            records.append(record)
         _write_csv(tmp / "annotations.csv", rows)
         config = {
             "generator": "keras_iusp.data.synth",
@@ -177,6 +212,9 @@ def synthesize(
                 "clips": clips, "seed": seed, "clip_seconds": clip_seconds,
                 "sample_rate": sample_rate, "split_fractions": list(fractions),
                 "crowd_annotators": crowd_annotators, "label_noise": label_noise,
+                **({"preset": preset,
+                    "crowd_errors": crowd_model.to_dict() if crowd_model else None}
+                   if preset != "default" else {}),
             },
             "clips": records,
         }
@@ -387,11 +425,15 @@ def _choose_classes(rng: np.random.Generator, primary: str) -> list[str]:
     return chosen
 
 
-def _render_clip(rng: np.random.Generator, primary: str, seconds: float,
-                 sample_rate: int) -> tuple[np.ndarray, list[dict[str, Any]], float]:
-    """Background plus 0-3 events; returns the waveform, the event records and the bg level."""
+def _render_clip(rng: np.random.Generator, primary: str, seconds: float, sample_rate: int,
+                 regime: dict[str, Any]) -> tuple[np.ndarray, list[dict[str, Any]], float,
+                                                  list[dict[str, Any]]]:
+    """Background plus 0-3 events (and, by ``regime``, faint unlabelled distractors).
+
+    Returns the waveform, the event records, the background level and the distractor records.
+    """
     n = int(seconds * sample_rate)
-    background_dbfs = float(rng.uniform(*_BACKGROUND_DBFS))
+    background_dbfs = float(rng.uniform(*regime["background_dbfs"]))
     bg_rms = 10.0 ** (background_dbfs / 20.0)
     mix = render_background(rng, sample_rate, n).astype(np.float64) * bg_rms
     events: list[dict[str, Any]] = []
@@ -400,7 +442,7 @@ def _render_clip(rng: np.random.Generator, primary: str, seconds: float,
             event = render_labelled_event(cls, rng, sample_rate, seconds)
             audio = event.audio.astype(np.float64)
             onset = int(rng.integers(0, n - audio.size + 1))
-            snr = float(rng.uniform(*_SNR_DB))
+            snr = float(rng.uniform(*regime["snr_db"]))
             level = _active_rms(audio, sample_rate)
             if level > 0.0:
                 mix[onset: onset + audio.size] += audio * (bg_rms * 10.0 ** (snr / 20.0) / level)
@@ -411,10 +453,24 @@ def _render_clip(rng: np.random.Generator, primary: str, seconds: float,
                 "snr_db": round(snr, 2),
                 "repetitive": event.subtype in REPETITIVE_SUBTYPES,
             })
+    distractors: list[dict[str, Any]] = []
+    if regime["distractors"]:  # drawn last, so the default regime's stream is unchanged
+        for _ in range(int(rng.integers(0, regime["distractors"] + 1))):
+            cls = COARSE_CLASSES[int(rng.integers(len(COARSE_CLASSES)))]
+            event = render_labelled_event(cls, rng, sample_rate, seconds)
+            audio = event.audio.astype(np.float64)
+            onset = int(rng.integers(0, n - audio.size + 1))
+            snr = float(rng.uniform(*regime["distractor_snr_db"]))
+            level = _active_rms(audio, sample_rate)
+            if level > 0.0:
+                mix[onset: onset + audio.size] += audio * (bg_rms * 10.0 ** (snr / 20.0) / level)
+            distractors.append({"class": cls, "onset": round(onset / sample_rate, 4),
+                                "duration": round(audio.size / sample_rate, 4),
+                                "snr_db": round(snr, 2)})
     peak = float(np.max(np.abs(mix)))
     if peak > _CLIP_PEAK:  # scale the whole clip: keeps every SNR as drawn
         mix *= _CLIP_PEAK / peak
-    return mix.astype(np.float32), events, background_dbfs
+    return mix.astype(np.float32), events, background_dbfs, distractors
 
 
 def _write_wav(path: Path, waveform: np.ndarray, sample_rate: int) -> None:
@@ -435,8 +491,15 @@ def _uncertain_fine(cls: str) -> str:
 
 
 def _annotation_rows(rng: np.random.Generator, clip: dict[str, Any], events: list[dict[str, Any]],
-                     pool: np.ndarray, crowd: int, label_noise: float) -> list[list[str]]:
-    """Crowd rows (every split) plus the verified row (validate/test only) for one clip."""
+                     pool: np.ndarray, crowd: int, label_noise: float,
+                     crowd_model: CrowdErrorModel | None = None,
+                     profiles: dict[int, Any] | None = None) -> list[list[str]]:
+    """Crowd rows (every split) plus the verified row (validate/test only) for one clip.
+
+    Without ``crowd_model`` each annotator misses a present class with ``label_noise`` and
+    ticks an absent one at a quarter of it; with it, :func:`crowd_labels` decides which classes
+    each annotator (with their ``profiles`` entry) reports.
+    """
     truth = {e["class"]: e for e in events}
     meta = [str(clip["borough"]), str(clip["block"]), clip["latitude"], clip["longitude"],
             str(int(rng.integers(2016, 2020))), str(int(rng.integers(1, 53))),
@@ -456,7 +519,23 @@ def _annotation_rows(rng: np.random.Generator, clip: dict[str, Any], events: lis
     rows = []
     for annotator in np.sort(rng.choice(pool, size=min(crowd, pool.size), replace=False)):
         heard: dict[str, str] = {}
+        reported = None
+        if crowd_model is not None and profiles is not None:
+            reported = crowd_labels(rng, [(e["class"], e["snr_db"]) for e in events],
+                                    profiles[int(annotator)], crowd_model)
         for cls in COARSE_CLASSES:
+            if reported is not None:
+                if cls not in reported:
+                    continue
+                if cls in truth:
+                    event = truth[cls]
+                    fine = event["fine"] if rng.random() >= 0.2 else _uncertain_fine(cls)
+                    proximity = true_fine[event["fine"]]
+                else:
+                    fine = _uncertain_fine(cls)
+                    proximity = ("near", "far", "notsure")[int(rng.integers(3))]
+                heard[fine] = proximity
+                continue
             if cls in truth:
                 if rng.random() < label_noise:
                     continue  # missed
