@@ -184,3 +184,30 @@ def test_bad_storage_url_is_one_error_line(tmp_path, capsys, url, tiny_grid_head
     assert code == 2
     assert len(err) == 1 and err[0].startswith("keras-iusp: error: --storage"), err
     assert not out.exists()  # nothing written
+
+
+def test_startup_draws_follow_the_trial_number():
+    """Two processes' samplers (same seed) taking turns on one study draw, trial by trial, what
+    one sampler draws alone; TPE's own start-up would give both processes the same draws."""
+    import optuna
+
+    from keras_iusp.tune import SEARCH_SPACE, _suggest
+    from keras_iusp.tune_shared import TrialSeededSampler
+
+    space = SEARCH_SPACE["iusp"]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def draw(study) -> dict:
+        trial = study.ask()
+        params = {n: _suggest(trial, n, spec) for n, spec in space.items()}
+        study.tell(trial, 0.5)
+        return params
+
+    alone = optuna.create_study(sampler=TrialSeededSampler(3, 3), direction="maximize")
+    expected = [draw(alone) for _ in range(3)]
+    storage = optuna.storages.InMemoryStorage()
+    one, other = (optuna.create_study(study_name="s", storage=storage, direction="maximize",
+                                      load_if_exists=True, sampler=TrialSeededSampler(3, 3))
+                  for _ in range(2))
+    assert [draw(one), draw(other), draw(other)] == expected
+    assert len({json.dumps(p, sort_keys=True) for p in expected}) == 3
