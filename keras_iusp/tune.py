@@ -9,7 +9,9 @@ tables that ``keras-iusp experiment`` reads. The test split is never looked at.
 
 Studies live in an SQLite file (Optuna's RDB storage), so an interrupted search continues where it
 stopped: finished trials are kept, an interrupted one is resumed from its last epoch (its run
-directory is resumable like any distillation).
+directory is resumable like any distillation). ``--storage URL`` (PostgreSQL, MySQL) keeps them
+in a database instead, shared by several ``tune`` processes on several machines
+(:mod:`keras_iusp.tune_shared`; ``docs/distributed.md``).
 
 The first trial of every method is the grid's default settings (``enqueue_trial``), so tuning can
 only improve on them on validation. The second trial of a distillation method starts from its
