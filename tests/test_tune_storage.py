@@ -211,3 +211,39 @@ def test_startup_draws_follow_the_trial_number():
                   for _ in range(2))
     assert [draw(one), draw(other), draw(other)] == expected
     assert len({json.dumps(p, sort_keys=True) for p in expected}) == 3
+
+
+def test_dead_process_trial_is_run_again_with_its_parameters(tmp_path):
+    """A running trial whose process stopped beating is failed, queued again with its
+    parameters and run by the next process; the budget still ends at its count."""
+    import threading
+
+    import optuna
+
+    from keras_iusp.tune import _run_budget
+    from keras_iusp.tune_shared import StudyLock, TrialSeededSampler
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    storage = optuna.storages.RDBStorage(
+        url, heartbeat_interval=1, grace_period=2,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
+    study = optuna.create_study(study_name="t/baseline", storage=storage, direction="maximize",
+                                sampler=TrialSeededSampler(0, 3))
+    dead = study.ask()  # a process that started a trial, beat once, and was killed
+    lost = dead.suggest_float("learning_rate", 1e-3, 1e-2, log=True)
+    storage.record_heartbeat(dead._trial_id)
+    ran = []
+
+    def objective(trial):
+        ran.append(trial.suggest_float("learning_rate", 1e-3, 1e-2, log=True))
+        return 0.5
+
+    # in a thread, so that a process waiting forever for the dead trial fails the test
+    worker = threading.Thread(target=_run_budget, daemon=True, args=(
+        optuna, study, objective, 2, lambda: None, StudyLock(url, study.study_name)))
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "still waiting for the dead process's trial"
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 2 and states.count("FAIL") == 1, states
+    assert lost in ran and len(ran) == 2  # the dead trial's parameters, run once more
