@@ -365,10 +365,13 @@ def _run_budget(optuna, study, objective, budget: int, queue_first, lock, poll: 
                 queue_first()
             trials = study.get_trials(deepcopy=False)
             waiting = any(t.state == states.WAITING for t in trials)
+            complete = sum(t.state == states.COMPLETE for t in trials)
             counted = sum(t.state in (states.COMPLETE, states.RUNNING, states.WAITING)
                           for t in trials)
             running = any(t.state == states.RUNNING for t in trials)
-            if waiting or counted < budget:
+            # a queued trial (a first trial, or a killed one again) is run while the budget
+            # is not finished; beyond that, new trials while fewer than the budget exist
+            if counted < budget or (waiting and complete < budget):
                 study.optimize(unlocked, n_trials=1)
                 continue
         finally:
