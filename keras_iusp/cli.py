@@ -375,7 +375,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/experiment_{config.name}")
     summary = run_tuning(config, out, trials=args.trials, student=args.student,
                          methods=args.methods, seed=args.seed, epochs=args.epochs,
-                         seeds=args.seeds)
+                         seeds=args.seeds, storage=args.storage)
     for method, result in summary["methods"].items():
         print(f"{method:9s} best validation micro-AUPRC {result['best_value']:.4f}  "
               f"{result['best_params']}")
@@ -624,6 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="student seeds every trial trains (paired); a trial scores their mean "
                         "validation micro-AUPRC (default: --seed alone)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna database shared by several tune processes, e.g. "
+                        "postgresql://USER@HOST/DB (default: one SQLite file per method in OUT)")
     p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("models", help="list the model zoo, or one model's layers and sizes")

@@ -156,6 +156,11 @@ class Distiller(keras.Model):
         self.auprc = keras.metrics.AUC(curve="PR", num_thresholds=500, from_logits=True,
                                        multi_label=False, name="auprc")
         self.student_loss_fn: keras.losses.Loss | None = None
+        # A step returns metric results, already the same on every replica. Keras's default
+        # ("auto") sums them over the workers of a MultiWorkerMirroredStrategy whenever the step's
+        # keys differ from ``metrics`` (training leaves out the AUPRC), which multiplied the
+        # training history by the number of workers.
+        self.distribute_reduction_method = "first"
         self.built = True  # both sub-models are built; lets checkpoints save weights at once
 
     @property

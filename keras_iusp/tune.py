@@ -9,7 +9,9 @@ tables that ``keras-iusp experiment`` reads. The test split is never looked at.
 
 Studies live in an SQLite file (Optuna's RDB storage), so an interrupted search continues where it
 stopped: finished trials are kept, an interrupted one is resumed from its last epoch (its run
-directory is resumable like any distillation).
+directory is resumable like any distillation). ``--storage URL`` (PostgreSQL, MySQL) keeps them
+in a database instead, shared by several ``tune`` processes on several machines
+(:mod:`keras_iusp.tune_shared`; ``docs/distributed.md``).
 
 The first trial of every method is the grid's default settings (``enqueue_trial``), so tuning can
 only improve on them on validation. The second trial of a distillation method starts from its
@@ -32,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,18 +140,30 @@ def warm_start_params(config: ExperimentConfig, method: str,
 
 
 def _open_study(optuna, tune_dir: Path, method: str, seed: int, trials: int,
-                seeds: list[int]):
+                seeds: list[int], shared=None, study_name: str | None = None):
     """``method``'s Optuna study in ``tune_dir``, created if new; refused when its trials were
     scored on other seeds (their means would not compare with new ones). A study written before
-    seeds were recorded was scored on ``[seed]``, the only seed a trial then trained."""
-    storage = f"sqlite:///{(tune_dir / f'{method}.db').resolve()}"
+    seeds were recorded was scored on ``[seed]``, the only seed a trial then trained.
+
+    ``shared`` (an RDB storage from :func:`keras_iusp.tune_shared.open_storage`) holds the study
+    ``study_name`` instead, with a sampler whose startup draws follow the trial number."""
+    if shared is None:
+        storage = f"sqlite:///{(tune_dir / f'{method}.db').resolve()}"
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(trials, 3))
+        where = tune_dir / f"{method}.db"
+    else:
+        from keras_iusp.tune_shared import TrialSeededSampler
+
+        storage, sampler = shared, TrialSeededSampler(seed, min(trials, 3))
+        where = f"--storage study {study_name!r}"
     study = optuna.create_study(
-        study_name=method, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(trials, 3)))
+        study_name=study_name or method, storage=storage, direction="maximize",
+        load_if_exists=True, sampler=sampler)
     stored = study.user_attrs.get("seeds", [seed] if study.trials else None)
     if stored is not None and stored != seeds:
-        raise ConfigError(f"tune: {tune_dir / f'{method}.db'} scored its trials on seeds "
-                          f"{stored}, not {seeds}; use the same seeds or another --out")
+        other = "another --out" if shared is None else "another --storage database"
+        raise ConfigError(f"tune: {where} scored its trials on seeds "
+                          f"{stored}, not {seeds}; use the same seeds or {other}")
     study.set_user_attr("seeds", seeds)
     return study
 
@@ -173,7 +188,7 @@ def _check_seeds(seeds: Any) -> list[int]:
 def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int = 4,
                student: str = "cnn_lstm_xs", methods: list[str] | None = None,
                seed: int = 0, epochs: int | None = None, verbose: int | str = 2,
-               seeds: list[int] | None = None) -> dict:
+               seeds: list[int] | None = None, storage: str | None = None) -> dict:
     """Tune every method with ``trials`` trials on the validation split; returns the winners.
 
     ``seed`` seeds the sampler; ``seeds`` (default ``[seed]``) are the student seeds every trial
@@ -183,6 +198,13 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
     Writes ``OUT/tuning/<method>.db`` (the Optuna studies), ``OUT/tuning/trials.json`` (every
     trial: parameters, validation micro-AUPRC and its value per seed) and
     ``OUT/tuning/best.toml`` (the ``[method.NAME]`` tables to paste into the experiment config).
+
+    ``storage`` (an Optuna RDB URL, e.g. ``postgresql://USER@HOST/DATABASE``) holds the studies
+    instead of the ``.db`` files, named ``CONFIG_NAME/METHOD``: every process given the same URL
+    and config works on the same studies, and together they run ``trials`` trials per method
+    (:mod:`keras_iusp.tune_shared`). The first ``min(trials, 3)`` trials of a method, and so its
+    winner when ``trials <= 3``, are then the same whatever the number of processes; later trials
+    depend on which trials had finished when they started.
     """
     import optuna
 
@@ -208,15 +230,28 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
     seeds = _check_seeds([seed] if seeds is None else seeds)
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"tune: trials={trials!r}: expected a positive integer")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    shared = None
+    if storage is not None:
+        from keras_iusp.tune_shared import open_storage
+
+        shared = open_storage(storage)  # before anything is written: a bad URL leaves nothing
+        in_storage = set(optuna.get_all_study_names(shared))
     out = Path(out)
     tune_dir = out / "tuning"
     tune_dir.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def study_name(m: str) -> str | None:
+        return None if shared is None else f"{config.name}/{m}"
+
+    def exists(m: str) -> bool:
+        return (tune_dir / f"{m}.db").is_file() if shared is None else study_name(m) in in_storage
+
     # Every study is opened (and its seeds checked) before any data or teacher work, so a
     # mismatch on the last method does not surface after hours of tuning the first ones.
-    studies = {m: _open_study(optuna, tune_dir, m, seed, trials, seeds)
+    studies = {m: _open_study(optuna, tune_dir, m, seed, trials, seeds, shared, study_name(m))
                for m in dict.fromkeys(methods + [PARENT[m] for m in methods if m in PARENT])
-               if m in methods or (tune_dir / f"{m}.db").is_file()}
+               if m in methods or exists(m)}
     cache = prepare_data(config, out)
     # The baseline needs no teacher: it can be tuned while the teacher still trains.
     teacher = prepare_teacher(config, out, cache, verbose) if set(methods) - {"baseline"} \
@@ -226,7 +261,8 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
                                "trials": trials, "split": "validate", "methods": {}}
     for method in methods:
         study = studies[method]
-        if not study.trials:
+
+        def queue_first(study=study, method=method) -> None:
             first = default_params(config, method)
             study.enqueue_trial(first)
             parent = PARENT.get(method)
@@ -275,16 +311,20 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
             trial.set_user_attr("per_seed", values)
             return float(sum(values) / len(values))
 
-        # A trial still "running" in the study was killed with the last search: close it as
-        # failed and queue its parameters again; its run folder resumes from its last epoch.
-        for t in study.trials:
-            if t.state == optuna.trial.TrialState.RUNNING:
-                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-                study.enqueue_trial(t.params)
-        finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        remaining = trials - len(finished)
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining)
+        if shared is None:
+            # A trial still "running" in the study was killed with the last search: close it as
+            # failed and queue its parameters again; its run folder resumes from its last epoch.
+            # (In a shared study, heartbeats tell a dead process's trial from a live one.)
+            for t in study.trials:
+                if t.state == optuna.trial.TrialState.RUNNING:
+                    study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+                    study.enqueue_trial(t.params)
+            lock = None
+        else:
+            from keras_iusp.tune_shared import StudyLock
+
+            lock = StudyLock(storage, study.study_name)
+        _run_budget(optuna, study, objective, trials, queue_first, lock)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         best = max(done, key=lambda t: t.value)
         summary["methods"][method] = {
@@ -297,6 +337,49 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
         atomic_write_text(tune_dir / "trials.json", json.dumps(summary, indent=1))
     atomic_write_text(tune_dir / "best.toml", format_method_tables(summary))
     return summary
+
+
+def _run_budget(optuna, study, objective, budget: int, queue_first, lock, poll: float = 2.0
+                ) -> None:
+    """Run trials of ``study`` until ``budget`` trials (queued, running or finished) exist and
+    all have finished. ``queue_first`` queues the first trials of an empty study. Under a
+    shared study's ``lock`` the count and the new trial's creation are one step; the trial runs
+    without the lock; a process with nothing left to start waits for the others' trials (a dead
+    process's trial comes back queued, and is then run here)."""
+    states = optuna.trial.TrialState
+
+    def unlocked(trial):
+        if lock is not None:
+            lock.release()  # the trial exists: others may count it and create theirs
+        return objective(trial)
+
+    while True:
+        if lock is not None:
+            lock.acquire()
+        try:
+            if lock is not None:
+                from keras_iusp.tune_shared import fail_dead_trials
+
+                fail_dead_trials(study)
+            if not study.get_trials(deepcopy=False):
+                queue_first()
+            trials = study.get_trials(deepcopy=False)
+            waiting = any(t.state == states.WAITING for t in trials)
+            complete = sum(t.state == states.COMPLETE for t in trials)
+            counted = sum(t.state in (states.COMPLETE, states.RUNNING, states.WAITING)
+                          for t in trials)
+            running = any(t.state == states.RUNNING for t in trials)
+            # a queued trial (a first trial, or a killed one again) is run while the budget
+            # is not finished; beyond that, new trials while fewer than the budget exist
+            if counted < budget or (waiting and complete < budget):
+                study.optimize(unlocked, n_trials=1)
+                continue
+        finally:
+            if lock is not None:
+                lock.release()
+        if not running:
+            return
+        time.sleep(poll)
 
 
 def _toml_value(value: Any) -> str:
