@@ -215,10 +215,10 @@ DEFAULT_OPERATING_POINT = OperatingPoint(target_precision=0.5)
 
 
 def _threshold_candidates(scores: np.ndarray) -> np.ndarray:
-    """Distinct int8 scores of a class from its median up (a detector that is on for more
-    than half of the stream is not an event detector), at most MAX_THRESHOLD_CANDIDATES."""
+    """Distinct int8 scores of a class above its median (a detector that is on for half of
+    the stream or more is not an event detector), at most MAX_THRESHOLD_CANDIDATES."""
     scores = np.asarray(scores, np.int64)
-    values = np.unique(scores[scores >= np.median(scores)])
+    values = np.unique(scores[scores > np.median(scores)])
     if len(values) > MAX_THRESHOLD_CANDIDATES:
         picks = np.linspace(0, len(values) - 1, MAX_THRESHOLD_CANDIDATES).round().astype(int)
         values = values[np.unique(picks)]
@@ -235,7 +235,7 @@ def calibrate(logits: np.ndarray, reference: list[tuple[str, float, float]],
     Settings are scored by event-based onset matching with ``collar`` (sed_eval) on the
     stream. For every smoothing length ``K`` in :data:`SMOOTHING_CHOICES` and per class: every
     on threshold among (up to :data:`MAX_THRESHOLD_CANDIDATES`) distinct int8 scores of the
-    class at or above its median, with every hysteresis of :data:`HYSTERESIS_LOGITS` (off = on
+    class above its median, with every hysteresis of :data:`HYSTERESIS_LOGITS` (off = on
     - that many logits, in int8 steps) and no hold-off; then the best of these with each
     hold-off of :data:`HOLD_OFF_SECONDS` (in windows). The setting with the highest event F1
     among those meeting ``operating_point`` wins (ties: higher threshold, then shorter
