@@ -109,8 +109,24 @@ def test_reference_cpp_detector_equals_python(gxx, tmp_path):
     assert len(_events(boundary_stream(settings, 3000, 0), settings)) > 50
 
 
+def test_reference_detector_files_are_current():
+    from keras_iusp.export.detector_files import detector_files
+
+    for name, text in detector_files().items():
+        assert (REFERENCE / name).read_text() == text, name
+
+
 def test_cpp_detector_equals_python_random_settings(gxx, tmp_path):
-    binary = build_detector_check(REFERENCE, tmp_path / "detector_check")
+    """The generator's current detector.cc (with the reference's model_settings.h) against
+    keras_iusp.detect, for random smoothing lengths, thresholds and hold-offs."""
+    from keras_iusp.export.detector_files import detector_files
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    shutil.copy(REFERENCE / "model_settings.h", assets)
+    for name, text in detector_files().items():
+        (assets / name).write_text(text)
+    binary = build_detector_check(assets, tmp_path / "detector_check")
     rng = np.random.default_rng(7)
     for trial in range(12):
         k = int(rng.integers(1, 9))
