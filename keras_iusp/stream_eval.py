@@ -192,10 +192,12 @@ def format_stream_evaluation(result: dict[str, Any]) -> str:
         return "n/a" if v is None else format(v, fmt)
 
     for name, r in result["per_class"].items():
+        latency = r["latency_median_s"]
+        latency = "n/a" if latency is None else f"{latency:.2f} s"
         lines.append(f"  {name:22s} {r['references']:5d} {r['detections']:5d} {r['f1']:6.3f} "
                      f"{r['f1_onset_offset']:9.3f} {r['false_alarms_per_hour']:8.1f} "
                      f"{show(r['detected_fraction'], '.0%'):>6s} "
-                     f"{show(r['latency_median_s'], '.2f') + ' s' if r['latency_median_s'] is not None else 'n/a':>8s}")
+                     f"{latency:>8s}")
     o = result["overall"]
     lines.append(f"  micro event F1 {o['micro_f1']:.3f}   macro {o['macro_f1']:.3f}   false "
                  f"alarms {o['false_alarms_per_hour']:.1f}/hour   median latency "

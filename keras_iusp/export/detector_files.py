@@ -31,7 +31,8 @@ constexpr int kDetectorHoldOffWindows[kNumClasses] = {{{ints(settings.hold_off_w
 """
 
 
-_HEADER = _GUARD + f"""// Always-on event detector: int8 window outputs -> events (class, onset, offset).
+_HEADER = _GUARD + f"""\
+// Always-on event detector: int8 window outputs -> events (class, onset, offset).
 //
 // Per class, at window w (counted from Reset()): S = sum of the class's last n = min(w + 1, K)
 // int8 outputs. An inactive class starts an event at w when w >= its hold-off end and

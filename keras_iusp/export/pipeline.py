@@ -22,8 +22,8 @@ import numpy as np
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.export import firmware, frontend
-from keras_iusp.export.detector_files import detector_files, detector_settings_block
 from keras_iusp.export.convert import random_windows, rebuild_for_window, to_tflite
+from keras_iusp.export.detector_files import detector_files, detector_settings_block
 from keras_iusp.export.targets import format_target_table, load_profiles
 from keras_iusp.export.verify import (
     io_details,
