@@ -256,6 +256,8 @@ def calibrate(logits: np.ndarray, reference: list[tuple[str, float, float]],
     scored: dict[tuple, dict[str, float]] = {}
 
     def best_of(c: int, name: str, k: int, grid: list[tuple[int, int, int]], best):
+        if not grid:  # a class whose scores never rise above their median
+            return best
         ref = [e for e in reference if e[0] == name]
         found = _class_events(logits[:, c], k, *(np.array(v) for v in zip(*grid)))
         for (on, off, hold), events in zip(grid, found):

@@ -215,6 +215,14 @@ def test_calibration_meets_the_operating_point():
                                                                          * hours))
 
 
+def test_calibration_disables_a_class_that_never_varies():
+    logits = np.full((40, 2), -20, np.int8)
+    logits[10:15, 0] = 40
+    result = calibrate(logits, [("a", 2.7, 4.0)], ["a", "b"], _timing(), 0.05)
+    assert result["settings"]["on_threshold"][1] == NEVER
+    assert result["per_class"]["a"]["enabled"]
+
+
 def test_operating_point_is_checked():
     from keras_iusp.errors import ConfigError
 
