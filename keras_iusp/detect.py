@@ -261,6 +261,8 @@ def calibrate(logits: np.ndarray, reference: list[tuple[str, float, float]],
         ref = [e for e in reference if e[0] == name]
         found = _class_events(logits[:, c], k, *(np.array(v) for v in zip(*grid)))
         for (on, off, hold), events in zip(grid, found):
+            if not events:  # no detection never meets an operating point
+                continue
             key = (c, tuple(events))
             if key not in scored:  # many settings give the same events: match once
                 est = [(name, *timing.event_seconds(Event(c, a, b))) for a, b in events]
