@@ -66,8 +66,8 @@ constexpr int kTensorArenaSize = 42032;
 // with the mean of the last kDetectorSmoothingWindows window outputs; an on threshold of
 // 128 disables a class. Hold-offs are in windows (one every kNumFrames / 2 frames).
 constexpr int kDetectorSmoothingWindows = 1;
-constexpr int kDetectorOnThreshold[kNumClasses] = {-12, 53, 128, -8, 10, 128, -12, -24};
-constexpr int kDetectorOffThreshold[kNumClasses] = {-34, 31, 128, -30, -12, 128, -34, -24};
+constexpr int kDetectorOnThreshold[kNumClasses] = {-12, 53, 128, -11, 10, 128, -12, -24};
+constexpr int kDetectorOffThreshold[kNumClasses] = {-34, 31, 128, -33, -12, 128, -34, -24};
 constexpr int kDetectorHoldOffWindows[kNumClasses] = {2, 4, 0, 0, 0, 0, 0, 0};
 
 }  // namespace keras_iusp
