@@ -312,6 +312,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from keras_iusp.export import export_model, format_report
     from keras_iusp.training import load_run
 
+    operating_point = _operating_point(args)
     run = load_run(args.model)
     block = None
     if args.streaming:
@@ -324,7 +325,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                         config=run.feature_config)
     report = export_model(args.model, cache, args.out, window_seconds=args.window_seconds,
                           golden_vectors=args.golden, targets_dir=args.targets, seed=args.seed,
-                          streaming_block_frames=block)
+                          streaming_block_frames=block,
+                          operating_point=operating_point)
     print(format_report(report))
     if "streaming" in report:
         s = report["streaming"]
@@ -335,14 +337,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operating_point(args: argparse.Namespace):
+    """The detector's operating point from ``--target-precision``/``--false-alarms-per-hour``."""
+    from keras_iusp.detect import OperatingPoint
+
+    if args.target_precision is not None and not 0 < args.target_precision <= 1:
+        raise ConfigError(f"--target-precision {args.target_precision}: expected a precision in "
+                          "(0, 1]")
+    if args.false_alarms_per_hour is not None and not args.false_alarms_per_hour >= 0:
+        raise ConfigError(f"--false-alarms-per-hour {args.false_alarms_per_hour}: expected a "
+                          "number >= 0")
+    if args.target_precision is None and args.false_alarms_per_hour is None:
+        return None
+    return OperatingPoint(args.target_precision, args.false_alarms_per_hour)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from keras_iusp.atomic import atomic_write_text
     from keras_iusp.evaluate import evaluate_model, format_evaluation, model_feature_config
 
+    if args.stream and Path(args.model).suffix != ".tflite":
+        raise ConfigError(f"--stream: {args.model} is not a .tflite; give the model.tflite of an "
+                          "export folder (its calibrated detector is read from beside it)")
+    if not args.collar > 0:
+        raise ConfigError(f"--collar {args.collar}: expected seconds > 0")
     config = model_feature_config(args.model)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad, config=config)
-    result = evaluate_model(args.model, cache, args.split)
-    print(format_evaluation(result))
+    if args.stream:
+        from keras_iusp.stream_eval import evaluate_stream, format_stream_evaluation
+
+        result = evaluate_stream(args.model, cache, args.split, seed=args.seed,
+                                 collar=args.collar)
+        print(format_stream_evaluation(result))
+    else:
+        result = evaluate_model(args.model, cache, args.split)
+        print(format_evaluation(result))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -579,6 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-frames", type=int, default=None, metavar="N",
                    help="frames per streaming invoke, a multiple of the model's time stride "
                    "(default 8; needs --streaming)")
+    point = p.add_mutually_exclusive_group()
+    point.add_argument("--target-precision", type=float, default=None,
+                       help="calibrate the event detector for this event precision per class "
+                            "on the validation stream (default 0.5)")
+    point.add_argument("--false-alarms-per-hour", type=float, default=None,
+                       help="instead: at most this many false alarms per hour per class")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("evaluate", help="metrics of a run directory or .tflite on a split")
@@ -586,6 +621,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--split", choices=["validate", "test"], default="validate")
     p.add_argument("--out", default=None, help="also write the metrics as JSON here")
+    p.add_argument("--stream", action="store_true",
+                   help="the split's clips as one continuous stream (seeded random order): "
+                        "windowed int8 model + the export's calibrated detector, event F1, "
+                        "false alarms per hour, latency (MODEL: an exported .tflite)")
+    p.add_argument("--seed", type=int, default=0, help="--stream: clip order seed (default 0)")
+    p.add_argument("--collar", type=float, default=1.0,
+                   help="--stream: onset collar of the event matching, seconds (default 1.0)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("experiment", help="baseline/KD/SP/IUSP x student sizes x seeds grid")

@@ -169,6 +169,11 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     for name, run_dir in [("teacher", teacher_dir)] + [
             (f"{STUDENT} {m}", out / f"student_{m}") for m in students]:
         print(f"    {name:24s} {_auprc(run_dir)}")
+    detector = report["detector"]
+    print(f"    {'firmware int8, windowed':24s} val AUPRC {report['int8_windowed_auprc']:.3f}; "
+          f"event detector ({detector['operating_point_text']}): "
+          f"{detector['validation']['overall']['false_alarms_per_hour']:.1f} false alarms/hour "
+          f"on the {detector['validation_stream_seconds'] / 60:.1f}-min validation stream")
     print(f"\nquickstart finished; outputs under {out.resolve()}")
     return summary
 

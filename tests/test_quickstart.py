@@ -35,6 +35,7 @@ def test_tiny_quickstart_runs_every_stage_quietly(tmp_path: Path):
     for stage in ("[1]", "[2]", "[3]", "[4]", "[5]", "[6]", "[7]", "[8]"):
         assert stage in first.stdout
     assert "mean IUSP distance (cosine form) over the" in first.stdout
+    assert "false alarms/hour on the" in first.stdout  # the calibrated detector, validation
     assert tensorflow_noise(first.stderr) == [], tensorflow_noise(first.stderr)
     for name in ("data/annotations.csv", "teacher/model.keras", "student_baseline/metrics.json",
                  "student_iusp/metrics.json", "student_iusp_compressed/qat.weights.h5",

@@ -119,3 +119,29 @@ def test_resampled_stereo_clip_end_to_end(runner, data, tmp_path):
     steps = np.abs(result["max_logits"] - np.round(logit_steps(python, out.scale,
                                                                out.zero_point)))
     assert steps.max() <= 1, steps
+
+
+def test_runner_events_on_a_continuous_stream(runner, data, tmp_path):
+    """The clips end to end as one stream: the runner's detector events are exactly what
+    keras_iusp.detect makes of the runner's own int8 window outputs with the reference assets'
+    calibrated settings, and those outputs are the Python window outputs of the same audio
+    (the C++ front end's floats differ in the last bits: a window output may move by an int8
+    step or two, most are identical)."""
+    from keras_iusp.detect import DetectorSettings, detect_events
+    from keras_iusp.export.verify import window_outputs
+
+    _, cache, pcm = data
+    stream = pcm.reshape(-1)
+    result = run_stream_runner(runner, stream[None], tmp_path)
+    report = json.loads((REFERENCE / "export_report.json").read_text())
+    settings = DetectorSettings.from_dict(report["detector"]["settings"])
+    logits = result["window_logits"]
+    expected = [(0, e.class_index, e.onset_window, e.offset_window)
+                for e in detect_events(logits, settings)]
+    assert result["events"] == expected and expected
+    config = FeatureConfig(clip_seconds=len(stream) / 16000)
+    python = window_outputs((REFERENCE / "model.tflite").read_bytes(),
+                            log_mel(stream.astype(np.float32) / 32768, config), 49)
+    assert logits.shape == python.shape
+    steps = np.abs(logits.astype(int) - python.astype(int))
+    assert steps.max() <= 2 and np.mean(steps == 0) > 0.9, (steps.max(), np.mean(steps == 0))

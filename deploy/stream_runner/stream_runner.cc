@@ -12,7 +12,7 @@ StreamRunner::StreamRunner(tflite::MicroInterpreter* interpreter) : interpreter_
 void StreamRunner::Begin() {
   FrontendInit(&frontend_);
   memset(ring_, 0, sizeof(ring_));
-  for (int c = 0; c < kNumClasses; ++c) max_logits_[c] = -128;
+  for (int c = 0; c < kNumClasses; ++c) max_logits_[c] = window_logits_[c] = -128;
   next_row_ = 0;
   frames_ = 0;
   last_window_end_ = -1;
@@ -53,6 +53,7 @@ TfLiteStatus StreamRunner::RunWindow() {
   TF_LITE_ENSURE_STATUS(interpreter_->Invoke());
   const int8_t* out = interpreter_->output(0)->data.int8;
   for (int c = 0; c < kNumClasses; ++c) {
+    window_logits_[c] = out[c];
     if (out[c] > max_logits_[c]) max_logits_[c] = out[c];
   }
   last_window_end_ = frames_;

@@ -44,6 +44,8 @@ class StreamRunner {
   // schedule has not (as `evaluate` does), so a clip gets the same windows on both sides.
   TfLiteStatus Finish();
 
+  // int8 output logits of the last window scored (kNumClasses values; the detector's input).
+  const int8_t* window_logits() const { return window_logits_; }
   // Running maximum of each class's int8 output logit since Begin(); -128 before any window.
   const int8_t* max_logits() const { return max_logits_; }
   // sigmoid(kOutputScale * (max_logit - kOutputZeroPoint)).
@@ -59,6 +61,7 @@ class StreamRunner {
   int8_t ring_[kNumFrames][kNumMelBins];  // the last kNumFrames frames, circular
   float log_mel_[kNumMelBins];
   int8_t max_logits_[kNumClasses];
+  int8_t window_logits_[kNumClasses];
   int next_row_;       // ring row the next frame goes to
   int frames_;         // frames since Begin()
   int last_window_end_;  // frame count at the last invoke (-1: none)

@@ -60,6 +60,16 @@ constexpr float kFeatureStd[kNumMelBins] = {
 // bisection on the host, 16-byte granularity). Add headroom if your TFLM build differs.
 constexpr int kTensorArenaSize = 42032;
 
+// Always-on event detector (detector.h), calibrated on the validation stream:
+// event precision >= 0.5 per class, event onsets matched within 1 s.
+// Thresholds are int8 output logits (real = kOutputScale * (q - kOutputZeroPoint)), compared
+// with the mean of the last kDetectorSmoothingWindows window outputs; an on threshold of
+// 128 disables a class. Hold-offs are in windows (one every kNumFrames / 2 frames).
+constexpr int kDetectorSmoothingWindows = 1;
+constexpr int kDetectorOnThreshold[kNumClasses] = {-12, 53, 128, -11, 10, 128, -12, -24};
+constexpr int kDetectorOffThreshold[kNumClasses] = {-34, 31, 128, -33, -12, 128, -34, -24};
+constexpr int kDetectorHoldOffWindows[kNumClasses] = {2, 4, 0, 0, 0, 0, 0, 0};
+
 }  // namespace keras_iusp
 
 #endif  // KERAS_IUSP_MODEL_SETTINGS_H_

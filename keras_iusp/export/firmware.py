@@ -103,8 +103,9 @@ def model_data_files(model_bytes: bytes) -> dict[str, str]:
 
 def model_settings_file(*, config: FeatureConfig, class_names: list[str], frames: int,
                         input_quant, output_quant, arena_bytes: int, mean: np.ndarray,
-                        std: np.ndarray) -> str:
-    """``model_settings.h``: shapes, quantisation, feature front end and the measured arena."""
+                        std: np.ndarray, detector_block: str = "") -> str:
+    """``model_settings.h``: shapes, quantisation, feature front end, the measured arena and
+    (``detector_block``, from :mod:`keras_iusp.export.detector_files`) the calibrated detector."""
     names = ", ".join(f'"{n}"' for n in class_names)
     return f"""{_GUARD}#ifndef KERAS_IUSP_MODEL_SETTINGS_H_
 #define KERAS_IUSP_MODEL_SETTINGS_H_
@@ -146,7 +147,7 @@ constexpr float kFeatureStd[kNumMelBins] = {{
 // Smallest tensor arena with which the TFLite-Micro interpreter ran this model (measured by
 // bisection on the host, 16-byte granularity). Add headroom if your TFLM build differs.
 constexpr int kTensorArenaSize = {arena_bytes};
-
+{detector_block and chr(10) + detector_block}
 }}  // namespace keras_iusp
 
 #endif  // KERAS_IUSP_MODEL_SETTINGS_H_

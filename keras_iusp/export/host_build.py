@@ -111,13 +111,52 @@ def build_stream_runner(assets: str | os.PathLike, out: str | os.PathLike,
     _compile([_gxx(), "-std=c++17", "-O2", "-DTF_LITE_STATIC_MEMORY", f"-I{tflm / 'include'}",
               f"-I{assets}", f"-I{RUNNER_DIR}", str(RUNNER_DIR / "main.cc"),
               str(RUNNER_DIR / "stream_runner.cc"), str(assets / "frontend.cc"),
-              str(assets / "model_data.cc"), str(library), "-o", str(out)])
+              str(assets / "detector.cc"), str(assets / "model_data.cc"), str(library), "-o",
+              str(out)])
     return out
+
+
+def build_detector_check(assets: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """``deploy/stream_runner/detector_check.cc`` with an asset folder's ``detector.cc`` and
+    calibrated ``model_settings.h`` (C++11, as strict as the front end's build)."""
+    assets, out = Path(assets), Path(out)
+    _compile([_gxx(), "-std=c++11", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-exceptions",
+              f"-I{assets}", str(RUNNER_DIR / "detector_check.cc"), str(assets / "detector.cc"),
+              "-o", str(out)])
+    return out
+
+
+def run_detector_check(binary: str | os.PathLike, logits: np.ndarray, work: str | os.PathLike,
+                       settings=None) -> list[tuple[int, int, int]]:
+    """Events ``(class, onset window, offset window)`` the C++ detector reports for int8 window
+    outputs ``[W, C]``, in its order; ``settings`` (a :class:`keras_iusp.detect.DetectorSettings`)
+    replaces the calibrated ones of ``model_settings.h``."""
+    work = Path(work)
+    raw = work / "window_logits.bin"
+    raw.write_bytes(np.ascontiguousarray(logits, np.int8).tobytes())
+    args = [str(binary), str(raw)]
+    if settings is not None:
+        text = " ".join(str(int(v)) for v in (settings.smoothing_windows, *settings.on_threshold,
+                                               *settings.off_threshold,
+                                               *settings.hold_off_windows))
+        (work / "detector_settings.txt").write_text(text + "\n")
+        args.append(str(work / "detector_settings.txt"))
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise KerasIuspError(f"{binary} failed ({result.returncode}): {result.stderr[-2000:]}")
+    events = [tuple(int(v) for v in line.split()[1:4]) for line in result.stdout.splitlines()
+              if line.startswith("event ")]
+    windows = [line for line in result.stdout.splitlines() if line.startswith("windows ")]
+    if windows != [f"windows {len(logits)}"]:
+        raise KerasIuspError(f"{binary}: read {windows} of {len(logits)} windows")
+    return events
 
 
 def run_stream_runner(binary: str | os.PathLike, pcm_clips: np.ndarray,
                       work: str | os.PathLike) -> dict:
-    """Stream ``[N, samples]`` int16 clips through the runner; parse its per-clip output."""
+    """Stream ``[N, samples]`` int16 clips through the runner; parse its per-clip output, every
+    window's int8 outputs (``window_logits``, all clips in order) and the detector's events
+    (``events``: ``(clip, class, onset window, offset window)``, windows counted per clip)."""
     clips = np.ascontiguousarray(pcm_clips, np.int16)
     raw = Path(work) / "clips.pcm"
     raw.write_bytes(clips.astype("<i2").tobytes())
@@ -126,9 +165,14 @@ def run_stream_runner(binary: str | os.PathLike, pcm_clips: np.ndarray,
     if result.returncode != 0:
         raise KerasIuspError(f"{binary} failed ({result.returncode}): {result.stderr[-2000:]}")
     logits, probs, windows, ram, us = [], [], [], {}, None
+    window_logits, events = [], []
     for line in result.stdout.splitlines():
         words = line.split()
-        if words[:1] == ["ram"]:
+        if words[:1] == ["window"]:
+            window_logits.append([int(v) for v in words[words.index("logits") + 1:]])
+        elif words[:1] == ["event"]:
+            events.append(tuple(int(v) for v in words[1:5]))
+        elif words[:1] == ["ram"]:
             ram = {words[i]: int(words[i + 1]) for i in range(1, len(words), 2)}
         elif words[:1] == ["clip"]:
             a, b = words.index("logits"), words.index("probs")
@@ -138,4 +182,7 @@ def run_stream_runner(binary: str | os.PathLike, pcm_clips: np.ndarray,
         elif words[:1] == ["us_per_window"]:
             us = float(words[1])
     return {"max_logits": np.asarray(logits, np.int32), "probs": np.asarray(probs, np.float32),
-            "windows": windows, "ram": ram, "us_per_window": us, "stdout": result.stdout}
+            "windows": windows, "ram": ram, "us_per_window": us, "stdout": result.stdout,
+            "window_logits": np.asarray(window_logits, np.int8).reshape(-1, len(logits[0]) if
+                                                                        logits else 0),
+            "events": events}

@@ -23,6 +23,7 @@ from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.export import firmware, frontend
 from keras_iusp.export.convert import random_windows, rebuild_for_window, to_tflite
+from keras_iusp.export.detector_files import detector_files, detector_settings_block
 from keras_iusp.export.targets import format_target_table, load_profiles
 from keras_iusp.export.verify import (
     io_details,
@@ -34,6 +35,7 @@ from keras_iusp.export.verify import (
 )
 from keras_iusp.features import FeatureConfig
 from keras_iusp.metrics import micro_auprc
+from keras_iusp.stream_eval import calibrate_detector
 
 
 def _load_models(run_dir: Path):
@@ -45,6 +47,14 @@ def _load_models(run_dir: Path):
         return load_compressed(run_dir)
     run = load_run(run_dir)
     return run.model, run.model, run.info
+
+
+def _detector_block(block: dict[str, Any]) -> str:
+    from keras_iusp.detect import DetectorSettings
+
+    return detector_settings_block(DetectorSettings.from_dict(block["settings"]),
+                                   f"{block['operating_point_text']}, event onsets matched "
+                                   f"within {block['collar_seconds']:g} s")
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
@@ -70,12 +80,15 @@ def _swap_in(tmp: Path, out: Path) -> None:
 def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.PathLike, *,
                  window_seconds: float = 1.0, golden_vectors: int = 4,
                  representative_windows: int = 200, targets_dir: str | os.PathLike | None = None,
-                 seed: int = 0, streaming_block_frames: int | None = None) -> dict[str, Any]:
+                 seed: int = 0, streaming_block_frames: int | None = None,
+                 operating_point=None) -> dict[str, Any]:
     """Export a trained (optionally compressed) student run to firmware assets in ``out``.
 
     ``streaming_block_frames``: also write the streaming model for blocks of that many frames
     (``stream_*`` files, :mod:`keras_iusp.export.streaming_export`); ``None`` writes only the
-    window model."""
+    window model. ``operating_point`` (a :class:`keras_iusp.detect.OperatingPoint`, default
+    :data:`keras_iusp.detect.DEFAULT_OPERATING_POINT`) is what the event detector is calibrated
+    for on the validation split as a stream (seeded by ``seed``)."""
     run_dir, out = Path(run_dir), Path(out)
     qat_model, float_model, info = _load_models(run_dir)
     if streaming_block_frames is not None:
@@ -140,6 +153,8 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
     }
     report["frontend"] = frontend.frontend_report(config)
     report["runner"] = runner_report(report, float_model, frames, hop, tflm_ms)
+    report["detector"] = calibrate_detector(int8_bytes, cache, seed=seed,
+                                            operating_point=operating_point)
     report["targets"] = [p.check(report["flash_int8_bytes"], arena,
                                  report["runner"]["total_ram_bytes"])
                          for p in load_profiles(targets_dir)]
@@ -158,7 +173,9 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                  "model_settings.h": firmware.model_settings_file(
                      config=config, class_names=info["class_names"], frames=frames,
                      input_quant=inp, output_quant=outp, arena_bytes=arena,
-                     mean=np.asarray(info["stats"]["mean"]), std=np.asarray(info["stats"]["std"])),
+                     mean=np.asarray(info["stats"]["mean"]), std=np.asarray(info["stats"]["std"]),
+                     detector_block=_detector_block(report["detector"])),
+                 **detector_files(),
                  "op_resolver.h": firmware.op_resolver_file(ops),
                  **firmware.golden_vector_files(golden_in, tflm_out),
                  **frontend.frontend_files(config),
@@ -240,13 +257,27 @@ def format_report(report: dict[str, Any]) -> str:
             f"{run['tflm_host_ms_per_window']:.2f} |",
             "",
         ]
+    if "detector" in r:
+        d, v = r["detector"], r["detector"]["validation"]["overall"]
+        settings = d["settings"]
+        enabled = sum(on != 128 for on in settings["on_threshold"])
+        lines += [
+            f"Always-on detector (`detector.h/.cc`, settings in `model_settings.h`): calibrated "
+            f"for {d['operating_point_text']} on the validation stream "
+            f"({d['validation_stream_seconds'] / 60:.1f} min), smoothing over "
+            f"{settings['smoothing_windows']} window(s), {enabled} of "
+            f"{len(settings['on_threshold'])} classes enabled; on that stream: event F1 "
+            f"{v['micro_f1']:.3f} (onsets within {d['collar_seconds']:g} s), "
+            f"{v['false_alarms_per_hour']:.1f} false alarms per hour.",
+            "",
+        ]
     lines += [
         format_target_table(r["targets"]),
         "",
         "Files: `model.tflite` (int8), `model_float.tflite`, `model_data.h/.cc`, "
         "`model_settings.h`, `op_resolver.h`, `golden_vectors.h/.cc`, `frontend.h/.cc` (log-mel "
         "front end), `frontend_golden.h/.cc` (audio -> log-mel -> int8 test vectors), "
-        "`export_report.json`.",
+        "`detector.h/.cc` (always-on event detector), `export_report.json`.",
         "",
     ]
     return "\n".join(lines)
@@ -327,6 +358,42 @@ def add_frontend(folder: str | os.PathLike, targets_dir: str | os.PathLike | Non
              **frontend.golden_frontend_files(config, inp.scale, inp.zero_point),
              "export_report.json": json.dumps(report, indent=1),
              "README.md": format_report(report)}
+    for name, text in files.items():
+        atomic_write_text(folder / name, text)
+    return report
+
+
+def add_detector(folder: str | os.PathLike, cache: FeatureCache, *, seed: int = 0,
+                 operating_point=None) -> dict[str, Any]:
+    """Calibrate the event detector of an export folder made before it existed (or again, for
+    another operating point) on ``cache``'s validation split, from the folder's own
+    ``model.tflite``: writes ``detector.h/.cc``, the settings block of ``model_settings.h``, the
+    report's ``detector`` block and ``README.md``. Nothing about the model changes. Files are
+    written under temporary names and renamed into place."""
+    import re
+
+    from keras_iusp.atomic import atomic_write_text
+
+    folder = Path(folder)
+    report_path, settings_path = folder / "export_report.json", folder / "model_settings.h"
+    if not report_path.is_file() or not settings_path.is_file():
+        raise KerasIuspError(f"{folder}: no export_report.json/model_settings.h (not a keras-iusp "
+                             "export folder)")
+    report = json.loads(report_path.read_text())
+    if list(report.get("class_names", [])) != list(cache.class_names):
+        raise KerasIuspError(f"{report_path}: classes {report.get('class_names')} differ from the "
+                             f"data's {list(cache.class_names)}")
+    report["detector"] = calibrate_detector((folder / "model.tflite").read_bytes(), cache,
+                                            seed=seed, operating_point=operating_point)
+    header = settings_path.read_text()
+    header = re.sub(r"// Always-on event detector.*?kDetectorHoldOffWindows[^\n]*\n\n?", "",
+                    header, flags=re.S)
+    end = "}  // namespace keras_iusp"
+    if end not in header:
+        raise KerasIuspError(f"{settings_path}: no '{end}' line to insert the detector before")
+    header = header.replace(end, _detector_block(report["detector"]) + "\n" + end, 1)
+    files = {**detector_files(), "model_settings.h": header,
+             "export_report.json": json.dumps(report, indent=1), "README.md": format_report(report)}
     for name, text in files.items():
         atomic_write_text(folder / name, text)
     return report

@@ -175,3 +175,24 @@ def tflm_ms_per_window(model_bytes: bytes, inputs: np.ndarray, arena_size: int,
             interpreter.set_input(x[None], 0)
             interpreter.invoke()
     return 1000.0 * (time.perf_counter() - started) / (repeats * len(inputs))
+
+
+def window_outputs(model_bytes: bytes, frames: np.ndarray, hop: int) -> np.ndarray:
+    """Raw outputs ``[W, C]`` (the model's output dtype, int8 for an int8 model) of the windows
+    of a continuous stream of float frames ``[T, n_mels]`` that start every ``hop`` frames (no
+    end-aligned extra window: a stream has no end), each from a cleared state (LiteRT), as the
+    streaming runner produces them."""
+    inp, out = io_details(model_bytes)
+    size = inp.shape[1]
+    interpreter = _litert(model_bytes)
+    in_index = interpreter.get_input_details()[0]["index"]
+    out_index = interpreter.get_output_details()[0]["index"]
+    quantised = inp.quantize(np.asarray(frames, np.float32))
+    starts = range(0, len(quantised) - size + 1, hop)
+    result = np.zeros((len(starts), out.shape[-1]), out.dtype)
+    for w, start in enumerate(starts):
+        interpreter.reset_all_variables()
+        interpreter.set_tensor(in_index, quantised[start:start + size][None])
+        interpreter.invoke()
+        result[w] = interpreter.get_tensor(out_index)[0]
+    return result
