@@ -110,8 +110,10 @@ def test_distill_epochs_flag_stops_distillation_after_that_epoch(tiny_data, tiny
 ])
 def test_distill_refuses_flags_the_method_ignores(tmp_path: Path, capsys, argv, named):
     """A flag the chosen method would ignore fails in one line, before any data is read and
-    without a run folder (the data and teacher paths here do not even exist)."""
+    without a run folder (the data and teacher folders here exist but are empty)."""
     out = tmp_path / "run"
+    (tmp_path / "no_data").mkdir()
+    (tmp_path / "no_teacher").mkdir()
     code = main(["distill", "--data", str(tmp_path / "no_data"), "--teacher",
                  str(tmp_path / "no_teacher"), "--out", str(out), *argv])
     assert code == 2
@@ -137,14 +139,14 @@ def test_distill_accepts_the_flags_its_method_reads():
         grid_only = set(RELEVANT_SETTINGS[method]) - set(RELEVANT_SETTINGS["baseline"])
         # cross_fitted is set by --fold-teachers DIR, which names the fold teachers too
         assert set(flags) == grid_only - {"cross_fitted"}, method
-        argv = ["distill", "--data", "d", "--teacher", "t", "--method", method, "--out", "o",
+        argv = ["distill", "--data", ".", "--teacher", ".", "--method", method, "--out", "o",
                 "--no-teacher-cache"]
         for flag in flags:
             argv += [f"--{flag.replace('_', '-')}", values[flag]]
         _check_method_flags(build_parser().parse_args(argv))  # raises if one were refused
     # "--distill-epochs 0" (never stop) and --augment say nothing wrong about a baseline
     _check_method_flags(build_parser().parse_args(
-        ["distill", "--data", "d", "--teacher", "t", "--method", "baseline", "--out", "o",
+        ["distill", "--data", ".", "--teacher", ".", "--method", "baseline", "--out", "o",
          "--distill-epochs", "0", "--augment"]))
 
 
