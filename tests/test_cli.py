@@ -106,7 +106,7 @@ def test_distill_epochs_flag_stops_distillation_after_that_epoch(tiny_data, tiny
     (["--method", "iusp", "--sp-weight", "10"], ["--sp-weight"]),
     (["--method", "baseline", "--no-teacher-cache"], ["--no-teacher-cache"]),
     (["--method", "kd", "--augment", "--no-teacher-cache"], ["--no-teacher-cache"]),
-    (["--method", "baseline", "--fold-teachers", "folds"], ["--fold-teachers"]),
+    (["--method", "baseline", "--fold-teachers", "."], ["--fold-teachers"]),
 ])
 def test_distill_refuses_flags_the_method_ignores(tmp_path: Path, capsys, argv, named):
     """A flag the chosen method would ignore fails in one line, before any data is read and
