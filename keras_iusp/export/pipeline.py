@@ -71,7 +71,12 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                  window_seconds: float = 1.0, golden_vectors: int = 4,
                  representative_windows: int = 200, targets_dir: str | os.PathLike | None = None,
                  seed: int = 0) -> dict[str, Any]:
-    """Export a trained (optionally compressed) student run to firmware assets in ``out``."""
+    """Export a trained (optionally compressed) run -- a student or a teacher -- to firmware
+    assets in ``out``.
+
+    Raises :class:`~keras_iusp.errors.KerasIuspError` when the converted model uses an op that
+    TFLite-Micro has no kernel for, before anything is written.
+    """
     run_dir, out = Path(run_dir), Path(out)
     qat_model, float_model, info = _load_models(run_dir)
     config = FeatureConfig.from_dict(info["feature_config"])
@@ -89,6 +94,9 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
 
     int8_bytes = to_tflite(rebuild_for_window(qat_model, frames),
                            random_windows(x_train, frames, representative_windows, seed))
+    # before any verification: an op TFLite-Micro has no kernel for is one clear error
+    ops = firmware.model_ops(int8_bytes)
+    op_resolver_h = firmware.op_resolver_file(ops)
     float_bytes = to_tflite(rebuild_for_window(float_model, frames))
     inp, outp = io_details(int8_bytes)
 
@@ -109,7 +117,6 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
     }
     from keras_iusp.compress import overall_sparsity, sparsity_report
 
-    ops = firmware.model_ops(int8_bytes)
     report = {
         "model": info["model_name"],
         "source_run": str(run_dir),
@@ -147,7 +154,7 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                      config=config, class_names=info["class_names"], frames=frames,
                      input_quant=inp, output_quant=outp, arena_bytes=arena,
                      mean=np.asarray(info["stats"]["mean"]), std=np.asarray(info["stats"]["std"])),
-                 "op_resolver.h": firmware.op_resolver_file(ops),
+                 "op_resolver.h": op_resolver_h,
                  **firmware.golden_vector_files(golden_in, tflm_out),
                  **frontend.frontend_files(config),
                  **frontend.golden_frontend_files(config, inp.scale, inp.zero_point),
