@@ -38,6 +38,17 @@ def test_chain_writes_run_directories(chain: Path):
     assert {"loss", "student_loss", "kd", "iusp", "val_auprc"} <= set(history)
 
 
+def test_teacher_metrics_are_named_for_the_teacher(chain: Path):
+    """A teacher is no student: its history and metrics name the label loss ``bce``."""
+    history = json.loads((chain / "teacher" / "history.json").read_text())
+    assert {"loss", "bce", "val_loss", "val_bce", "val_auprc"} <= set(history)
+    assert not [k for k in history if "student" in k], sorted(history)
+    metrics = json.loads((chain / "teacher" / "metrics.json").read_text())
+    assert "val_bce" in metrics and not [k for k in metrics if "student" in k], metrics
+    # the student keeps its names
+    assert "student_loss" in json.loads((chain / "student" / "history.json").read_text())
+
+
 def test_features_command_reuses_cache(chain: Path, capsys):
     assert main(["features", "--data", str(chain / "data"), "--clip-seconds", "1.0"]) == 0
     out = capsys.readouterr().out
