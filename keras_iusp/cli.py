@@ -387,14 +387,17 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _fit_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
-    p.add_argument("--epochs", type=check.positive_int, default=epochs, help=f"epochs (default {epochs})")
+    p.add_argument("--epochs", type=check.positive_int, default=epochs,
+                   help=f"epochs (default {epochs})")
     p.add_argument("--batch-size", type=check.positive_int, default=16,
                    help="batch size (default 16)")
-    p.add_argument("--lr", type=check.positive_float, default=lr, help=f"Adam learning rate (default {lr:g})")
+    p.add_argument("--lr", type=check.positive_float, default=lr,
+                   help=f"Adam learning rate (default {lr:g})")
     p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
     p.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
                    help="cosine: linear warm-up then cosine decay to 0 (default)")
-    p.add_argument("--warmup-epochs", type=check.non_negative_int, default=1, help="warm-up epochs (default 1)")
+    p.add_argument("--warmup-epochs", type=check.non_negative_int, default=1,
+                   help="warm-up epochs (default 1)")
     p.add_argument("--overwrite", action="store_true",
                    help="train again even if OUT holds a finished run (an unfinished run in OUT "
                         "is resumed from its last epoch without this flag)")
@@ -427,11 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic SONYC-UST-format urban-sound dataset")
     p.add_argument("out", help="output folder (must not exist or be empty)")
-    p.add_argument("--clips", type=check.positive_int, default=300, help="number of clips (default 300)")
+    p.add_argument("--clips", type=check.positive_int, default=300,
+                   help="number of clips (default 300)")
     p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
     p.add_argument("--clip-seconds", type=check.positive_float, default=10.0,
                    help="clip length (default 10)")
-    p.add_argument("--sample-rate", type=check.IntRange(8000), default=22050, help="audio rate (default 22050)")
+    p.add_argument("--sample-rate", type=check.IntRange(8000), default=22050,
+                   help="audio rate (default 22050)")
     p.add_argument("--label-noise", type=check.probability, default=0.1,
                    help="probability that a crowd annotator misses a present class; false "
                         "alarms at a quarter of it (default 0.1)")
@@ -503,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--teacher", required=True, type=check.existing_dir,
                    help="the full teacher's run directory; its recorded recipe is repeated")
-    p.add_argument("--folds", type=check.IntRange(2), default=5, help="number of folds K (default 5)")
+    p.add_argument("--folds", type=check.IntRange(2), default=5,
+                   help="number of folds K (default 5)")
     p.add_argument("--fold-seed", type=check.seed, default=0,
                    help="seed of the fold assignment (default 0)")
     p.add_argument("--out", required=True, help="folder for fold0 .. fold{K-1}")
@@ -515,12 +521,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="compressed run directory to write")
     p.add_argument("--teacher", default=None, type=check.existing_dir,
                    help="teacher run (default: the one the student was distilled from)")
-    p.add_argument("--sparsity", type=check.sparsity, default=0.5, help="target sparsity (default 0.5)")
-    p.add_argument("--prune-epochs", type=check.non_negative_int, default=6, help="pruning epochs (default 6)")
-    p.add_argument("--qat-epochs", type=check.non_negative_int, default=3, help="QAT epochs (default 3)")
+    p.add_argument("--sparsity", type=check.sparsity, default=0.5,
+                   help="target sparsity (default 0.5)")
+    p.add_argument("--prune-epochs", type=check.non_negative_int, default=6,
+                   help="pruning epochs (default 6)")
+    p.add_argument("--qat-epochs", type=check.non_negative_int, default=3,
+                   help="QAT epochs (default 3)")
     p.add_argument("--batch-size", type=check.positive_int, default=16,
                    help="batch size (default 16)")
-    p.add_argument("--lr", type=check.positive_float, default=5e-4, help="learning rate (default 5e-4)")
+    p.add_argument("--lr", type=check.positive_float, default=5e-4,
+                   help="learning rate (default 5e-4)")
     p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true",
                    help="run again even if OUT holds a finished compression")
@@ -532,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="asset folder, e.g. firmware_assets/NAME")
     p.add_argument("--window-seconds", type=check.positive_float, default=1.0,
                    help="input window the device runs (default 1.0 s)")
-    p.add_argument("--golden", type=check.positive_int, default=4, help="golden test vectors (default 4)")
+    p.add_argument("--golden", type=check.positive_int, default=4,
+                   help="golden test vectors (default 4)")
     p.add_argument("--targets", default=None, type=check.existing_dir,
                    help="folder of target TOML profiles "
                    "(default deploy/targets)")
@@ -575,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TOML experiment config (see configs/)")
     p.add_argument("--out", default=None, help="experiment folder (default runs/experiment_NAME); "
                    "the teacher there is reused")
-    p.add_argument("--trials", type=check.positive_int, default=4, help="trials per method (default 4)")
+    p.add_argument("--trials", type=check.positive_int, default=4,
+                   help="trials per method (default 4)")
     p.add_argument("--student", default="cnn_lstm_xs", help="student to tune on")
     p.add_argument("--methods", nargs="+", default=None, choices=["baseline", "kd", "sp", "iusp"],
                    help="methods to tune (default: the config's)")
@@ -597,10 +609,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quickstart", help="run the whole chain on built-in synthetic data")
     p.add_argument("--out", default="runs/quickstart",
                    help="output folder (default runs/quickstart)")
-    p.add_argument("--clips", type=check.positive_int, default=240, help="synthetic clips (default 240)")
+    p.add_argument("--clips", type=check.positive_int, default=240,
+                   help="synthetic clips (default 240)")
     p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
-    p.add_argument("--teacher-epochs", type=check.positive_int, default=12, help="teacher epochs (default 12)")
-    p.add_argument("--student-epochs", type=check.positive_int, default=30, help="student epochs (default 30)")
+    p.add_argument("--teacher-epochs", type=check.positive_int, default=12,
+                   help="teacher epochs (default 12)")
+    p.add_argument("--student-epochs", type=check.positive_int, default=30,
+                   help="student epochs (default 30)")
     p.add_argument("--overwrite", action="store_true", help="start again from scratch")
     p.set_defaults(func=_cmd_quickstart)
     return parser
