@@ -3,8 +3,9 @@
 Verification is part of every export, not an option: the int8 model runs in the TFLite-Micro
 interpreter and in LiteRT on real validation windows, their outputs are compared, the smallest
 arena is measured, and validation micro-AUPRC of the windowed int8 model is reported next to the
-whole-clip float model. The asset folder is written under a temporary name and swapped in, so a
-killed export leaves either the old assets or the new ones.
+whole-clip float model. The asset folder is written under a temporary name and swapped in
+(:func:`keras_iusp.atomic.replace_dir`), so a killed export leaves either the old assets or the
+new ones; one killed between the two renames of the swap is put right by the next export.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import gzip
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_iusp.atomic import recover_dir, replace_dir, staging_dir
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.export import firmware, frontend
@@ -47,26 +48,6 @@ def _load_models(run_dir: Path):
     return run.model, run.model, run.info
 
 
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp`` with two renames; the old folder is deleted only afterwards.
-
-    If the second rename fails, the old folder is renamed back, so an error leaves the old
-    assets in place rather than no folder at all.
-    """
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.PathLike, *,
                  window_seconds: float = 1.0, golden_vectors: int = 4,
                  representative_windows: int = 200, targets_dir: str | os.PathLike | None = None,
@@ -78,6 +59,9 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
     TFLite-Micro has no kernel for, before anything is written.
     """
     run_dir, out = Path(run_dir), Path(out)
+    recovered = recover_dir(out)  # an earlier export killed while it swapped folders
+    if recovered:
+        print(f"export: {recovered}")
     qat_model, float_model, info = _load_models(run_dir)
     config = FeatureConfig.from_dict(info["feature_config"])
     if config != cache.config:
@@ -144,8 +128,7 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                                  report["runner"]["total_ram_bytes"])
                          for p in load_profiles(targets_dir)]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = staging_dir(out)
     try:
         (tmp / "model.tflite").write_bytes(int8_bytes)
         (tmp / "model_float.tflite").write_bytes(float_bytes)
@@ -162,7 +145,7 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                  "README.md": format_report(report)}
         for name, text in files.items():
             (tmp / name).write_text(text)
-        _swap_in(tmp, out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report["out"] = str(out)
