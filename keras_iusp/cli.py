@@ -622,9 +622,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``keras-iusp`` console script."""
+    """Entry point of the ``keras-iusp`` console script; returns the exit code (2: bad input).
+
+    The arguments are checked before any work starts: a bad flag ends in one
+    ``keras-iusp: error:`` line and 2, as do the user errors a command raises later.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (2), or --help / --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
     if args.verbose:
         return _run(args)
     with filtered_stderr(is_startup_noise):
