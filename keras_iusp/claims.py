@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -98,3 +99,46 @@ def claimed(run_dir: str | os.PathLike) -> Iterator[bool]:
     finally:
         if mine:
             release(run_dir)
+
+
+#: Lock file of an experiment folder's shared outputs (results.json/.csv, the report).
+RESULTS_LOCK_NAME = ".results.lock"
+
+#: Per thread: experiment folders whose results lock this thread holds, with a nesting depth.
+_results_held = threading.local()
+
+
+@contextlib.contextmanager
+def results_lock(out: str | os.PathLike) -> Iterator[None]:
+    """Hold the experiment folder's results lock (an exclusive ``flock``, waited for) while the
+    block runs; nested use in one thread takes it once.
+
+    Every process sharing ``out`` collects the finished runs and writes ``results.json``,
+    ``results.csv`` and the report inside this lock, so one process's older view of the grid
+    cannot overwrite a newer one written in between: runs only ever become finished, so the
+    writer that takes the lock last has seen every run the others saw.
+    """
+    key = _key(out)
+    held = getattr(_results_held, "depth", None)
+    if held is None:
+        held = _results_held.depth = {}
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out) / RESULTS_LOCK_NAME, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no locking
+            fcntl = None
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        held[key] = 1
+        try:
+            yield
+        finally:
+            held.pop(key, None)  # closing the file drops the lock

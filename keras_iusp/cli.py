@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from keras_iusp import arg_types as check
 from keras_iusp.defaults import DEFAULT_TEACHER
 from keras_iusp.errors import ConfigError, KerasIuspError
 
@@ -183,13 +184,14 @@ def _cmd_features(args: argparse.Namespace) -> int:
 
 def _load_cache(data: str, clip_seconds: float | None, train_rule: str, skip_bad: bool,
                 config=None):
+    """The feature cache of ``data`` for ``config``, else for clips of ``clip_seconds``."""
     from keras_iusp.data import build_feature_cache, read_dataset
     from keras_iusp.features import FeatureConfig
 
     index = read_dataset(data, train_rule, missing_audio="skip" if skip_bad else "raise")
     print(index.describe())
     if config is None:
-        config = FeatureConfig(clip_seconds=clip_seconds or 10.0)
+        config = FeatureConfig(clip_seconds=10.0 if clip_seconds is None else clip_seconds)
     cache = build_feature_cache(index, config, on_error="skip" if skip_bad else "raise")
     print(cache.describe())
     return cache
@@ -440,7 +442,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True,
+    p.add_argument("--data", required=True, type=check.existing_path,
                    help="SONYC-UST folder, its annotations.csv, or a plain label CSV")
     p.add_argument("--train-rule", choices=["majority", "any"], default="majority",
                    help="how crowd labels of train clips are combined (default majority)")
@@ -449,22 +451,39 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _fit_args(p: argparse.ArgumentParser, epochs: int, lr: float) -> None:
-    p.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
-    p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
-    p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--epochs", type=check.positive_int, default=epochs,
+                   help=f"epochs (default {epochs})")
+    p.add_argument("--batch-size", type=check.positive_int, default=16,
+                   help="batch size (default 16)")
+    p.add_argument("--lr", type=check.positive_float, default=lr,
+                   help=f"Adam learning rate (default {lr:g})")
+    p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
     p.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
                    help="cosine: linear warm-up then cosine decay to 0 (default)")
-    p.add_argument("--warmup-epochs", type=int, default=1, help="warm-up epochs (default 1)")
+    p.add_argument("--warmup-epochs", type=check.non_negative_int, default=1,
+                   help="warm-up epochs (default 1)")
     p.add_argument("--overwrite", action="store_true",
                    help="train again even if OUT holds a finished run (an unfinished run in OUT "
                         "is resumed from its last epoch without this flag)")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors end in one ``keras-iusp: error:`` line, exit 2.
+
+    argparse's own error output is the usage block followed by ``PROG: error: ...``; the
+    project's promise for bad input is one line naming the flag and what was expected (the
+    usage stays one ``--help`` away, named in the line). Sub-parsers inherit the class.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        text = " ".join(message.split())
+        self.exit(2, f"keras-iusp: error: {text} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from keras_iusp import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="keras-iusp",
         description="IUSP knowledge distillation for tiny sound-event detectors.",
     )
@@ -475,11 +494,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic SONYC-UST-format urban-sound dataset")
     p.add_argument("out", help="output folder (must not exist or be empty)")
-    p.add_argument("--clips", type=int, default=300, help="number of clips (default 300)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
-    p.add_argument("--sample-rate", type=int, default=22050, help="audio rate (default 22050)")
-    p.add_argument("--label-noise", type=float, default=0.1,
+    p.add_argument("--clips", type=check.positive_int, default=300,
+                   help="number of clips (default 300)")
+    p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
+    p.add_argument("--clip-seconds", type=check.positive_float, default=10.0,
+                   help="clip length (default 10)")
+    p.add_argument("--sample-rate", type=check.IntRange(8000), default=22050,
+                   help="audio rate (default 22050)")
+    p.add_argument("--label-noise", type=check.probability, default=0.1,
                    help="probability that a crowd annotator misses a present class; false "
                         "alarms at a quarter of it (default 0.1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
@@ -501,19 +523,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "--sources (apt-get download + dpkg-deb -x; nothing is installed)")
     p.add_argument("--manifest", default=None,
                    help="source manifest JSON (default benchmarks/real_audio/manifest.json)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--train", type=int, default=480, help="train clips (default 480)")
-    p.add_argument("--validate", type=int, default=150, help="validate clips (default 150)")
-    p.add_argument("--test", type=int, default=600, help="test clips (default 600)")
-    p.add_argument("--unlabeled", type=int, default=1920,
+    p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
+    p.add_argument("--train", type=check.positive_int, default=480, help="train clips (default 480)")
+    p.add_argument("--validate", type=check.positive_int, default=150,
+                   help="validate clips (default 150)")
+    p.add_argument("--test", type=check.positive_int, default=600, help="test clips (default 600)")
+    p.add_argument("--unlabeled", type=check.non_negative_int, default=1920,
                    help="unlabelled pool clips, from train sources only (default 1920)")
-    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.add_argument("--clip-seconds", type=check.positive_float, default=10.0,
+                   help="clip length (default 10)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.set_defaults(func=_cmd_build_real_audio)
 
     p = sub.add_parser("features", help="compute (or reuse) the log-mel feature cache of a dataset")
     _data_args(p)
-    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.add_argument("--clip-seconds", type=check.positive_float, default=10.0,
+                   help="clip length (default 10)")
     p.add_argument("--cache-dir", default=None,
                    help="cache folder (default DATA/.keras-iusp-cache)")
     p.add_argument("--strict", action="store_true",
@@ -525,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--model", default=DEFAULT_TEACHER,
                    help=f"zoo model (default {DEFAULT_TEACHER})")
-    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.add_argument("--clip-seconds", type=check.positive_float, default=10.0,
+                   help="clip length (default 10)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without mixup and SpecAugment masks (default: with them)")
     _fit_args(p, epochs=30, lr=1e-3)
@@ -533,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="distil a student from a trained teacher")
     _data_args(p)
-    p.add_argument("--teacher", required=True, help="teacher run directory (train-teacher --out)")
+    p.add_argument("--teacher", required=True, type=check.existing_dir,
+                   help="teacher run directory (train-teacher --out)")
     p.add_argument("--student", default="cnn_lstm_xs", help="zoo student (default cnn_lstm_xs)")
     p.add_argument("--method", choices=["baseline", "kd", "sp", "iusp"], default="iusp")
     p.add_argument("--out", required=True, help="run directory to write")
@@ -541,16 +568,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student-layer", default=None, help="student layer for SP/IUSP")
     # Defaults (None here) come from keras_iusp.training.DistillConfig, the measured recipe;
     # importing it would load TensorFlow before the quiet start-up filter is in place.
-    p.add_argument("--temperature", type=float, default=None,
+    p.add_argument("--temperature", type=check.positive_float, default=None,
                    help="KD temperature (default 1)")
-    p.add_argument("--student-loss-weight", type=float, default=None,
+    p.add_argument("--student-loss-weight", type=check.probability, default=None,
                    help="weight of the label loss, rest goes to distillation (default 0.5)")
-    p.add_argument("--kd-weight", type=float, default=None, help="default 1")
-    p.add_argument("--sp-weight", type=float, default=None, help="default 100")
-    p.add_argument("--iusp-weight", type=float, default=None, help="default 1")
+    p.add_argument("--kd-weight", type=check.non_negative_float, default=None, help="default 1")
+    p.add_argument("--sp-weight", type=check.non_negative_float, default=None, help="default 100")
+    p.add_argument("--iusp-weight", type=check.non_negative_float, default=None, help="default 1")
     p.add_argument("--iusp-form", choices=["cosine", "paper", "centered"], default=None,
                    help="IUSP self-similarity form (default cosine)")
-    p.add_argument("--distill-epochs", type=int, default=None,
+    p.add_argument("--distill-epochs", type=check.non_negative_int, default=None,
                    help="distil only in the first N epochs, then labels alone (default 0: "
                         "every epoch)")
     p.add_argument("--augment", action="store_true",
@@ -558,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "SpecAugment batches (no teacher-output cache then)")
     p.add_argument("--no-teacher-cache", action="store_true",
                    help="run the teacher in every step instead of caching its outputs once")
-    p.add_argument("--fold-teachers", default=None, metavar="DIR",
+    p.add_argument("--fold-teachers", default=None, metavar="DIR", type=check.existing_dir,
                    help="cross-fitting: each training clip is taught by the fold teacher in DIR "
                         "that did not train on it (train-fold-teachers --out); --teacher "
                         "teaches the validation clips")
@@ -569,55 +596,64 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cross-fitting: K teachers with a teacher's recipe, each trained "
                             "without one fold of the training clips")
     _data_args(p)
-    p.add_argument("--teacher", required=True,
+    p.add_argument("--teacher", required=True, type=check.existing_dir,
                    help="the full teacher's run directory; its recorded recipe is repeated")
-    p.add_argument("--folds", type=int, default=5, help="number of folds K (default 5)")
-    p.add_argument("--fold-seed", type=int, default=0,
+    p.add_argument("--folds", type=check.IntRange(2), default=5,
+                   help="number of folds K (default 5)")
+    p.add_argument("--fold-seed", type=check.seed, default=0,
                    help="seed of the fold assignment (default 0)")
     p.add_argument("--out", required=True, help="folder for fold0 .. fold{K-1}")
     p.set_defaults(func=_cmd_train_fold_teachers)
 
     p = sub.add_parser("compress", help="prune + quantisation-aware training of a student run")
-    p.add_argument("run", help="student run directory (from distill)")
+    p.add_argument("run", type=check.existing_dir, help="student run directory (from distill)")
     _data_args(p)
     p.add_argument("--out", required=True, help="compressed run directory to write")
-    p.add_argument("--teacher", default=None,
+    p.add_argument("--teacher", default=None, type=check.existing_dir,
                    help="teacher run (default: the one the student was distilled from)")
-    p.add_argument("--sparsity", type=float, default=0.5, help="target sparsity (default 0.5)")
-    p.add_argument("--prune-epochs", type=int, default=6, help="pruning epochs (default 6)")
-    p.add_argument("--qat-epochs", type=int, default=3, help="QAT epochs (default 3)")
-    p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
-    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--sparsity", type=check.sparsity, default=0.5,
+                   help="target sparsity (default 0.5)")
+    p.add_argument("--prune-epochs", type=check.non_negative_int, default=6,
+                   help="pruning epochs (default 6)")
+    p.add_argument("--qat-epochs", type=check.non_negative_int, default=3,
+                   help="QAT epochs (default 3)")
+    p.add_argument("--batch-size", type=check.positive_int, default=16,
+                   help="batch size (default 16)")
+    p.add_argument("--lr", type=check.positive_float, default=5e-4,
+                   help="learning rate (default 5e-4)")
+    p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true",
                    help="run again even if OUT holds a finished compression")
     p.set_defaults(func=_cmd_compress)
 
     p = sub.add_parser("export", help="int8 TFLite + TFLM verification + C/C++ firmware assets")
-    p.add_argument("model", help="student or compressed run directory")
+    p.add_argument("model", type=check.existing_dir, help="student or compressed run directory")
     _data_args(p)
     p.add_argument("--out", required=True, help="asset folder, e.g. firmware_assets/NAME")
-    p.add_argument("--window-seconds", type=float, default=1.0,
+    p.add_argument("--window-seconds", type=check.positive_float, default=1.0,
                    help="input window the device runs (default 1.0 s)")
-    p.add_argument("--golden", type=int, default=4, help="golden test vectors (default 4)")
-    p.add_argument("--targets", default=None, help="folder of target TOML profiles "
+    p.add_argument("--golden", type=check.positive_int, default=4,
+                   help="golden test vectors (default 4)")
+    p.add_argument("--targets", default=None, type=check.existing_dir,
+                   help="folder of target TOML profiles "
                    "(default deploy/targets)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
     p.add_argument("--streaming", action="store_true", help="also write the streaming model "
                    "(stream_* files: blocks of new frames, carried state; docs/streaming.md)")
-    p.add_argument("--block-frames", type=int, default=None, metavar="N",
+    p.add_argument("--block-frames", type=check.positive_int, default=None, metavar="N",
                    help="frames per streaming invoke, a multiple of the model's time stride "
                    "(default 8; needs --streaming)")
     point = p.add_mutually_exclusive_group()
-    point.add_argument("--target-precision", type=float, default=None,
+    point.add_argument("--target-precision", type=check.probability, default=None,
                        help="calibrate the event detector for this event precision per class "
                             "on the validation stream (default 0.5)")
-    point.add_argument("--false-alarms-per-hour", type=float, default=None,
+    point.add_argument("--false-alarms-per-hour", type=check.positive_float, default=None,
                        help="instead: at most this many false alarms per hour per class")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("evaluate", help="metrics of a run directory or .tflite on a split")
-    p.add_argument("model", help="run directory, or a .tflite file inside an export folder")
+    p.add_argument("model", type=check.existing_path,
+                   help="run directory, or a .tflite file inside an export folder")
     _data_args(p)
     p.add_argument("--split", choices=["validate", "test"], default="validate")
     p.add_argument("--out", default=None, help="also write the metrics as JSON here")
@@ -625,26 +661,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the split's clips as one continuous stream (seeded random order): "
                         "windowed int8 model + the export's calibrated detector, event F1, "
                         "false alarms per hour, latency (MODEL: an exported .tflite)")
-    p.add_argument("--seed", type=int, default=0, help="--stream: clip order seed (default 0)")
-    p.add_argument("--collar", type=float, default=1.0,
+    p.add_argument("--seed", type=check.seed, default=0, help="--stream: clip order seed (default 0)")
+    p.add_argument("--collar", type=check.positive_float, default=1.0,
                    help="--stream: onset collar of the event matching, seconds (default 1.0)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("experiment", help="baseline/KD/SP/IUSP x student sizes x seeds grid")
-    p.add_argument("--config", required=True, help="TOML config (see configs/)")
+    p.add_argument("--config", required=True, type=check.existing_file,
+                   help="TOML config (see configs/)")
     p.add_argument("--out", default=None, help="output folder (default runs/experiment_NAME)")
     p.add_argument("--until", choices=["teacher"], default=None,
                    help="stop after preparing the data and training the teacher")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing; write the report of the runs finished so far")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=check.positive_int, default=1,
                    help="train this many runs at once, in separate processes (default 1)")
     p.add_argument("--students", nargs="+", default=None, metavar="STUDENT",
                    help="train only these grid students now (the report covers every finished "
                    "run)")
     p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="train only these grid methods or variants now")
-    p.add_argument("--restore", default=None, metavar="DIR",
+    p.add_argument("--restore", default=None, metavar="DIR", type=check.existing_dir,
                    help="first copy the finished-run records archived in DIR into the grid "
                    "(refused when they were trained against another teacher)")
     p.add_argument("--archive", default=None, metavar="DIR",
@@ -653,17 +690,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("tune", help="same-budget Optuna search per method on the validation split")
-    p.add_argument("--config", required=True, help="TOML experiment config (see configs/)")
+    p.add_argument("--config", required=True, type=check.existing_file,
+                   help="TOML experiment config (see configs/)")
     p.add_argument("--out", default=None, help="experiment folder (default runs/experiment_NAME); "
                    "the teacher there is reused")
-    p.add_argument("--trials", type=int, default=4, help="trials per method (default 4)")
+    p.add_argument("--trials", type=check.positive_int, default=4,
+                   help="trials per method (default 4)")
     p.add_argument("--student", default="cnn_lstm_xs", help="student to tune on")
     p.add_argument("--methods", nargs="+", default=None, choices=["baseline", "kd", "sp", "iusp"],
                    help="methods to tune (default: the config's)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: grid's)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--epochs", type=check.positive_int, default=None,
+                   help="epochs per trial (default: grid's)")
+    p.add_argument("--seed", type=check.seed, default=0,
                    help="seed of the sampler, and of every trial unless --seeds is given")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
+    p.add_argument("--seeds", type=check.seed, nargs="+", default=None,
                    help="student seeds every trial trains (paired); a trial scores their mean "
                         "validation micro-AUPRC (default: --seed alone)")
     p.add_argument("--storage", default=None, metavar="URL",
@@ -673,25 +713,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the model zoo, or one model's layers and sizes")
     p.add_argument("name", nargs="?", help="a model name for its layer table")
-    p.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    p.add_argument("--clip-seconds", type=check.positive_float, default=10.0,
+                   help="clip length (default 10)")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("quickstart", help="run the whole chain on built-in synthetic data")
     p.add_argument("--out", default="runs/quickstart",
                    help="output folder (default runs/quickstart)")
-    p.add_argument("--clips", type=int, default=240, help="synthetic clips (default 240)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--teacher-epochs", type=int, default=12, help="teacher epochs (default 12)")
-    p.add_argument("--student-epochs", type=int, default=30, help="student epochs (default 30)")
+    p.add_argument("--clips", type=check.positive_int, default=240,
+                   help="synthetic clips (default 240)")
+    p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
+    p.add_argument("--teacher-epochs", type=check.positive_int, default=12,
+                   help="teacher epochs (default 12)")
+    p.add_argument("--student-epochs", type=check.positive_int, default=30,
+                   help="student epochs (default 30)")
     p.add_argument("--overwrite", action="store_true", help="start again from scratch")
     p.set_defaults(func=_cmd_quickstart)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``keras-iusp`` console script."""
+    """Entry point of the ``keras-iusp`` console script; returns the exit code (2: bad input).
+
+    The arguments are checked before any work starts: a bad flag ends in one
+    ``keras-iusp: error:`` line and 2, as do the user errors a command raises later.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (2), or --help / --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
     if args.verbose:
         return _run(args)
     with filtered_stderr(is_startup_noise):

@@ -22,6 +22,9 @@ from keras_iusp.augment import AugmentConfig, augment_batch
 from keras_iusp.distillation import DistillationLoss
 from keras_iusp.errors import ConfigError
 
+#: Key of the label loss among the per-step loss reports (its metric name is ``label_loss_name``).
+_LABEL_LOSS = "student_loss"
+
 
 def _unique_names(items: Sequence[DistillationLoss]) -> list[str]:
     """Metric names per loss object: ``iusp``, ``iusp_2``, ... when a kind repeats."""
@@ -69,13 +72,16 @@ class Distiller(keras.Model):
             (mixup, SpecAugment masks, crops). Teacher and student see the *same* augmented batch
             (consistent teaching); draws are a function of (seed, step), so runs of different
             methods with one seed see identical augmentations.
+        label_loss_name: metric name of the supervised loss on labels (``student_loss``; a
+            teacher trained with this class names it ``bce``, for what it is).
 
     Teacher outputs may be supplied with the data instead of computed in every step: when a
     batch's ``x`` is a tuple ``(features, logits, layer_1, ...)`` in the order of
     :attr:`teacher_output_layers` (see :mod:`keras_iusp.teacher_cache`), the teacher is not run.
     That is exact only for un-augmented inputs, so it is refused together with ``augmentation``.
 
-    Metrics in ``fit`` history / progress bar: ``loss`` (total), ``student_loss``, one entry per
+    Metrics in ``fit`` history / progress bar: ``loss`` (total), ``student_loss`` (or
+    ``label_loss_name``), one entry per
     distillation loss (``kd``, ``sp``, ``iusp``, ``iusp_2``, ...) and, on validation data,
     ``auprc`` (micro-averaged area under the precision-recall curve of the student).
     """
@@ -88,6 +94,7 @@ class Distiller(keras.Model):
         distillation_loss_weights: Sequence[float] | None = None,
         student_loss_weight: float = 0.5,
         augmentation: AugmentConfig | None = None,
+        label_loss_name: str = "student_loss",
         name: str = "distiller",
         **kwargs,
     ):
@@ -151,7 +158,7 @@ class Distiller(keras.Model):
         self._student_features = _extractor(student, student_layers)
 
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
-        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.student_loss_tracker = keras.metrics.Mean(name=label_loss_name)
         self.component_trackers = [keras.metrics.Mean(name=n) for n in self._loss_names]
         self.auprc = keras.metrics.AUC(curve="PR", num_thresholds=500, from_logits=True,
                                        multi_label=False, name="auprc")
@@ -252,7 +259,7 @@ class Distiller(keras.Model):
         logits = student_out[0]
         per_example = tf.cast(self._per_example_student_loss(y, logits), tf.float32)
         student_loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
-        reports = {"student_loss": tf.reduce_mean(per_example)}
+        reports = {_LABEL_LOSS: tf.reduce_mean(per_example)}
         total = self.student_loss_weight * student_loss
         if self._use_teacher:
             # with the distillation switched off, the labels get the whole weight
@@ -300,7 +307,7 @@ class Distiller(keras.Model):
     def _update_trackers(self, total, reports, replicas_scale):
         # ``total`` is this replica's share of the global-batch loss; report the full value.
         self.total_loss_tracker.update_state(total * replicas_scale)
-        self.student_loss_tracker.update_state(reports["student_loss"])
+        self.student_loss_tracker.update_state(reports[_LABEL_LOSS])
         for tracker in self.component_trackers:
             tracker.update_state(reports[tracker.name])
 

@@ -821,7 +821,16 @@ def _start_workers(config: ExperimentConfig, out: Path, count: int, verbose: int
 def _collect_rows(config: ExperimentConfig, out: Path, features, labels, class_names
                   ) -> list[dict]:
     """One result row per finished cell (whichever process trained it), in grid order; the
-    eval split's clip scores are cached in each run folder. Writes results.json/.csv."""
+    eval split's clip scores are cached in each run folder. Writes results.json/.csv, under the
+    folder's results lock, so that processes sharing ``out`` do not overwrite a newer view."""
+    from keras_iusp.claims import results_lock
+
+    with results_lock(out):  # scan and write as one step (see keras_iusp.claims)
+        return _collect_rows_locked(config, out, features, labels, class_names)
+
+
+def _collect_rows_locked(config: ExperimentConfig, out: Path, features, labels, class_names
+                         ) -> list[dict]:
     from keras_iusp.atomic import atomic_path
     from keras_iusp.evaluate import clip_probabilities
     from keras_iusp.metrics import evaluate_scores
@@ -977,22 +986,26 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                 if worker.is_alive():
                     worker.terminate()
                     worker.join()
-    rows = _collect_rows(config, out, features, labels, cache.class_names)
-    if not rows:
-        print("no finished runs to report yet")
-        return rows
-    val_features, val_labels = cache.split("validate")
-    extra = {
-        "teacher_validate": evaluate_scores(
-            val_labels, clip_probabilities(teacher_dir, val_features), cache.class_names)
-        if len(val_labels) else None,
-        "machine": machine_description(),
-        "wall_seconds": _read_wall(teacher_dir) + sum(_read_wall(Path(r["run"])) for r in rows)
-        + sum(_read_wall(d) for d in (out / "teacher_folds").glob("fold*")),
-        "cells_total": len(cells),
-        "command": command,
-    }
-    report = write_report(out, config, rows, cache, teacher, teacher_eval, extra)
+    from keras_iusp.claims import results_lock
+
+    # the report is written from the rows of the same scan, under the results lock
+    with results_lock(out):
+        rows = _collect_rows(config, out, features, labels, cache.class_names)
+        if not rows:
+            print("no finished runs to report yet")
+            return rows
+        val_features, val_labels = cache.split("validate")
+        extra = {
+            "teacher_validate": evaluate_scores(
+                val_labels, clip_probabilities(teacher_dir, val_features), cache.class_names)
+            if len(val_labels) else None,
+            "machine": machine_description(),
+            "wall_seconds": _read_wall(teacher_dir) + sum(_read_wall(Path(r["run"])) for r in rows)
+            + sum(_read_wall(d) for d in (out / "teacher_folds").glob("fold*")),
+            "cells_total": len(cells),
+            "command": command,
+        }
+        report = write_report(out, config, rows, cache, teacher, teacher_eval, extra)
     print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}\nreport: {report}")
     if archive is not None:
         from keras_iusp.run_archive import archive_runs

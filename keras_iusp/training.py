@@ -268,8 +268,10 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
     keras.utils.set_random_seed(seed)
     frames, mels = cache.features.shape[1:]
     model = build_model(model_name, (frames, mels), len(cache.class_names), cache.stats)
-    # A Distiller with no distillation loss is plain supervised training with the same metrics.
-    trainer = Distiller(student=model, student_loss_weight=1.0, augmentation=augmentation)
+    # A Distiller with no distillation loss is plain supervised training; its label loss is
+    # reported as `bce` (binary cross-entropy), the teacher being no student.
+    trainer = Distiller(student=model, student_loss_weight=1.0, augmentation=augmentation,
+                        label_loss_name="bce")
     out = Path(out)
     _prepare_out(out, overwrite)
     train, val = _datasets(cache, batch_size, seed, train_index=train_index)

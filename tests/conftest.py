@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
+#: TF_ENABLE_ONEDNN_OPTS as pytest was started with (None: not set, oneDNN on as for users).
+ONEDNN_SETTING_AT_START = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from pathlib import Path  # noqa: E402
@@ -113,3 +114,44 @@ def lstm_export(tiny_data, lstm_compressed):
     report = export_model(lstm_compressed, cache, root / "lstm_fw", window_seconds=0.5,
                           golden_vectors=3, representative_windows=20)
     return root / "lstm_fw", report
+
+
+# --- bit-stable Eigen for the few tests that need it -------------------------------------------
+# In-process tests run with oneDNN on, as users do (TensorFlow's default on x86). oneDNN's float32
+# kernels pick their blocking (and so their summation order) at run time, so two runs of the same
+# computation can differ in the last bits. A test that compares two trainings for *equality* is
+# marked ``@pytest.mark.eigen("why")``; it then runs in a child pytest process with
+# TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow reads the switch once, when it loads). Marked tests run
+# in-process when the switch is already off.
+
+EIGEN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "eigen(reason): compares results bit for bit, so it runs in a child process "
+        "with TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels); the reason says why it needs that")
+
+
+def _eigen_already() -> bool:
+    return os.environ.get(EIGEN_ENV, "1") in ("0", "false", "False")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    marker = pyfuncitem.get_closest_marker("eigen")
+    if marker is None or _eigen_already():
+        return None
+    if not marker.args or not str(marker.args[0]).strip():
+        pytest.fail("@pytest.mark.eigen needs a reason: why the test needs bit-stable kernels")
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", pyfuncitem.nodeid],
+        cwd=root, env={**os.environ, EIGEN_ENV: "0"}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"failed in a child process with {EIGEN_ENV}=0 ({marker.args[0]}):\n"
+                    f"{proc.stdout[-6000:]}{proc.stderr[-2000:]}", pytrace=False)
+    return True

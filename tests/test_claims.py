@@ -154,7 +154,7 @@ def test_experiment_refuses_a_bad_jobs_count(tmp_path, capsys):
     config = Path(__file__).resolve().parents[1] / "configs" / "experiment_small.toml"
     assert main(["experiment", "--config", str(config), "--out", str(tmp_path),
                  "--jobs", "0"]) == 2
-    assert "jobs=0: expected a positive integer" in capsys.readouterr().err
+    assert "argument --jobs: expected an integer >= 1" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before anything was written
 
 

@@ -38,6 +38,17 @@ def test_chain_writes_run_directories(chain: Path):
     assert {"loss", "student_loss", "kd", "iusp", "val_auprc"} <= set(history)
 
 
+def test_teacher_metrics_are_named_for_the_teacher(chain: Path):
+    """A teacher is no student: its history and metrics name the label loss ``bce``."""
+    history = json.loads((chain / "teacher" / "history.json").read_text())
+    assert {"loss", "bce", "val_loss", "val_bce", "val_auprc"} <= set(history)
+    assert not [k for k in history if "student" in k], sorted(history)
+    metrics = json.loads((chain / "teacher" / "metrics.json").read_text())
+    assert "val_bce" in metrics and not [k for k in metrics if "student" in k], metrics
+    # the student keeps its names
+    assert "student_loss" in json.loads((chain / "student" / "history.json").read_text())
+
+
 def test_features_command_reuses_cache(chain: Path, capsys):
     assert main(["features", "--data", str(chain / "data"), "--clip-seconds", "1.0"]) == 0
     out = capsys.readouterr().out
@@ -106,12 +117,14 @@ def test_distill_epochs_flag_stops_distillation_after_that_epoch(tiny_data, tiny
     (["--method", "iusp", "--sp-weight", "10"], ["--sp-weight"]),
     (["--method", "baseline", "--no-teacher-cache"], ["--no-teacher-cache"]),
     (["--method", "kd", "--augment", "--no-teacher-cache"], ["--no-teacher-cache"]),
-    (["--method", "baseline", "--fold-teachers", "folds"], ["--fold-teachers"]),
+    (["--method", "baseline", "--fold-teachers", "."], ["--fold-teachers"]),
 ])
 def test_distill_refuses_flags_the_method_ignores(tmp_path: Path, capsys, argv, named):
     """A flag the chosen method would ignore fails in one line, before any data is read and
-    without a run folder (the data and teacher paths here do not even exist)."""
+    without a run folder (the data and teacher folders here exist but are empty)."""
     out = tmp_path / "run"
+    (tmp_path / "no_data").mkdir()
+    (tmp_path / "no_teacher").mkdir()
     code = main(["distill", "--data", str(tmp_path / "no_data"), "--teacher",
                  str(tmp_path / "no_teacher"), "--out", str(out), *argv])
     assert code == 2
@@ -137,14 +150,14 @@ def test_distill_accepts_the_flags_its_method_reads():
         grid_only = set(RELEVANT_SETTINGS[method]) - set(RELEVANT_SETTINGS["baseline"])
         # cross_fitted is set by --fold-teachers DIR, which names the fold teachers too
         assert set(flags) == grid_only - {"cross_fitted"}, method
-        argv = ["distill", "--data", "d", "--teacher", "t", "--method", method, "--out", "o",
+        argv = ["distill", "--data", ".", "--teacher", ".", "--method", method, "--out", "o",
                 "--no-teacher-cache"]
         for flag in flags:
             argv += [f"--{flag.replace('_', '-')}", values[flag]]
         _check_method_flags(build_parser().parse_args(argv))  # raises if one were refused
     # "--distill-epochs 0" (never stop) and --augment say nothing wrong about a baseline
     _check_method_flags(build_parser().parse_args(
-        ["distill", "--data", "d", "--teacher", "t", "--method", "baseline", "--out", "o",
+        ["distill", "--data", ".", "--teacher", ".", "--method", "baseline", "--out", "o",
          "--distill-epochs", "0", "--augment"]))
 
 

@@ -103,6 +103,9 @@ def test_models_and_synth_print_no_tensorflow_log_lines(tmp_path: Path):
 
 
 def test_user_error_still_reaches_stderr_unfiltered(tmp_path: Path):
+    # a file that exists (so the arguments parse) but is no export: the error is raised by
+    # the command, after TensorFlow loaded inside the filter
+    (tmp_path / "none.tflite").write_bytes(b"not a flatbuffer")
     proc = run_cli("evaluate", str(tmp_path / "none.tflite"), "--data", str(tmp_path))
     assert proc.returncode == 2
     assert tensorflow_noise(proc.stderr) == []

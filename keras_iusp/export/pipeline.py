@@ -3,8 +3,9 @@
 Verification is part of every export, not an option: the int8 model runs in the TFLite-Micro
 interpreter and in LiteRT on real validation windows, their outputs are compared, the smallest
 arena is measured, and validation micro-AUPRC of the windowed int8 model is reported next to the
-whole-clip float model. The asset folder is written under a temporary name and swapped in, so a
-killed export leaves either the old assets or the new ones.
+whole-clip float model. The asset folder is written under a temporary name and swapped in
+(:func:`keras_iusp.atomic.replace_dir`), so a killed export leaves either the old assets or the
+new ones; one killed between the two renames of the swap is put right by the next export.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import gzip
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keras_iusp.atomic import recover_dir, replace_dir, staging_dir
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.export import firmware, frontend
@@ -57,39 +58,27 @@ def _detector_block(block: dict[str, Any]) -> str:
                                    f"within {block['collar_seconds']:g} s")
 
 
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp`` with two renames; the old folder is deleted only afterwards.
-
-    If the second rename fails, the old folder is renamed back, so an error leaves the old
-    assets in place rather than no folder at all.
-    """
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.PathLike, *,
                  window_seconds: float = 1.0, golden_vectors: int = 4,
                  representative_windows: int = 200, targets_dir: str | os.PathLike | None = None,
                  seed: int = 0, streaming_block_frames: int | None = None,
                  operating_point=None) -> dict[str, Any]:
-    """Export a trained (optionally compressed) student run to firmware assets in ``out``.
+    """Export a trained (optionally compressed) run -- a student or a teacher -- to firmware
+    assets in ``out``.
 
     ``streaming_block_frames``: also write the streaming model for blocks of that many frames
     (``stream_*`` files, :mod:`keras_iusp.export.streaming_export`); ``None`` writes only the
     window model. ``operating_point`` (a :class:`keras_iusp.detect.OperatingPoint`, default
     :data:`keras_iusp.detect.DEFAULT_OPERATING_POINT`) is what the event detector is calibrated
-    for on the validation split as a stream (seeded by ``seed``)."""
+    for on the validation split as a stream (seeded by ``seed``).
+
+    Raises :class:`~keras_iusp.errors.KerasIuspError` when the converted model uses an op that
+    TFLite-Micro has no kernel for, before anything is written.
+    """
     run_dir, out = Path(run_dir), Path(out)
+    recovered = recover_dir(out)  # an earlier export killed while it swapped folders
+    if recovered:
+        print(f"export: {recovered}")
     qat_model, float_model, info = _load_models(run_dir)
     if streaming_block_frames is not None:
         from keras_iusp.export.streaming import check_block_frames
@@ -109,6 +98,9 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
 
     int8_bytes = to_tflite(rebuild_for_window(qat_model, frames),
                            random_windows(x_train, frames, representative_windows, seed))
+    # before any verification: an op TFLite-Micro has no kernel for is one clear error
+    ops = firmware.model_ops(int8_bytes)
+    op_resolver_h = firmware.op_resolver_file(ops)
     float_bytes = to_tflite(rebuild_for_window(float_model, frames))
     inp, outp = io_details(int8_bytes)
 
@@ -129,7 +121,6 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
     }
     from keras_iusp.compress import overall_sparsity, sparsity_report
 
-    ops = firmware.model_ops(int8_bytes)
     report = {
         "model": info["model_name"],
         "source_run": str(run_dir),
@@ -164,8 +155,7 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
         stream_texts, stream_binaries, report["streaming"] = streaming_assets(
             float_model, streaming_block_frames, x_train, x_val, y_val, seed=seed)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = staging_dir(out)
     try:
         (tmp / "model.tflite").write_bytes(int8_bytes)
         (tmp / "model_float.tflite").write_bytes(float_bytes)
@@ -176,7 +166,7 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                      mean=np.asarray(info["stats"]["mean"]), std=np.asarray(info["stats"]["std"]),
                      detector_block=_detector_block(report["detector"])),
                  **detector_files(),
-                 "op_resolver.h": firmware.op_resolver_file(ops),
+                 "op_resolver.h": op_resolver_h,
                  **firmware.golden_vector_files(golden_in, tflm_out),
                  **frontend.frontend_files(config),
                  **frontend.golden_frontend_files(config, inp.scale, inp.zero_point),
@@ -186,7 +176,7 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
             (tmp / name).write_bytes(data)
         for name, text in {**files, **stream_texts}.items():
             (tmp / name).write_text(text)
-        _swap_in(tmp, out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report["out"] = str(out)
