@@ -112,6 +112,7 @@ def synthesize(
     label_noise: float = 0.1,
     progress: bool = True,
     overwrite: bool = False,
+    unlabeled: int = 0,
 ) -> Path:
     """Write ``clips`` synthetic clips as a SONYC-UST v2 dataset folder and return its path.
 
@@ -134,6 +135,11 @@ def synthesize(
         progress: show a tqdm progress bar.
         overwrite: replace an existing non-empty ``out_dir`` (the old folder is only deleted
             after the new one is in place).
+        unlabeled: further clips from the same generator (clip indices ``clips`` onwards, so
+            the labelled clips are unchanged) written without labels: ``unlabeled/*.wav`` and
+            ``unlabeled.csv`` (one ``audio_filename`` column, paths relative to ``out_dir``), an
+            unlabelled pool for ``keras-iusp distill --unlabeled`` (either path). Their events
+            are recorded in ``synth_config.json`` under ``unlabeled_clips``.
 
     Raises:
         ConfigError: an argument is out of range (the message names it).
@@ -141,6 +147,8 @@ def synthesize(
     """
     fractions = _validate(clips, seed, clip_seconds, sample_rate, split_fractions,
                           crowd_annotators, label_noise)
+    if not _is_int(unlabeled) or unlabeled < 0:
+        raise ConfigError(f"unlabeled={unlabeled!r}: expected an integer >= 0")
     clips, seed, sample_rate = int(clips), int(seed), int(sample_rate)
     clip_seconds, label_noise = float(clip_seconds), float(label_noise)
     # Absolute, so "." or "data/" still have a parent folder to build the temporary copy in.
@@ -170,6 +178,8 @@ def synthesize(
             records.append({**clip, "background_dbfs": round(background_dbfs, 2),
                             "events": events})
         _write_csv(tmp / "annotations.csv", rows)
+        pool = _write_unlabeled(tmp, clips, int(unlabeled), seed, clip_seconds, sample_rate,
+                                progress) if unlabeled else None
         config = {
             "generator": "keras_iusp.data.synth",
             "format": "SONYC-UST v2",
@@ -180,6 +190,9 @@ def synthesize(
             },
             "clips": records,
         }
+        if pool is not None:  # only then: datasets without a pool stay byte-identical
+            config["parameters"]["unlabeled"] = int(unlabeled)
+            config["unlabeled_clips"] = pool
         (tmp / "synth_config.json").write_text(
             json.dumps(config, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         _move_into_place(tmp, out, overwrite)
@@ -421,6 +434,28 @@ def _write_wav(path: Path, waveform: np.ndarray, sample_rate: int) -> None:
     import soundfile
 
     soundfile.write(str(path), waveform, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def _write_unlabeled(tmp: Path, clips: int, count: int, seed: int, clip_seconds: float,
+                     sample_rate: int, progress: bool) -> list[dict[str, Any]]:
+    """Render clip indices ``clips .. clips + count - 1`` like labelled ones, without labels."""
+    (tmp / "unlabeled").mkdir()
+    records, names = [], []
+    for index in _progress(range(clips, clips + count), progress):
+        audio_rng = np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(_CLIP, index, _AUDIO)))
+        waveform, events, background_dbfs = _render_clip(
+            audio_rng, _primary_class(seed, index), clip_seconds, sample_rate)
+        name = f"u_{index:06d}.wav"
+        _write_wav(tmp / "unlabeled" / name, waveform, sample_rate)
+        names.append(f"unlabeled/{name}")
+        records.append({"audio_filename": name, "background_dbfs": round(background_dbfs, 2),
+                        "events": events})
+    with (tmp / "unlabeled.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["audio_filename"])
+        writer.writerows([n] for n in names)
+    return records
 
 
 # --------------------------------------------------------------------------------------------
