@@ -195,6 +195,9 @@ def test_synth_unlabeled_writes_a_pool_and_keeps_the_labelled_clips(tmp_path):
         rows = list(csv.reader(handle))
     assert rows[0] == ["audio_filename"] and len(rows) == 4
     assert all((pooled / r[0]).is_file() for r in rows[1:])
+    # new clips, not copies of labelled ones
+    labelled_audio = {w.read_bytes() for w in (pooled / "audio").iterdir()}
+    assert not labelled_audio & {(pooled / r[0]).read_bytes() for r in rows[1:]}
     config = json.loads((pooled / "synth_config.json").read_text())
     assert config["parameters"]["unlabeled"] == 3 and len(config["unlabeled_clips"]) == 3
     again = synthesize(tmp_path / "again", clips=4, seed=2, clip_seconds=0.5,
