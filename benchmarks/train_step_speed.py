@@ -111,7 +111,7 @@ def run(students: list[str], rounds: int, steps: int, check_steps: int, rtol: fl
                                  "times": []}
             print(f"{name} {variant}: ready in {prepared[variant]['build_and_first_steps_s']:.1f}"
                   f" s, losses {[round(v, 6) for v in losses]}", flush=True)
-        for r in range(rounds):
+        for _ in range(rounds):
             for variant in variants:
                 d, p = made[variant], prepared[variant]
                 for s in range(steps):

@@ -43,11 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="folder for unlabeled_probe.json")
     args = parser.parse_args(argv)
 
+    from run import machine_info
+
     from keras_iusp.augment import default_augmentation
     from keras_iusp.data import build_feature_cache, read_dataset, synthesize
     from keras_iusp.features import FeatureConfig
     from keras_iusp.training import DistillConfig, distill, load_run, train_teacher
-    from run import machine_info
 
     start = time.perf_counter()
     machine = machine_info()
