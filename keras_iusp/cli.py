@@ -208,11 +208,12 @@ def _cmd_train_fold_teachers(args: argparse.Namespace) -> int:
 
 #: ``keras-iusp distill`` flags (``DistillConfig`` field names) that only some methods read.
 _METHOD_FLAGS = {
-    "kd": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs"),
-    "sp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "sp_weight",
-           "teacher_layer", "student_layer"),
-    "iusp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "iusp_weight",
-             "iusp_form", "teacher_layer", "student_layer"),
+    "kd": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
+           "unlabeled_ratio"),
+    "sp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
+           "unlabeled_ratio", "sp_weight", "teacher_layer", "student_layer"),
+    "iusp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
+             "unlabeled_ratio", "iusp_weight", "iusp_form", "teacher_layer", "student_layer"),
 }
 
 
@@ -242,7 +243,8 @@ def _check_method_flags(args: argparse.Namespace) -> None:
 
 
 def _check_unlabeled_args(args: argparse.Namespace) -> None:
-    """``--unlabeled``/``--unlabeled-ratio``: checked before any model or data is loaded."""
+    """``--unlabeled``/``--unlabeled-ratio``: checked before any model or data is loaded
+    (after :func:`_check_method_flags`, which refuses them for the baseline)."""
     if args.unlabeled_ratio is not None and not args.unlabeled:
         raise ConfigError("--unlabeled-ratio needs --unlabeled PATH (the unlabelled pool)")
     if args.unlabeled_ratio is not None and not args.unlabeled_ratio > 0:
@@ -250,9 +252,6 @@ def _check_unlabeled_args(args: argparse.Namespace) -> None:
                           "(unlabelled clips per labelled clip in a batch)")
     if not args.unlabeled:
         return
-    if args.method == "baseline":
-        raise ConfigError("--method baseline does not use --unlabeled (the baseline has no "
-                          "teacher terms for unlabelled clips); choose kd, sp or iusp")
     from keras_iusp.data.unlabeled import unlabeled_paths
 
     try:
