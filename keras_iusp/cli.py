@@ -135,8 +135,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         label_noise=args.label_noise,
         overwrite=args.overwrite,
         preset=args.preset,
+        unlabeled=args.unlabeled,
     )
     print(f"wrote {args.clips} clips to {out} (annotations.csv, audio/)")
+    if args.unlabeled:
+        print(f"wrote {args.unlabeled} unlabelled clips to {Path(out) / 'unlabeled'} (listed in "
+              "unlabeled.csv; distill --unlabeled takes either)")
     if args.plot:
         from keras_iusp.data.synth_plot import plot_class_examples
 
@@ -228,11 +232,12 @@ def _cmd_train_fold_teachers(args: argparse.Namespace) -> int:
 
 #: ``keras-iusp distill`` flags (``DistillConfig`` field names) that only some methods read.
 _METHOD_FLAGS = {
-    "kd": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs"),
-    "sp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "sp_weight",
-           "teacher_layer", "student_layer"),
-    "iusp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "iusp_weight",
-             "iusp_form", "teacher_layer", "student_layer"),
+    "kd": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
+           "unlabeled_ratio"),
+    "sp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
+           "unlabeled_ratio", "sp_weight", "teacher_layer", "student_layer"),
+    "iusp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
+             "unlabeled_ratio", "iusp_weight", "iusp_form", "teacher_layer", "student_layer"),
 }
 
 
@@ -261,8 +266,27 @@ def _check_method_flags(args: argparse.Namespace) -> None:
                           "does")
 
 
+def _check_unlabeled_args(args: argparse.Namespace) -> None:
+    """``--unlabeled``/``--unlabeled-ratio``: checked before any model or data is loaded
+    (after :func:`_check_method_flags`, which refuses them for the baseline)."""
+    if args.unlabeled_ratio is not None and not args.unlabeled:
+        raise ConfigError("--unlabeled-ratio needs --unlabeled PATH (the unlabelled pool)")
+    if args.unlabeled_ratio is not None and not args.unlabeled_ratio > 0:
+        raise ConfigError(f"--unlabeled-ratio {args.unlabeled_ratio}: expected a number > 0 "
+                          "(unlabelled clips per labelled clip in a batch)")
+    if not args.unlabeled:
+        return
+    from keras_iusp.data.unlabeled import unlabeled_paths
+
+    try:
+        unlabeled_paths(args.unlabeled)
+    except KerasIuspError as exc:
+        raise ConfigError(f"--unlabeled: {exc}") from None
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
     _check_method_flags(args)  # before TensorFlow loads: a wrong command fails at once
+    _check_unlabeled_args(args)
     from keras_iusp.augment import default_augmentation
     from keras_iusp.training import DistillConfig, distill, load_run
 
@@ -281,7 +305,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs,
         augmentation=default_augmentation(frames, args.seed) if args.augment else None,
         teacher_cache=not args.no_teacher_cache, seed=args.seed,
-        cross_fitted=bool(args.fold_teachers))
+        cross_fitted=bool(args.fold_teachers), unlabeled=args.unlabeled or "",
+        **({"unlabeled_ratio": args.unlabeled_ratio} if args.unlabeled_ratio is not None
+           else {}))
     folds = None
     if args.fold_teachers:
         from keras_iusp.cross_fit import load_fold_teachers
@@ -508,6 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=("default", "realistic"), default="default",
                    help="regime: 'realistic' = lower SNRs, faint distractors and structured "
                         "crowd errors (ignores --label-noise); default 'default'")
+    p.add_argument("--unlabeled", type=check.non_negative_int, default=0, metavar="N",
+                   help="also write N clips without labels from the same generator "
+                        "(OUT/unlabeled/, listed in OUT/unlabeled.csv) for distill "
+                        "--unlabeled (default 0)")
     p.add_argument("--plot", action="store_true",
                    help="also write class_examples.png: one log-mel spectrogram per class")
     p.set_defaults(func=_cmd_synth)
@@ -589,6 +619,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cross-fitting: each training clip is taught by the fold teacher in DIR "
                         "that did not train on it (train-fold-teachers --out); --teacher "
                         "teaches the validation clips")
+    p.add_argument("--unlabeled", default=None, metavar="PATH",
+                   help="unlabelled pool: a folder of audio files or a CSV with an "
+                        "audio_filename column and no labels; its clips enter the KD/SP/IUSP "
+                        "terms only (docs/unlabeled.md)")
+    p.add_argument("--unlabeled-ratio", type=check.positive_float, default=None, metavar="R",
+                   help="unlabelled clips per labelled clip in each batch (default 1)")
     _fit_args(p, epochs=30, lr=1e-2)
     p.set_defaults(func=_cmd_distill)
 

@@ -80,6 +80,15 @@ class Distiller(keras.Model):
     :attr:`teacher_output_layers` (see :mod:`keras_iusp.teacher_cache`), the teacher is not run.
     That is exact only for un-augmented inputs, so it is refused together with ``augmentation``.
 
+    Batches may mix labelled and unlabelled clips (:func:`keras_iusp.data.unlabeled.mix_unlabeled`):
+    ``x`` is then a dict ``{"features": ..., "label_mask": [B], "teacher_outputs": (...)}``
+    (``teacher_outputs`` optional, as the tuple form's cached outputs). Rows with
+    ``label_mask = 0`` enter only the teacher-target terms (KD, SP, IUSP); the label loss is the
+    mean over the ``label_mask = 1`` rows alone (so its scale does not depend on how many
+    unlabelled rows ride along), and the labels of the other rows are never read. With
+    ``augmentation``, labelled and unlabelled rows are augmented apart (mixup never mixes a
+    label with an absent one). Label-mask batches run on one device.
+
     Metrics in ``fit`` history / progress bar: ``loss`` (total), ``student_loss`` (or
     ``label_loss_name``), one entry per
     distillation loss (``kd``, ``sp``, ``iusp``, ``iusp_2``, ...) and, on validation data,
@@ -213,6 +222,8 @@ class Distiller(keras.Model):
         return tracked
 
     def call(self, inputs, training=None):
+        if isinstance(inputs, dict):  # a batch with a label mask
+            inputs = inputs["features"]
         if isinstance(inputs, (tuple, list)):  # features + cached teacher outputs
             inputs = inputs[0]
         return self.student(inputs, training=training)
@@ -226,40 +237,70 @@ class Distiller(keras.Model):
         return fn.call(y, logits) if isinstance(fn, keras.losses.Loss) else fn(y, logits)
 
     def _split_inputs(self, x):
-        """``(features, cached teacher outputs or None)`` from a batch's ``x``."""
+        """``(features, cached teacher outputs or None, label mask or None)`` from a batch's
+        ``x``."""
+        if isinstance(x, dict):
+            unknown = set(x) - {"features", "label_mask", "teacher_outputs"}
+            if "features" not in x or unknown:
+                raise ConfigError("Distiller: a dict batch holds 'features' and optionally "
+                                  f"'label_mask', 'teacher_outputs'; got {sorted(x)}")
+            cached = x.get("teacher_outputs")
+            features, cached, _ = self._split_inputs(
+                (x["features"], *cached) if cached is not None else x["features"])
+            mask = x.get("label_mask")
+            return features, cached, (tf.cast(mask, tf.float32) if mask is not None else None)
         if isinstance(x, (tuple, list)):
             if not self._use_teacher:
-                return x[0], None
+                return x[0], None, None
             cached = list(x[1:])
             expected = 1 + len(self._teacher_layers)
             if len(cached) != expected:
                 raise ConfigError(
                     f"Distiller: the data carries {len(cached)} cached teacher outputs, expected "
                     f"{expected} (logits + {self._teacher_layers})")
-            return x[0], cached
-        return x, None
+            return x[0], cached, None
+        return x, None, None
 
-    def _augment(self, x, y):
+    def _augment(self, x, y, mask=None):
         if self.augmentation is None:
-            return x, y
+            return x, y, mask
         step = self.optimizer.iterations
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:  # distinct draws per replica
             step = step * ctx.num_replicas_in_sync + tf.cast(ctx.replica_id_in_sync_group,
                                                              step.dtype)
-        return augment_batch(x, y, self.augmentation, step)
+        if mask is None:
+            x, y = augment_batch(x, y, self.augmentation, step)
+            return x, y, None
+        # labelled rows, then unlabelled rows, each augmented on its own (own draws)
+        rows_l, rows_u = tf.where(mask > 0)[:, 0], tf.where(mask <= 0)[:, 0]
+        x_l, y_l = augment_batch(tf.gather(x, rows_l), tf.gather(y, rows_l),
+                                 self.augmentation, step)
+        x_u, _ = augment_batch(tf.gather(x, rows_u), tf.gather(y, rows_u),
+                               self.augmentation, -1 - tf.cast(step, tf.int64))
+        y_u = tf.zeros_like(tf.gather(y, rows_u), dtype=y_l.dtype)
+        mask = tf.concat([tf.ones_like(rows_l, tf.float32), tf.zeros_like(rows_u, tf.float32)],
+                         axis=0)
+        return tf.concat([x_l, x_u], axis=0), tf.concat([y_l, y_u], axis=0), mask
 
-    def _compute_losses(self, x, y, sample_weight, training: bool, teacher_out=None):
+    def _compute_losses(self, x, y, sample_weight, training: bool, teacher_out=None,
+                        label_mask=None):
         """Total loss (scaled for the global batch) and the per-component values to report.
 
         ``teacher_out``: precomputed ``[logits, *layers]`` of the teacher, or None to run it.
+        ``label_mask``: ``[B]``, 1 for a labelled row, 0 for an unlabelled one (None: all
+        labelled); the label loss averages over the labelled rows only.
         """
         student_out = self._student_features(x, training=training)
         student_out = student_out if isinstance(student_out, list) else [student_out]
         logits = student_out[0]
-        per_example = tf.cast(self._per_example_student_loss(y, logits), tf.float32)
-        student_loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
-        reports = {_LABEL_LOSS: tf.reduce_mean(per_example)}
+        if label_mask is None:
+            per_example = tf.cast(self._per_example_student_loss(y, logits), tf.float32)
+            student_loss = tf.nn.compute_average_loss(per_example, sample_weight=sample_weight)
+            reports = {_LABEL_LOSS: tf.reduce_mean(per_example)}
+        else:
+            student_loss = self._masked_student_loss(y, logits, sample_weight, label_mask)
+            reports = {_LABEL_LOSS: student_loss}
         total = self.student_loss_weight * student_loss
         if self._use_teacher:
             # with the distillation switched off, the labels get the whole weight
@@ -283,6 +324,22 @@ class Distiller(keras.Model):
         if reg:
             total += tf.nn.scale_regularization_loss(tf.add_n(reg))
         return total, logits, reports
+
+    def _masked_student_loss(self, y, logits, sample_weight, label_mask):
+        """Mean label loss over the labelled rows only: the unlabelled rows' logits and
+        would-be labels are dropped before the loss is computed."""
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            raise ConfigError("Distiller: batches with a label_mask (an unlabelled pool) run "
+                              "on one device")
+        rows = tf.where(label_mask > 0)[:, 0]
+        per_example = tf.cast(self._per_example_student_loss(tf.gather(y, rows),
+                                                             tf.gather(logits, rows)),
+                              tf.float32)
+        weight = tf.ones_like(per_example) if sample_weight is None else tf.cast(
+            tf.reshape(tf.gather(sample_weight, rows), tf.shape(per_example)), tf.float32)
+        count = tf.cast(tf.size(per_example), tf.float32)
+        return tf.math.divide_no_nan(tf.reduce_sum(per_example * weight), count)
 
     @staticmethod
     def _reduce(item: DistillationLoss, t, s, sample_weight):
@@ -317,28 +374,41 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, cached = self._split_inputs(x)
+        x, cached, mask = self._split_inputs(x)
         if cached is not None and self.augmentation is not None:
             raise ConfigError("Distiller: cached teacher outputs belong to un-augmented inputs; "
                               "with augmentation the teacher must see each augmented batch")
-        x, y = self._augment(x, y)
+        if mask is not None and sample_weight is not None and self.augmentation is not None:
+            raise ConfigError("Distiller: sample weights with a label_mask and augmentation "
+                              "are not supported (augmentation reorders the rows)")
+        x, y, mask = self._augment(x, y, mask)
         with tf.GradientTape() as tape:
             total, logits, reports = self._compute_losses(x, y, sample_weight, training=True,
-                                                          teacher_out=cached)
+                                                          teacher_out=cached, label_mask=mask)
         variables = self.student.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
         self._update_trackers(total, reports, self.distribute_strategy.num_replicas_in_sync)
-        self.compiled_metrics.update_state(y, logits, sample_weight)
+        self.compiled_metrics.update_state(y, logits, self._metric_weight(sample_weight, mask))
         return self._results(include_auprc=False)
+
+    @staticmethod
+    def _metric_weight(sample_weight, mask):
+        """Weights for label metrics: the unlabelled rows count zero."""
+        if mask is None:
+            return sample_weight
+        if sample_weight is None:
+            return mask
+        return tf.cast(tf.reshape(sample_weight, tf.shape(mask)), tf.float32) * mask
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, cached = self._split_inputs(x)
+        x, cached, mask = self._split_inputs(x)
         total, logits, reports = self._compute_losses(x, y, sample_weight, training=False,
-                                                      teacher_out=cached)
+                                                      teacher_out=cached, label_mask=mask)
         self._update_trackers(total, reports, self.distribute_strategy.num_replicas_in_sync)
-        self.auprc.update_state(y, logits, sample_weight)
-        self.compiled_metrics.update_state(y, logits, sample_weight)
+        weight = self._metric_weight(sample_weight, mask)
+        self.auprc.update_state(y, logits, weight)
+        self.compiled_metrics.update_state(y, logits, weight)
         return self._results(include_auprc=True)
 
     def get_config(self):

@@ -57,6 +57,12 @@ class DataSection:
     #: alarms at a quarter of it); three annotators per clip, majority rule. 0.1 leaves 0.8 %
     #: of the training entries wrong (benchmarks/results/kd_target_probe.json).
     label_noise: float = 0.1
+    #: An unlabelled pool (a folder of audio files or a CSV without label columns) for the
+    #: methods whose ``unlabeled_ratio`` is > 0; relative to the current directory.
+    unlabeled: str = ""
+    #: Synthetic data: that many more clips from the generator, without labels
+    #: (``synthesize(unlabeled=N)``), used as the pool when ``unlabeled`` is empty.
+    synthetic_unlabeled: int = 0
 
 
 @dataclass
@@ -111,6 +117,9 @@ class GridSection:
     augmentation: dict = field(default_factory=dict)
     #: Training clips taught by the cross-fitted fold teachers ([teacher] cross_fit_folds).
     cross_fitted: bool = False
+    #: Unlabelled clips per labelled clip in each batch, from the [data] pool; 0 = no pool.
+    #: The baseline ignores it (it has no teacher terms).
+    unlabeled_ratio: float = 0.0
     eval_split: str = "test"
 
 
@@ -118,7 +127,7 @@ class GridSection:
 METHOD_KEYS = ("epochs", "batch_size", "learning_rate", "temperature", "student_loss_weight",
                "kd_weight", "sp_weight", "iusp_weight", "iusp_form", "teacher_layer",
                "student_layer", "lr_schedule", "warmup_epochs", "augmentation", "distill_epochs",
-               "cross_fitted")
+               "cross_fitted", "unlabeled_ratio")
 
 
 @dataclass
@@ -181,14 +190,33 @@ class ExperimentConfig:
             base.update({k: v for k, v in self.method.get(name, {}).items() if k != "method"})
         return base
 
-    def distill_config(self, method: str, seed: int):
+    def unlabeled_pool(self, out: str | os.PathLike | None) -> str:
+        """The unlabelled pool's path: ``[data] unlabeled``, else the synthetic pool written
+        into ``out/data`` (``synthetic_unlabeled`` > 0), else ""."""
+        if self.data.unlabeled:
+            return self.data.unlabeled
+        if self.data.synthetic_unlabeled and not self.data.path:
+            if out is None:
+                raise ConfigError("the synthetic unlabelled pool lives in the experiment's "
+                                  "--out folder; pass out")
+            return str(Path(out) / "data" / "unlabeled")
+        return ""
+
+    def distill_config(self, method: str, seed: int, out: str | os.PathLike | None = None):
         """The :class:`~keras_iusp.training.DistillConfig` of one grid cell (of its base method
-        for a variant)."""
+        for a variant); ``out`` (the experiment folder) locates a synthetic unlabelled pool."""
         from keras_iusp.augment import AugmentConfig
         from keras_iusp.training import DistillConfig
 
         s = self.settings(method)
         extra = {"iusp_form": s["iusp_form"]} if s["iusp_form"] else {}
+        pool = {}
+        if s["unlabeled_ratio"] > 0 and self.base_method(method) != "baseline":
+            path = self.unlabeled_pool(out)
+            if not path:
+                raise ConfigError(f"[method.{method}] unlabeled_ratio = {s['unlabeled_ratio']} "
+                                  "needs a pool: [data] unlabeled or synthetic_unlabeled")
+            pool = {"unlabeled": path, "unlabeled_ratio": float(s["unlabeled_ratio"])}
         # The run's seed also seeds its augmentation draws: each seed sees its own draws, and
         # all methods with that seed see the same ones (paired).
         aug = AugmentConfig.from_dict({**s["augmentation"], "seed": seed}) \
@@ -204,7 +232,7 @@ class ExperimentConfig:
             distill_epochs=s["distill_epochs"],
             # a grid-wide cross_fitted = true is for the methods that have a teacher
             cross_fitted=s["cross_fitted"] and self.base_method(method) != "baseline",
-            **extra)
+            **extra, **pool)
 
 
 def _check_type(where: str, key: str, value: Any, default: Any) -> Any:
@@ -332,6 +360,9 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
         if student not in config.grid.students:
             raise ConfigError(f"{path} [grid]: student_seeds names {student!r}, which is not in "
                               f"students {config.grid.students}")
+    if config.data.synthetic_unlabeled < 0:
+        raise ConfigError(f"{path} [data]: synthetic_unlabeled = "
+                          f"{config.data.synthetic_unlabeled}: expected an integer >= 0")
     if config.grid.eval_split not in ("validate", "test"):
         raise ConfigError(f"{path} [grid]: eval_split must be 'validate' or 'test'")
     folds = config.teacher.cross_fit_folds
@@ -368,6 +399,15 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
                 raise ConfigError(f"{path} [method.{m}]: cross_fitted = true needs no "
                                   "augmentation and teacher_cache = true (each clip's outputs "
                                   "are computed once, by the teacher that held it out)")
+        ratio = config.settings(m)["unlabeled_ratio"]
+        if ratio < 0 or not math.isfinite(ratio):
+            raise ConfigError(f"{path} [method.{m}]: unlabeled_ratio = {ratio}: expected a "
+                              "number >= 0 (0: no unlabelled pool)")
+        if ratio > 0 and config.base_method(m) != "baseline" and m in config.grid.methods \
+                and not (config.data.unlabeled
+                         or config.data.synthetic_unlabeled and not config.data.path):
+            raise ConfigError(f"{path} [method.{m}]: unlabeled_ratio = {ratio} needs a pool: "
+                              "[data] unlabeled (a folder or CSV) or synthetic_unlabeled")
         if config.settings(m)["distill_epochs"] < 0:
             raise ConfigError(f"{path} [method.{m}]: distill_epochs = "
                               f"{config.settings(m)['distill_epochs']}: expected an integer >= 0 "
@@ -411,7 +451,8 @@ RELEVANT_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 RELEVANT_SETTINGS["kd"] = RELEVANT_SETTINGS["baseline"] + ("temperature", "student_loss_weight",
                                                            "kd_weight", "distill_epochs",
-                                                           "cross_fitted")
+                                                           "cross_fitted", "unlabeled",
+                                                           "unlabeled_ratio")
 RELEVANT_SETTINGS["sp"] = RELEVANT_SETTINGS["kd"] + ("sp_weight", "teacher_layer",
                                                      "student_layer")
 RELEVANT_SETTINGS["iusp"] = RELEVANT_SETTINGS["kd"] + ("iusp_weight", "iusp_form",
@@ -439,6 +480,13 @@ def _normalized(hyper: dict[str, Any], student_family: str | None) -> dict[str, 
     # recorded before the setting existed: those runs distilled in every epoch
     out.setdefault("distill_epochs", 0)
     out.setdefault("cross_fitted", False)
+    out.setdefault("unlabeled", "")
+    # without a pool the ratio is not read; a pool is compared by its resolved path
+    if out["unlabeled"]:
+        out["unlabeled"] = str(Path(out["unlabeled"]).resolve())
+        out.setdefault("unlabeled_ratio", 1.0)
+    else:
+        out["unlabeled_ratio"] = None
     if "teacher_layer" in out:
         out["teacher_layer"] = out["teacher_layer"] or DEFAULT_TEACHER_LAYER
     if "student_layer" in out:
@@ -587,7 +635,7 @@ def prepare_data(config: ExperimentConfig, out: Path):
         data_dir = out / "data"
         wanted = {"clips": data.synthetic_clips, "seed": data.data_seed,
                   "clip_seconds": data.clip_seconds, "sample_rate": data.sample_rate,
-                  "label_noise": data.label_noise}
+                  "label_noise": data.label_noise, "unlabeled": data.synthetic_unlabeled}
         if (data_dir / "annotations.csv").is_file():
             _check_synthetic(data_dir, wanted)
         else:
@@ -662,7 +710,7 @@ def prepare_fold_teachers(config: ExperimentConfig, out: Path, cache, teacher,
                           verbose: int | str = 2) -> list | None:
     """The cross-fitting fold teachers (``out/teacher_folds``) when a grid method uses them:
     trained once with the teacher's recorded recipe (resumable), then reused; else None."""
-    if not any(config.distill_config(m, 0).cross_fitted for m in config.grid.methods):
+    if not any(config.distill_config(m, 0, out).cross_fitted for m in config.grid.methods):
         return None
     from keras_iusp.cross_fit import train_fold_teachers
 
@@ -729,7 +777,7 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
         if (run_dir / "metrics.json").is_file():  # finished by another process meanwhile
             return False
         print(f"\n== [{number}/{total}] {student} {method} seed {seed}", flush=True)
-        cell_config = config.distill_config(method, seed)
+        cell_config = config.distill_config(method, seed, out)
         cell_teacher = teacher if config.base_method(method) != "baseline" else None
         start = time.perf_counter()
         # what an earlier training of this folder left (clip scores, IUSP distances) would
@@ -911,7 +959,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
             run_dir = cell_dir(out, student, method, seed)
             if (run_dir / "metrics.json").is_file() or train:
                 check_run_settings(
-                    run_dir, config.distill_config(method, seed), student,
+                    run_dir, config.distill_config(method, seed, out), student,
                     teacher_dir if config.base_method(method) != "baseline" else None,
                     fold_weights)
 
@@ -942,7 +990,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                         "--until teacher)")
             diffs = settings_differences(
                 {**info, "teacher": str(teacher_dir) if info.get("teacher") else None},
-                config.distill_config(method, seed), student,
+                config.distill_config(method, seed, out), student,
                 teacher_dir if config.base_method(method) != "baseline" else None)
             if diffs:
                 return "it was trained with other settings: " + ", ".join(

@@ -10,6 +10,7 @@ disagree on features.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -77,6 +78,14 @@ class DistillConfig:
     #: :func:`distill`, trained by :func:`keras_iusp.cross_fit.train_fold_teachers`): soft
     #: labels that say what a teacher predicts on new clips, not its memorised training labels.
     cross_fitted: bool = False
+    #: An unlabelled pool (a folder of audio files or a CSV without label columns, see
+    #: :mod:`keras_iusp.data.unlabeled`); "" trains on the labelled clips alone. Its clips
+    #: enter the teacher-target terms (KD, SP, IUSP) only.
+    unlabeled: str = ""
+    #: Unlabelled clips per labelled clip in each training batch (a batch holds
+    #: ``batch_size`` labelled clips and ``round(unlabeled_ratio * batch_size)`` pool clips);
+    #: read only with ``unlabeled``.
+    unlabeled_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -92,6 +101,15 @@ class DistillConfig:
         check_schedule(self.lr_schedule, self.warmup_epochs)
         if isinstance(self.augmentation, dict):
             self.augmentation = AugmentConfig.from_dict(self.augmentation)
+        self.unlabeled = str(self.unlabeled or "")
+        if (not isinstance(self.unlabeled_ratio, (int, float))
+                or isinstance(self.unlabeled_ratio, bool) or not self.unlabeled_ratio > 0
+                or not math.isfinite(self.unlabeled_ratio)):
+            raise ConfigError(f"unlabeled_ratio={self.unlabeled_ratio!r}: expected a number > 0 "
+                              "(unlabelled clips per labelled clip in a batch)")
+        if self.unlabeled and self.method == "baseline":
+            raise ConfigError("unlabeled: the baseline has no teacher terms for unlabelled "
+                              "clips to enter; choose kd, sp or iusp")
         if self.cross_fitted and self.method == "baseline":
             raise ConfigError("cross_fitted=True: the baseline has no teacher to cross-fit")
         if self.cross_fitted and (self.augmentation is not None and self.augmentation.active
@@ -199,11 +217,15 @@ def load_run(path: str | os.PathLike) -> TrainedModel:
 
 
 def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=None,
-              train_index: np.ndarray | None = None):
+              train_index: np.ndarray | None = None, pool: FeatureCache | None = None,
+              pool_outputs=None, pool_per_batch: int = 0):
     """Train (shuffled by seed and epoch) and validation datasets; with ``teacher_outputs``
     (:class:`keras_iusp.teacher_cache.TeacherOutputs`) each batch also carries the teacher's
     cached outputs for its clips. ``train_index`` keeps only those training clips (indices into
-    ``cache.split("train")``), e.g. a cross-fitting fold teacher's."""
+    ``cache.split("train")``), e.g. a cross-fitting fold teacher's. With ``pool`` (the feature
+    cache of an unlabelled pool, its teacher outputs in ``pool_outputs``) each training batch
+    also holds ``pool_per_batch`` pool clips (:func:`keras_iusp.data.unlabeled.mix_unlabeled`).
+    """
     from keras_iusp.data.pipeline import make_dataset
 
     x_train, y_train = cache.split("train")
@@ -221,6 +243,16 @@ def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=N
         x_train, y_train = np.asarray(x_train[train_index]), y_train[train_index]
     train = make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed,
                          extras=extras["train"])
+    if pool is not None and pool_per_batch > 0:
+        from keras_iusp.data.unlabeled import mix_unlabeled
+
+        if (teacher_outputs is None) != (pool_outputs is None):
+            raise ValueError("teacher outputs are needed for both the labelled data and the "
+                             "pool, or for neither")
+        train = mix_unlabeled(train, pool.split("train")[0], pool_per_batch, seed=seed,
+                              steps_per_epoch=int(train.cardinality().numpy()),
+                              pool_extras=pool_outputs.split(pool, "train")
+                              if pool_outputs is not None else ())
     val = make_dataset(x_val, y_val, batch_size, extras=extras["validate"]) if len(x_val) \
         else None
     return train, val
@@ -355,6 +387,9 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
                           augmentation=config.augmentation)
     out = Path(out)
     _prepare_out(out, overwrite)
+    pool = pool_cached = None
+    if config.unlabeled and distiller.uses_teacher:
+        pool = unlabeled_cache(config.unlabeled, cache)
     cached = None
     if config.cross_fitted and distiller.uses_teacher:
         from keras_iusp.cross_fit import held_out_folds
@@ -372,7 +407,17 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
 
         cached = teacher_outputs(teacher_run.model, distiller.teacher_output_layers, cache,
                                  verbose=verbose != 0)
-    train, val = _datasets(cache, config.batch_size, config.seed, cached)
+    if pool is not None and cached is not None:
+        from keras_iusp.teacher_cache import teacher_outputs
+
+        pool_cached = teacher_outputs(teacher_run.model, distiller.teacher_output_layers, pool,
+                                      verbose=verbose != 0)
+    from keras_iusp.data.unlabeled import unlabeled_per_batch
+
+    train, val = _datasets(cache, config.batch_size, config.seed, cached, pool=pool,
+                           pool_outputs=pool_cached,
+                           pool_per_batch=unlabeled_per_batch(config.batch_size,
+                                                              config.unlabeled_ratio))
     distiller.compile(optimizer=make_optimizer(
         config.learning_rate, config.lr_schedule, epochs=config.epochs,
         warmup_epochs=config.warmup_epochs, steps_per_epoch=int(train.cardinality().numpy())))
@@ -395,10 +440,23 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
         # what a restored record is checked against (keras_iusp.run_archive)
         info["fold_teacher_weights"] = [weights_fingerprint(t.model) for t in fold_teachers]
         info["teacher_outputs"] = cached.path.name
+    if pool is not None:
+        info["unlabeled_pool"] = {"clips": int(pool.features.shape[0]),
+                                  "feature_cache": str(pool.path)}
     info["summary"] = {k: v for k, v in model_summary(student).items() if k != "layers"}
     save_run(out, student, info, history, _val_metrics(distiller, val))
     finish(out / WORK_DIRNAME)
     return TrainedModel(out, student, info)
+
+
+def unlabeled_cache(path: str | os.PathLike, cache: FeatureCache) -> FeatureCache:
+    """The feature cache of an unlabelled pool, with ``cache``'s feature config and classes
+    (built once, reused like any feature cache; a pool that does not decode is an error)."""
+    from keras_iusp.data.cache import build_feature_cache
+    from keras_iusp.data.unlabeled import read_unlabeled
+
+    index = read_unlabeled(path, cache.class_names)
+    return build_feature_cache(index, cache.config, progress=False)
 
 
 def _info(name: str, role: str, cache: FeatureCache, model, hyper: dict) -> dict[str, Any]:

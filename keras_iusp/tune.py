@@ -81,6 +81,23 @@ SEARCH_SPACE: dict[str, dict[str, tuple]] = {
 }
 
 
+#: Added to the space of every distillation method when the config has an unlabelled pool
+#: (``[data] unlabeled`` or ``synthetic_unlabeled``): unlabelled clips per labelled clip in a
+#: batch, 0 = the pool unused.
+UNLABELED_RATIO_SPACE: tuple = ("cat", [0.0, 1.0, 4.0])
+
+
+def search_space(config: ExperimentConfig, method: str) -> dict[str, tuple]:
+    """What ``method`` may tune under ``config``: :data:`SEARCH_SPACE`, plus the unlabelled
+    ratio (:data:`UNLABELED_RATIO_SPACE`) for KD/SP/IUSP when the config has a pool."""
+    space = dict(SEARCH_SPACE[method])
+    has_pool = bool(config.data.unlabeled
+                    or config.data.synthetic_unlabeled and not config.data.path)
+    if method != "baseline" and has_pool:
+        space["unlabeled_ratio"] = UNLABELED_RATIO_SPACE
+    return space
+
+
 #: Whose winner a method's second trial starts from (see the module docstring).
 PARENT = {"kd": "baseline", "sp": "kd", "iusp": "kd"}
 
@@ -114,7 +131,7 @@ def default_params(config: ExperimentConfig, method: str) -> dict[str, Any]:
     """The grid's own settings expressed in the search space (the first, enqueued trial)."""
     s = config.settings(method)
     params = {}
-    for name, spec in SEARCH_SPACE[method].items():
+    for name, spec in search_space(config, method).items():
         if name == "augment":
             value = bool(s["augmentation"])
         elif name == "student_layer":
@@ -135,7 +152,7 @@ def warm_start_params(config: ExperimentConfig, method: str,
     (learning rate, augmentation, KD temperature and label weight), its own first-trial
     parameters for the rest (e.g. the SP/IUSP weight and layer)."""
     params = default_params(config, method)
-    params.update({k: v for k, v in parent_best.items() if k in SEARCH_SPACE[method]})
+    params.update({k: v for k, v in parent_best.items() if k in search_space(config, method)})
     return params
 
 
@@ -280,7 +297,8 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
                     study.enqueue_trial(second)
 
         def objective(trial, method=method):
-            params = {n: _suggest(trial, n, spec) for n, spec in SEARCH_SPACE[method].items()}
+            params = {n: _suggest(trial, n, spec)
+                      for n, spec in search_space(config, method).items()}
             overrides = trial_settings(params, frames)
             trial_config = ExperimentConfig(
                 name=config.name, data=config.data, teacher=config.teacher, grid=config.grid,
@@ -293,7 +311,7 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
             print(f"\n== tune {method} trial {trial.number + 1}/{trials}: {params}", flush=True)
             values = []
             for s in seeds:
-                distill_config = trial_config.distill_config(method, s)
+                distill_config = trial_config.distill_config(method, s, out)
                 if epochs is not None:
                     distill_config.epochs = epochs
                 run_dir = trial_dir if len(seeds) == 1 else trial_dir / f"seed{s}"

@@ -145,7 +145,8 @@ def test_distill_accepts_the_flags_its_method_reads():
 
     values = {"temperature": "2", "student_loss_weight": "0.3", "kd_weight": "1",
               "distill_epochs": "5", "sp_weight": "10", "iusp_weight": "3",
-              "iusp_form": "paper", "teacher_layer": "embedding", "student_layer": "lstm"}
+              "iusp_form": "paper", "teacher_layer": "embedding", "student_layer": "lstm",
+              "unlabeled": "pool", "unlabeled_ratio": "1"}
     for method, flags in _METHOD_FLAGS.items():
         grid_only = set(RELEVANT_SETTINGS[method]) - set(RELEVANT_SETTINGS["baseline"])
         # cross_fitted is set by --fold-teachers DIR, which names the fold teachers too

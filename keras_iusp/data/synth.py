@@ -137,6 +137,7 @@ def synthesize(
     progress: bool = True,
     overwrite: bool = False,
     preset: str = "default",
+    unlabeled: int = 0,
 ) -> Path:
     """Write ``clips`` synthetic clips as a SONYC-UST v2 dataset folder and return its path.
 
@@ -161,6 +162,11 @@ def synthesize(
             after the new one is in place).
         preset: a key of :data:`SYNTH_PRESETS`. With a preset whose ``crowd_errors`` is set,
             crowd rows follow that model and ``label_noise`` is not used.
+        unlabeled: further clips from the same generator (clip indices ``clips`` onwards, so
+            the labelled clips are unchanged) written without labels: ``unlabeled/*.wav`` and
+            ``unlabeled.csv`` (one ``audio_filename`` column, paths relative to ``out_dir``), an
+            unlabelled pool for ``keras-iusp distill --unlabeled`` (either path). Their events
+            are recorded in ``synth_config.json`` under ``unlabeled_clips``.
 
     Raises:
         ConfigError: an argument is out of range (the message names it).
@@ -171,6 +177,8 @@ def synthesize(
     if not isinstance(preset, str) or preset not in SYNTH_PRESETS:
         raise ConfigError(f"preset={preset!r}: expected one of {sorted(SYNTH_PRESETS)}")
     regime = SYNTH_PRESETS[preset]
+    if not _is_int(unlabeled) or unlabeled < 0:
+        raise ConfigError(f"unlabeled={unlabeled!r}: expected an integer >= 0")
     clips, seed, sample_rate = int(clips), int(seed), int(sample_rate)
     clip_seconds, label_noise = float(clip_seconds), float(label_noise)
     # Absolute, so "." or "data/" still have a parent folder to build the temporary copy in.
@@ -205,6 +213,8 @@ def synthesize(
                 record["distractors"] = distractors
             records.append(record)
         _write_csv(tmp / "annotations.csv", rows)
+        pool = _write_unlabeled(tmp, clips, int(unlabeled), seed, clip_seconds, sample_rate,
+                                progress, regime) if unlabeled else None
         config = {
             "generator": "keras_iusp.data.synth",
             "format": "SONYC-UST v2",
@@ -218,6 +228,9 @@ def synthesize(
             },
             "clips": records,
         }
+        if pool is not None:  # only then: datasets without a pool stay byte-identical
+            config["parameters"]["unlabeled"] = int(unlabeled)
+            config["unlabeled_clips"] = pool
         (tmp / "synth_config.json").write_text(
             json.dumps(config, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         _move_into_place(tmp, out, overwrite)
@@ -477,6 +490,29 @@ def _write_wav(path: Path, waveform: np.ndarray, sample_rate: int) -> None:
     import soundfile
 
     soundfile.write(str(path), waveform, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def _write_unlabeled(tmp: Path, clips: int, count: int, seed: int, clip_seconds: float,
+                     sample_rate: int, progress: bool,
+                     regime: dict[str, Any]) -> list[dict[str, Any]]:
+    """Render clip indices ``clips .. clips + count - 1`` like labelled ones, without labels."""
+    (tmp / "unlabeled").mkdir()
+    records, names = [], []
+    for index in _progress(range(clips, clips + count), progress):
+        audio_rng = np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(_CLIP, index, _AUDIO)))
+        waveform, events, background_dbfs, _ = _render_clip(
+            audio_rng, _primary_class(seed, index), clip_seconds, sample_rate, regime)
+        name = f"u_{index:06d}.wav"
+        _write_wav(tmp / "unlabeled" / name, waveform, sample_rate)
+        names.append(f"unlabeled/{name}")
+        records.append({"audio_filename": name, "background_dbfs": round(background_dbfs, 2),
+                        "events": events})
+    with (tmp / "unlabeled.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["audio_filename"])
+        writer.writerows([n] for n in names)
+    return records
 
 
 # --------------------------------------------------------------------------------------------
