@@ -8,13 +8,13 @@ The runner (``deploy/stream_runner``) is built with g++ against the TFLite-Micro
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import soxr
+from toolchain import require
 
 from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
 from keras_iusp.data.audio import load_audio
@@ -26,12 +26,12 @@ from keras_iusp.features import FeatureConfig, log_mel
 REFERENCE = Path(__file__).resolve().parents[1] / "firmware_assets" / "reference"
 LIBRARY = TFLM_HOST / "lib" / "libtensorflow-microlite.a"
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++"),
-    pytest.mark.skipif(not LIBRARY.is_file(),
-                       reason=f"TFLite-Micro host build absent: {LIBRARY} (see "
-                              "/work/shared/tflm-host/README.md for how it is built)"),
-]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _needs_host_tflm():
+    require("g++", "tflm-host")
+
 
 CLIP_SECONDS = 2.0  # 198 frames: windows at 0, 49, 98 and the end-aligned one at 100
 

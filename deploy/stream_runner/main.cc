@@ -102,6 +102,12 @@ int main(int argc, char** argv) {
       fprintf(stderr, "clip %d: file ends inside the clip\n", clip);
       return 2;
     }
+    if (runner.frames() < keras_iusp::kNumFrames) {
+      // no window fits: refuse, as `keras-iusp evaluate` does, rather than report -128 logits
+      fprintf(stderr, "clip %d: %d frames, shorter than the model's window of %d frames\n", clip,
+              runner.frames(), keras_iusp::kNumFrames);
+      return 2;
+    }
     if (runner.Finish() != kTfLiteOk) return 1;
     printf("clip %d frames %d windows %d logits", clip, runner.frames(), runner.windows());
     for (int c = 0; c < keras_iusp::kNumClasses; ++c) printf(" %d", runner.max_logits()[c]);

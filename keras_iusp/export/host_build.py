@@ -125,8 +125,14 @@ def run_stream_runner(binary: str | os.PathLike, pcm_clips: np.ndarray,
                             text=True, timeout=600)
     if result.returncode != 0:
         raise KerasIuspError(f"{binary} failed ({result.returncode}): {result.stderr[-2000:]}")
+    return parse_runner_output(result.stdout)
+
+
+def parse_runner_output(stdout: str) -> dict:
+    """The per-clip lines of ``deploy/stream_runner/main.cc`` (host or device build): max int8
+    logits ``[N, classes]``, probabilities, windows per clip, the RAM line and the time line."""
     logits, probs, windows, ram, us = [], [], [], {}, None
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         words = line.split()
         if words[:1] == ["ram"]:
             ram = {words[i]: int(words[i + 1]) for i in range(1, len(words), 2)}
@@ -138,4 +144,4 @@ def run_stream_runner(binary: str | os.PathLike, pcm_clips: np.ndarray,
         elif words[:1] == ["us_per_window"]:
             us = float(words[1])
     return {"max_logits": np.asarray(logits, np.int32), "probs": np.asarray(probs, np.float32),
-            "windows": windows, "ram": ram, "us_per_window": us, "stdout": result.stdout}
+            "windows": windows, "ram": ram, "us_per_window": us, "stdout": stdout}
