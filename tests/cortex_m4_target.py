@@ -11,7 +11,9 @@ reads over semihosting).
 Programs (:data:`PROGRAMS`): ``golden`` (``deploy/tflm_app/main.cc``: the golden vectors),
 ``frontend_check`` (``deploy/stream_runner/frontend_check.cc``), ``stream_runner``
 (``deploy/stream_runner/main.cc``: PCM file in, clip scores out) and ``budget``
-(``deploy/targets/mps2_an386/budget_main.cc``: SysTick counts under ``-icount shift=0``).
+(``deploy/targets/mps2_an386/budget_main.cc``: SysTick counts under ``-icount shift=0``), and
+``device`` (``deploy/stream_runner/device_main.cc``, the on-device loop linked for a board with
+newlib-nano: what ``benchmarks/firmware_size.py`` sizes; it does not run on the emulator).
 
 A :class:`M4Builder` compiles each object once per build folder: the start-up object is shared by
 every export, the assets' objects by every program of one export.
@@ -69,6 +71,8 @@ PROGRAMS = {
                               ("frontend.cc", "frontend_golden.cc"), tflm=False),
     "stream_runner": Program((RUNNER_DIR / "main.cc", RUNNER_DIR / "stream_runner.cc"),
                              ("frontend.cc", "model_data.cc")),
+    "device": Program((RUNNER_DIR / "device_main.cc", RUNNER_DIR / "stream_runner.cc"),
+                      ("frontend.cc", "model_data.cc")),
     "budget": Program((TARGET_DIR / "budget_main.cc", RUNNER_DIR / "stream_runner.cc"),
                       ("frontend.cc", "model_data.cc")),
 }
@@ -134,6 +138,26 @@ class M4Builder:
               str(self.object(TARGET_DIR / "startup.c")),
               *map(str, self.objects(program, assets)), *libs, "-lm", "-o", str(elf)])
         return elf
+
+
+    def board_image(self, assets: str | Path, map_file: Path | None = None) -> Path:
+        """The ``device`` program for ``assets`` linked as for a board (vendor start-up and
+        memory map left to the board: newlib-nano, ``nosys``), the image whose size a board
+        pays; ``map_file`` gets the linker map."""
+        assets = Path(assets).resolve()
+        tag = hashlib.sha1(str(assets).encode()).hexdigest()[:10]
+        elf = self.build_dir / f"device-{tag}.elf"
+        map_flag = [f"-Wl,-Map={map_file}"] if map_file is not None else []
+        _run(["arm-none-eabi-g++", *BOARD_LINK_FLAGS, *map_flag,
+              *map(str, self.objects("device", assets)), str(M4_LIBRARY), "-lm", "-o",
+              str(elf)])
+        return elf
+
+
+def object_stem(name: str) -> str:
+    """``model_data.o`` for ``model_data-1a2b3c4d5e.o`` (the objects :class:`M4Builder` names)."""
+    stem = Path(name).stem
+    return (stem.rsplit("-", 1)[0] if "-" in stem else stem) + ".o"
 
 
 def run_qemu(elf: str | Path, args: list[str] | None = None, *, icount: bool = False,

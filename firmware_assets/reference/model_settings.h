@@ -60,6 +60,16 @@ constexpr float kFeatureStd[kNumMelBins] = {
 // bisection on the host, 16-byte granularity). Add headroom if your TFLM build differs.
 constexpr int kTensorArenaSize = 42032;
 
+// --- Cortex-M4F instruction budget (benchmarks/target_budget.py --assets, QEMU mps2-an386,
+// -icount shift=0, CMSIS-NN kernels): instructions, not cycles (no pipeline or
+// wait states modelled).
+//   Invoke():                 12,081,627 instructions
+//   front end, per hop:       58,193 instructions
+//   per second of audio:      30,604,082 instructions (2.04 invokes/s)
+//   MHz at 1 instruction/cycle: 30.6
+//   whole image (device_main.cc, -Os, newlib-nano): flash 158,196 B, static RAM 54,168 B
+// --- end of instruction budget
+
 }  // namespace keras_iusp
 
 #endif  // KERAS_IUSP_MODEL_SETTINGS_H_
