@@ -137,6 +137,8 @@ def main() -> None:
     parser.add_argument("--students", nargs="+", default=STUDENTS)
     parser.add_argument("--window-seconds", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--clip-seconds", type=float, default=2.0,
+                        help="synthetic clip length (at least the longest window)")
     parser.add_argument("--work", default="runs/target_budget", help="scratch folder")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
                                              "target_budget.json"))
@@ -156,7 +158,9 @@ def main() -> None:
     from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
     from keras_iusp.features import FeatureConfig
 
-    clip_seconds = max(args.window_seconds)
+    clip_seconds = args.clip_seconds
+    if clip_seconds < max(args.window_seconds):
+        parser.error(f"--clip-seconds {clip_seconds:g} is shorter than the longest window")
     data = work / "data"
     if not (data / "annotations.csv").is_file():
         synthesize(data, clips=args.clips, seed=0, clip_seconds=clip_seconds, sample_rate=16000,
@@ -165,6 +169,8 @@ def main() -> None:
                                 progress=False)
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
+    for row in previous.get("rows", []):  # files written before rows carried their command
+        row.setdefault("command", previous.get("command"))
     rows = [r for r in previous.get("rows", [])
             if (r["model"], r["window_request_seconds"]) not in
             {(s, w) for s in args.students for w in args.window_seconds}]
@@ -185,11 +191,12 @@ def main() -> None:
             print(f"{name} {window:g} s: {block['invoke_instructions']:,} instructions/invoke, "
                   f"{block['mhz_needed_at_1_instruction_per_cycle']:.1f} MHz at 1 IPC, flash "
                   f"{block['firmware_flash_bytes']:,} B", flush=True)
+            command = ("python benchmarks/target_budget.py --students " + " ".join(args.students)
+                       + " --window-seconds " + " ".join(f"{w:g}" for w in args.window_seconds)
+                       + f" --clips {args.clips} --clip-seconds {args.clip_seconds:g}")
+            rows[-1]["command"] = command
             result = {
-                "command": "python benchmarks/target_budget.py --students "
-                           + " ".join(args.students) + " --window-seconds "
-                           + " ".join(f"{w:g}" for w in args.window_seconds)
-                           + f" --clips {args.clips}",
+                "commands": sorted({r["command"] for r in rows if r.get("command")}),
                 "note": "instruction counts on QEMU mps2-an386 with -icount shift=0, not cycle "
                         "counts (no pipeline, wait states or memory timing); models trained one "
                         "epoch (the count depends on the shapes, not the weights)",

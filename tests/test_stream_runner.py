@@ -119,3 +119,37 @@ def test_resampled_stereo_clip_end_to_end(runner, data, tmp_path):
     steps = np.abs(result["max_logits"] - np.round(logit_steps(python, out.scale,
                                                                out.zero_point)))
     assert steps.max() <= 1, steps
+
+
+def test_runner_on_a_fresh_export_equals_evaluate(lstm_export, tiny_data, tmp_path):
+    """Not only the committed assets: the session's fresh 0.5 s export of a compressed
+    cnn_lstm_xs, streamed from the tiny data set's 16-bit files."""
+    folder = lstm_export[0]
+    _, data_dir, cache = tiny_data
+    by_name = {p.name: p for p in Path(data_dir).rglob("*.wav")}
+    pcm = np.stack([soundfile.read(by_name[Path(f).name], dtype="int16")[0]
+                    for f in cache.filenames])
+    binary = build_stream_runner(folder, tmp_path / "fresh_runner")
+    result = run_stream_runner(binary, pcm, tmp_path)
+    model = folder / "model.tflite"
+    _, out = io_details(model.read_bytes())
+    expected = np.round(logit_steps(clip_probabilities(model, np.asarray(cache.features)),
+                                    out.scale, out.zero_point))
+    assert result["windows"] == [4] * len(pcm)  # 98 frames, 48-frame windows every 24 + the end
+    assert np.abs(result["max_logits"] - expected).max() <= 1
+
+
+def test_a_clip_shorter_than_one_window_is_an_error_on_both_sides(runner, data, tmp_path):
+    """Half a window of audio: the runner exits 2 with a message instead of -128 logits, and
+    `evaluate` on clips of that length says the same instead of failing on a tensor shape."""
+    from keras_iusp.errors import KerasIuspError
+
+    root, _, pcm = data
+    short = pcm[:2, :8000]  # 0.5 s: 48 frames, the reference window is 98
+    with pytest.raises(KerasIuspError, match="48 frames, shorter than the model's window of 98"):
+        run_stream_runner(runner, short, tmp_path)
+    cache = build_feature_cache(read_sonyc(root / "data"), FeatureConfig(clip_seconds=0.5),
+                                progress=False)
+    with pytest.raises(KerasIuspError, match="48 frames are shorter than the model's window of "
+                                             "98 frames"):
+        evaluate_model(REFERENCE / "model.tflite", cache, "validate")
