@@ -22,6 +22,7 @@ every export, the assets' objects by every program of one export.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -112,11 +113,13 @@ class M4Builder:
         if key not in self._objects:
             tag = hashlib.sha1(repr(key).encode()).hexdigest()[:10]
             obj = self.build_dir / f"{source.stem}-{tag}.o"
+            tmp = obj.with_name(f".{obj.stem}.{os.getpid()}.o")  # renamed into place when whole
             if source.suffix == ".c":
-                _run(["arm-none-eabi-gcc", *C_FLAGS, "-c", str(source), "-o", str(obj)])
+                _run(["arm-none-eabi-gcc", *C_FLAGS, "-c", str(source), "-o", str(tmp)])
             else:
                 _run(["arm-none-eabi-g++", *CXX_FLAGS, *(f"-I{i}" for i in includes), "-c",
-                      str(source), "-o", str(obj)])
+                      str(source), "-o", str(tmp)])
+            os.replace(tmp, obj)
             self._objects[key] = obj
         return self._objects[key]
 
