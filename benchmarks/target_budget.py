@@ -18,6 +18,7 @@ Usage::
 
     python benchmarks/target_budget.py [--students cnn_lstm_xs dscnn_xs] [--window-seconds 0.5 1 2]
     python benchmarks/target_budget.py --assets firmware_assets/reference
+    python benchmarks/target_budget.py --table [--out RESULTS.json] [--also MORE.json ...]
 """
 
 from __future__ import annotations
@@ -130,6 +131,25 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def readme_table(rows: list[dict]) -> str:
+    """The README's compact form of :func:`table` (one row per student and window)."""
+    lines = ["| student | window | model flash | RAM (audio path) | instructions / invoke | "
+             "instructions / s | MHz needed at 1 instruction per cycle | whole image flash / "
+             "static RAM |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        b = r["cortex_m4_budget"]
+        lines.append(
+            f"| `{r['model']}` | {r['window_request_seconds']:g} s | "
+            f"{r['flash_int8_bytes'] / 1024:.1f} KB | {r['total_ram_bytes'] / 1024:.1f} KB | "
+            f"{b['invoke_instructions'] / 1e6:.1f} M | "
+            f"{b['stream_instructions_per_second'] / 1e6:.1f} M | "
+            f"{b['mhz_needed_at_1_instruction_per_cycle']:.1f} | "
+            f"{b['firmware_flash_bytes'] / 1024:.0f} / {b['firmware_static_ram_bytes'] / 1024:.0f}"
+            " KB |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assets", default=None,
@@ -142,7 +162,17 @@ def main() -> None:
     parser.add_argument("--work", default="runs/target_budget", help="scratch folder")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
                                              "target_budget.json"))
+    parser.add_argument("--table", action="store_true",
+                        help="only print the README table of the --out JSON(s) given")
+    parser.add_argument("--also", nargs="*", default=[],
+                        help="with --table: further result JSONs whose rows join the table")
     args = parser.parse_args()
+    if args.table:
+        rows = [r for path in [args.out, *args.also]
+                for r in json.loads(Path(path).read_text())["rows"]]
+        rows.sort(key=lambda r: (STUDENTS.index(r["model"]), r["window_request_seconds"]))
+        print(readme_table(rows))
+        return
     lacking = missing_tools()
     if lacking:
         raise SystemExit("target_budget: missing " + ", ".join(lacking))
