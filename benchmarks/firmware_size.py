@@ -19,17 +19,23 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TFLM = ROOT.parent / "shared" / "tflm-host"
-LIBRARY = TFLM / "lib" / "cortex-m4+fp-cmsis_nn" / "libtensorflow-microlite.a"
-FLAGS = ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-mthumb", "-Os",
-         "-std=c++17", "-DTF_LITE_STATIC_MEMORY", "-DCMSIS_NN", "-fno-rtti", "-fno-exceptions",
-         "-fno-threadsafe-statics", "-ffunction-sections", "-fdata-sections"]
+sys.path.insert(0, str(ROOT / "tests"))
+from cortex_m4_target import (  # noqa: E402  (the one place that builds for the Cortex-M4)
+    BOARD_LINK_FLAGS,
+    CXX_FLAGS,
+    M4_LIBRARY,
+    M4Builder,
+    missing_tools,
+    object_stem,
+)
+
+LIBRARY = M4_LIBRARY
 OWN = {"model_data.o": "model", "frontend.o": "front end", "stream_runner.o": "runner + app",
        "device_main.o": "runner + app"}
 
@@ -84,7 +90,7 @@ def section_kind(section: str) -> str | None:
 
 
 def classify(obj: str, kind: str, kernels: set[str]) -> str:
-    name = Path(obj.split("(")[-1].rstrip(")")).name if "(" in obj else Path(obj).name
+    name = Path(obj.split("(")[-1].rstrip(")")).name if "(" in obj else object_stem(obj)
     if "libtensorflow-microlite.a" in obj:
         return "TFLM kernels (CMSIS-NN)" if name in kernels else "TFLM runtime"
     if name in OWN:
@@ -92,34 +98,18 @@ def classify(obj: str, kind: str, kernels: set[str]) -> str:
     return "C/C++ libraries + startup"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", default=str(ROOT / "firmware_assets" / "reference"))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
-                                             "firmware_size.json"))
-    args = parser.parse_args()
-    assets = Path(args.assets).resolve()
-    if shutil.which("arm-none-eabi-g++") is None:
-        raise SystemExit("arm-none-eabi-g++ not found: apt-get install gcc-arm-none-eabi "
-                         "libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib")
-    if not LIBRARY.is_file():
-        raise SystemExit(f"{LIBRARY}: Cortex-M4 TFLite-Micro library not found")
-    runner = ROOT / "deploy" / "stream_runner"
-    sources = [runner / "device_main.cc", runner / "stream_runner.cc", assets / "frontend.cc",
-               assets / "model_data.cc"]
+def measure(assets: Path, builder: M4Builder | None = None) -> dict:
+    """Whole-image size of ``device_main.cc`` for the export folder ``assets``, by part."""
+    assets = Path(assets).resolve()
+    lacking = missing_tools()
+    if lacking:
+        raise SystemExit("missing: " + ", ".join(lacking) + " (apt-get install gcc-arm-none-eabi "
+                         "libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        objects = []
-        for source in sources:
-            obj = tmp / (source.stem + ".o")
-            _run(["arm-none-eabi-g++", *FLAGS, f"-I{TFLM / 'include'}", f"-I{assets}",
-                  f"-I{runner}", "-c", str(source), "-o", str(obj)])
-            objects.append(str(obj))
-        elf, map_file = tmp / "firmware.elf", tmp / "firmware.map"
-        link = ["arm-none-eabi-g++", *FLAGS, *objects, str(LIBRARY), "-Wl,--gc-sections",
-                f"-Wl,-Map={map_file}", "-specs=nano.specs", "-specs=nosys.specs", "-lm", "-o",
-                str(elf)]
-        _run(link)
+        builder = builder or M4Builder(tmp)
+        map_file = tmp / "firmware.map"
+        elf = builder.board_image(assets, map_file)
         size_line = _run(["arm-none-eabi-size", str(elf)]).splitlines()[1].split()
         text, data, bss = (int(v) for v in size_line[:3])
         rows = parse_map(map_file.read_text())
@@ -150,7 +140,7 @@ def main() -> None:
         "model": report["model"],
         "window_frames": report["window_frames"],
         "toolchain": _run(["arm-none-eabi-g++", "--version"]).splitlines()[0],
-        "flags": " ".join(FLAGS) + " -Wl,--gc-sections -specs=nano.specs -specs=nosys.specs",
+        "flags": " ".join(CXX_FLAGS) + " | link: " + " ".join(BOARD_LINK_FLAGS),
         "library": str(LIBRARY.relative_to(ROOT.parent)),
         "size": {"text": text, "data": data, "bss": bss, "flash": text + data,
                  "ram_static": data + bss},
@@ -166,6 +156,17 @@ def main() -> None:
     }
     totals = {k: sum(p[k] for p in parts.values()) for k in ("flash", "ram")}
     result["parts_total"] = totals
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", default=str(ROOT / "firmware_assets" / "reference"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" /
+                                             "firmware_size.json"))
+    args = parser.parse_args()
+    result = measure(Path(args.assets))
+    text, data, bss = (result["size"][k] for k in ("text", "data", "bss"))
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"{result['model']}: flash {text + data:,} B, static RAM {data + bss:,} B")
     print(f"  {'part':28s} {'flash':>8s} {'RAM':>8s}")

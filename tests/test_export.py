@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from toolchain import require
 
 from keras_iusp.compress import CompressConfig, compress, load_compressed, overall_sparsity
 from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
@@ -95,8 +96,8 @@ def test_op_resolver_registers_exactly_the_model_ops(exported):
     assert "MicroMutableOpResolver<kNumOps>" in header and f"kNumOps = {len(ops)}" in header
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_generated_sources_compile_and_hold_the_model_bytes(exported, tmp_path):
+    require("g++")
     root, _, report = exported
     fw = root / "fw"
     main = tmp_path / "check.cc"

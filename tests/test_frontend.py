@@ -9,7 +9,6 @@ in >= 99.9 % of values and never differ by more than one step.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
+from toolchain import require
 
 from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
 from keras_iusp.data.audio import load_audio
@@ -26,7 +26,11 @@ from keras_iusp.export.host_build import FrontendLib, build_frontend_check
 from keras_iusp.export.verify import TensorQuant
 from keras_iusp.features import FeatureConfig, log_mel
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+
+@pytest.fixture(autouse=True, scope="module")
+def _needs_gxx():
+    require("g++")
+
 
 REFERENCE = Path(__file__).resolve().parents[1] / "firmware_assets" / "reference"
 # A realistic int8 input quantisation of raw log-mel (the reference model's).

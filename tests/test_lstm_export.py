@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import LSTM_SPARSITY
+from toolchain import require
 
 from keras_iusp.compress import load_compressed
 from keras_iusp.export.firmware import model_ops
@@ -219,10 +219,9 @@ def _build_and_run_harness(assets: Path, workdir: Path) -> str:
     return run.stdout
 
 
-@pytest.mark.skipif(shutil.which("g++") is None or not (TFLM_HOST / "lib").is_dir(),
-                    reason="needs g++ and the TFLite-Micro host build in ../shared/tflm-host")
 @pytest.mark.parametrize("which", ["reference", "fresh"])
 def test_tflm_harness_builds_and_passes_the_golden_vectors(which, request, tmp_path):
+    require("g++", "tflm-host")
     folder = request.getfixturevalue("lstm_export")[0] if which == "fresh" else REFERENCE
     stdout = _build_and_run_harness(folder, tmp_path)
     inputs, outputs = _golden(folder)

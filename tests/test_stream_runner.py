@@ -8,13 +8,13 @@ The runner (``deploy/stream_runner``) is built with g++ against the TFLite-Micro
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import soxr
+from toolchain import require
 
 from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
 from keras_iusp.data.audio import load_audio
@@ -26,12 +26,12 @@ from keras_iusp.features import FeatureConfig, log_mel
 REFERENCE = Path(__file__).resolve().parents[1] / "firmware_assets" / "reference"
 LIBRARY = TFLM_HOST / "lib" / "libtensorflow-microlite.a"
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++"),
-    pytest.mark.skipif(not LIBRARY.is_file(),
-                       reason=f"TFLite-Micro host build absent: {LIBRARY} (see "
-                              "/work/shared/tflm-host/README.md for how it is built)"),
-]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _needs_host_tflm():
+    require("g++", "tflm-host")
+
 
 CLIP_SECONDS = 2.0  # 198 frames: windows at 0, 49, 98 and the end-aligned one at 100
 
@@ -145,3 +145,37 @@ def test_runner_events_on_a_continuous_stream(runner, data, tmp_path):
     assert logits.shape == python.shape
     steps = np.abs(logits.astype(int) - python.astype(int))
     assert steps.max() <= 2 and np.mean(steps == 0) > 0.9, (steps.max(), np.mean(steps == 0))
+
+
+def test_runner_on_a_fresh_export_equals_evaluate(lstm_export, tiny_data, tmp_path):
+    """Not only the committed assets: the session's fresh 0.5 s export of a compressed
+    cnn_lstm_xs, streamed from the tiny data set's 16-bit files."""
+    folder = lstm_export[0]
+    _, data_dir, cache = tiny_data
+    by_name = {p.name: p for p in Path(data_dir).rglob("*.wav")}
+    pcm = np.stack([soundfile.read(by_name[Path(f).name], dtype="int16")[0]
+                    for f in cache.filenames])
+    binary = build_stream_runner(folder, tmp_path / "fresh_runner")
+    result = run_stream_runner(binary, pcm, tmp_path)
+    model = folder / "model.tflite"
+    _, out = io_details(model.read_bytes())
+    expected = np.round(logit_steps(clip_probabilities(model, np.asarray(cache.features)),
+                                    out.scale, out.zero_point))
+    assert result["windows"] == [4] * len(pcm)  # 98 frames, 48-frame windows every 24 + the end
+    assert np.abs(result["max_logits"] - expected).max() <= 1
+
+
+def test_a_clip_shorter_than_one_window_is_an_error_on_both_sides(runner, data, tmp_path):
+    """Half a window of audio: the runner exits 2 with a message instead of -128 logits, and
+    `evaluate` on clips of that length says the same instead of failing on a tensor shape."""
+    from keras_iusp.errors import KerasIuspError
+
+    root, _, pcm = data
+    short = pcm[:2, :8000]  # 0.5 s: 48 frames, the reference window is 98
+    with pytest.raises(KerasIuspError, match="48 frames, shorter than the model's window of 98"):
+        run_stream_runner(runner, short, tmp_path)
+    cache = build_feature_cache(read_sonyc(root / "data"), FeatureConfig(clip_seconds=0.5),
+                                progress=False)
+    with pytest.raises(KerasIuspError, match="48 frames are shorter than the model's window of "
+                                             "98 frames"):
+        evaluate_model(REFERENCE / "model.tflite", cache, "validate")

@@ -140,6 +140,12 @@ int main(int argc, char** argv) {
       fprintf(stderr, "clip %d: file ends inside the clip\n", clip);
       return 2;
     }
+    if (runner.frames() < keras_iusp::kNumFrames) {
+      // no window fits: refuse, as `keras-iusp evaluate` does, rather than report -128 logits
+      fprintf(stderr, "clip %d: %d frames, shorter than the model's window of %d frames\n", clip,
+              runner.frames(), keras_iusp::kNumFrames);
+      return 2;
+    }
     // The end-aligned window of a finite clip counts for the clip score, not for the detector
     // (it is off the stream's half-window schedule).
     if (runner.Finish() != kTfLiteOk) return 1;

@@ -164,9 +164,15 @@ def run_stream_runner(binary: str | os.PathLike, pcm_clips: np.ndarray,
                             text=True, timeout=600)
     if result.returncode != 0:
         raise KerasIuspError(f"{binary} failed ({result.returncode}): {result.stderr[-2000:]}")
+    return parse_runner_output(result.stdout)
+
+
+def parse_runner_output(stdout: str) -> dict:
+    """The per-clip lines of ``deploy/stream_runner/main.cc`` (host or device build): max int8
+    logits ``[N, classes]``, probabilities, windows per clip, the RAM line and the time line."""
     logits, probs, windows, ram, us = [], [], [], {}, None
     window_logits, events = [], []
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         words = line.split()
         if words[:1] == ["window"]:
             window_logits.append([int(v) for v in words[words.index("logits") + 1:]])
@@ -182,7 +188,7 @@ def run_stream_runner(binary: str | os.PathLike, pcm_clips: np.ndarray,
         elif words[:1] == ["us_per_window"]:
             us = float(words[1])
     return {"max_logits": np.asarray(logits, np.int32), "probs": np.asarray(probs, np.float32),
-            "windows": windows, "ram": ram, "us_per_window": us, "stdout": result.stdout,
+            "windows": windows, "ram": ram, "us_per_window": us, "stdout": stdout,
             "window_logits": np.asarray(window_logits, np.int8).reshape(-1, len(logits[0]) if
                                                                         logits else 0),
             "events": events}

@@ -142,6 +142,11 @@ def windowed_clip_scores(model_bytes: bytes, clips: np.ndarray, hop: int) -> np.
     """Clip probabilities = max over windows of each window's sigmoid output (LiteRT)."""
     inp, out = io_details(model_bytes)
     frames = inp.shape[1]
+    if len(clips) and clips.shape[1] < frames:
+        # the streaming runner refuses such a clip the same way (deploy/stream_runner/main.cc)
+        raise KerasIuspError(f"clips of {clips.shape[1]} frames are shorter than the model's "
+                             f"window of {frames} frames: score clips at least one window long, "
+                             "or export with a shorter --window-seconds")
     interpreter = _litert(model_bytes)
     in_index = interpreter.get_input_details()[0]["index"]
     out_index = interpreter.get_output_details()[0]["index"]
