@@ -554,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", default=None,
                    help="source manifest JSON (default benchmarks/real_audio/manifest.json)")
     p.add_argument("--seed", type=check.seed, default=0, help="random seed (default 0)")
-    p.add_argument("--train", type=check.positive_int, default=480, help="train clips (default 480)")
+    p.add_argument("--train", type=check.positive_int, default=480,
+                   help="train clips (default 480)")
     p.add_argument("--validate", type=check.positive_int, default=150,
                    help="validate clips (default 150)")
     p.add_argument("--test", type=check.positive_int, default=600, help="test clips (default 600)")
@@ -697,7 +698,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the split's clips as one continuous stream (seeded random order): "
                         "windowed int8 model + the export's calibrated detector, event F1, "
                         "false alarms per hour, latency (MODEL: an exported .tflite)")
-    p.add_argument("--seed", type=check.seed, default=0, help="--stream: clip order seed (default 0)")
+    p.add_argument("--seed", type=check.seed, default=0,
+                   help="--stream: clip order seed (default 0)")
     p.add_argument("--collar", type=check.positive_float, default=1.0,
                    help="--stream: onset collar of the event matching, seconds (default 1.0)")
     p.set_defaults(func=_cmd_evaluate)

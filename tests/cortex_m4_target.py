@@ -71,7 +71,7 @@ PROGRAMS = {
     "frontend_check": Program((RUNNER_DIR / "frontend_check.cc",),
                               ("frontend.cc", "frontend_golden.cc"), tflm=False),
     "stream_runner": Program((RUNNER_DIR / "main.cc", RUNNER_DIR / "stream_runner.cc"),
-                             ("frontend.cc", "model_data.cc")),
+                             ("frontend.cc", "model_data.cc", "detector.cc")),
     "device": Program((RUNNER_DIR / "device_main.cc", RUNNER_DIR / "stream_runner.cc"),
                       ("frontend.cc", "model_data.cc")),
     "budget": Program((TARGET_DIR / "budget_main.cc", RUNNER_DIR / "stream_runner.cc"),

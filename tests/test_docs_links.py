@@ -13,7 +13,7 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def github_anchor(heading: str) -> str:
-    """The anchor GitHub gives a markdown heading: lower case, punctuation dropped, spaces -> '-'."""
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces -> '-'."""
     text = re.sub(r"[`*_]", "", heading.strip().lower())
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
