@@ -719,9 +719,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "run)")
     p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="train only these grid methods or variants now")
-    p.add_argument("--restore", default=None, metavar="DIR", type=check.existing_dir,
+    p.add_argument("--restore", default=None, metavar="DIR",
                    help="first copy the finished-run records archived in DIR into the grid "
-                   "(refused when they were trained against another teacher)")
+                   "(refused when they were trained against another teacher; a DIR that does "
+                   "not exist yet restores nothing, so --restore and --archive can name one "
+                   "folder from the first call)")
     p.add_argument("--archive", default=None, metavar="DIR",
                    help="at the end, copy every finished run's record (metrics, settings, "
                    "history, scores, IUSP distance; no weights) into DIR, e.g. to commit it")

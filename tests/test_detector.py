@@ -282,7 +282,9 @@ def test_stream_cli_bad_input(tmp_path, capsys, lstm_student):
     assert main(["evaluate", str(lstm_student.path), "--data", str(tmp_path), "--stream"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("keras-iusp: error: --stream")
-    assert main(["evaluate", "x.tflite", "--data", str(tmp_path), "--collar", "0"]) == 2
+    (tmp_path / "x.tflite").write_bytes(b"")
+    assert main(["evaluate", str(tmp_path / "x.tflite"), "--data", str(tmp_path),
+                 "--collar", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--collar" in err[0]
     assert main(["export", str(lstm_student.path), "--data", str(tmp_path), "--out",
