@@ -235,9 +235,9 @@ def main() -> None:
                                                     r["window_request_seconds"])),
             }
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(result, indent=1) + "\n")
-            os.replace(tmp, out)
+            from keras_iusp.atomic import atomic_write_text
+
+            atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(table(result["rows"]))
 
 

@@ -36,6 +36,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from keras_iusp.atomic import atomic_write_text  # noqa: E402 (after the path set-up)
+
 TRAIN_CLIPS = 480
 
 
@@ -188,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         path = Path(args.out) / "train_step_speed.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, text + "\n")
         print(f"wrote {path}")
     return 0
 
