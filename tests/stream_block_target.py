@@ -14,9 +14,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-import numpy as np
-
 import cortex_m4_target as m4
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER_DIR = ROOT / "deploy" / "stream_runner"
