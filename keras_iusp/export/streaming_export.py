@@ -6,8 +6,8 @@ training clips streamed end to end. The converter gives each buffer state (convo
 delay lines) the same quantisation at input and output (they are slices of one concatenation),
 so carrying them is a copy; the LSTM's ``h``/``c`` outputs can get a slightly different scale
 than the inputs, so the runner carries a state by requantising it: ``q_in = round((q_out -
-zp_out) * s_out / s_in) + zp_in`` (the identity where both are equal). :func:`tflite_invoke` does exactly that, with
-dequantise-then-quantise.
+zp_out) * s_out / s_in) + zp_in`` (the identity where both are equal). :func:`tflite_invoke`
+does exactly that, with dequantise-then-quantise.
 """
 
 from __future__ import annotations
