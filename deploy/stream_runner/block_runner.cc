@@ -1,0 +1,98 @@
+#include "block_runner.h"
+
+#include <math.h>
+#include <string.h>
+
+namespace ks = keras_iusp_stream;
+
+namespace keras_iusp {
+
+BlockRunner::BlockRunner(tflite::MicroInterpreter* interpreter) : interpreter_(interpreter) {
+  Begin();
+}
+
+void BlockRunner::Begin() {
+  FrontendInit(&frontend_);
+  int offset = 0;
+  for (int s = 0; s < ks::kNumStates; ++s) {
+    memset(state_ + offset, ks::kStates[s].input_zero_point, ks::kStates[s].elements);
+    offset += ks::kStates[s].elements;
+  }
+  for (int c = 0; c < kNumClasses; ++c) {
+    max_logits_[c] = -128;
+    sum_steps_[c] = 0;
+  }
+  row_ = frames_ = blocks_ = outputs_ = first_new_output_ = 0;
+}
+
+TfLiteStatus BlockRunner::PushAudio(const int16_t* hop, bool* invoked) {
+  if (invoked != nullptr) *invoked = false;
+  if (!FrontendPush(&frontend_, hop, log_mel_)) return kTfLiteOk;
+  return PushFrame(log_mel_, invoked);
+}
+
+TfLiteStatus BlockRunner::PushFrame(const float* log_mel, bool* invoked) {
+  if (invoked != nullptr) *invoked = false;
+  int8_t* row = block_ + row_ * kNumMelBins;
+  for (int b = 0; b < kNumMelBins; ++b) {
+    float q = rintf(log_mel[b] / ks::kBlockScale + static_cast<float>(ks::kBlockZeroPoint));
+    row[b] = static_cast<int8_t>(q < -128.0f ? -128 : (q > 127.0f ? 127 : q));
+  }
+  ++frames_;
+  if (++row_ < ks::kBlockFrames) return kTfLiteOk;
+  row_ = 0;
+  if (invoked != nullptr) *invoked = true;
+  return RunBlock();
+}
+
+TfLiteStatus BlockRunner::RunBlock() {
+  memcpy(interpreter_->input(ks::kBlockInputIndex)->data.int8, block_, kBlockBytes);
+  int offset = 0;
+  for (int s = 0; s < ks::kNumStates; ++s) {
+    memcpy(interpreter_->input(ks::kStates[s].input_index)->data.int8, state_ + offset,
+           ks::kStates[s].elements);
+    offset += ks::kStates[s].elements;
+  }
+  TF_LITE_ENSURE_STATUS(interpreter_->Invoke());
+  ++blocks_;
+  // Every output is read before the next invoke's inputs are written (TFLM may place an
+  // output where an input consumed earlier in the graph lived).
+  offset = 0;
+  for (int s = 0; s < ks::kNumStates; ++s) {
+    const ks::StateTensor& st = ks::kStates[s];
+    const int8_t* out = interpreter_->output(st.output_index)->data.int8;
+    int8_t* carried = state_ + offset;
+    if (st.reset_after_blocks == blocks_) {  // end of the warm-up: this state restarts at zero
+      memset(carried, st.input_zero_point, st.elements);
+    } else if (st.output_scale == st.input_scale && st.output_zero_point == st.input_zero_point) {
+      memcpy(carried, out, st.elements);
+    } else {
+      const float ratio = st.output_scale / st.input_scale;
+      for (int i = 0; i < st.elements; ++i) {
+        const long q = lroundf((out[i] - st.output_zero_point) * ratio) + st.input_zero_point;
+        carried[i] = static_cast<int8_t>(q < -128 ? -128 : (q > 127 ? 127 : q));
+      }
+    }
+    offset += st.elements;
+  }
+  const int8_t* logits = interpreter_->output(ks::kLogitsOutputIndex)->data.int8;
+  memcpy(block_logits_, logits, ks::kOutputFrames * kNumClasses);
+  // Output frames before the stream start (the warm-up) are not scored.
+  const int before = ks::kWarmupFrames - (blocks_ - 1) * ks::kOutputFrames;
+  first_new_output_ = before <= 0 ? 0 : (before > ks::kOutputFrames ? ks::kOutputFrames : before);
+  for (int f = first_new_output_; f < ks::kOutputFrames; ++f) {
+    for (int c = 0; c < kNumClasses; ++c) {
+      const int8_t q = logits[f * kNumClasses + c];
+      if (q > max_logits_[c]) max_logits_[c] = q;
+      sum_steps_[c] += q - ks::kLogitsZeroPoint;
+    }
+    ++outputs_;
+  }
+  return kTfLiteOk;
+}
+
+float BlockRunner::MeanLogit(int c) const {
+  return outputs_ > 0 ? ks::kLogitsScale * static_cast<float>(sum_steps_[c]) / outputs_ : 0.0f;
+}
+
+}  // namespace keras_iusp

@@ -1,0 +1,82 @@
+// keras-iusp block streaming runner: 16-bit PCM -> log-mel front end -> blocks of kBlockFrames
+// int8 frames -> the streaming model (stream_settings.h) with its state tensors carried from
+// invoke to invoke -> per-class running mean and maximum of the frame logits.
+//
+// Every frame goes through the network once; the convolution context, delay lines and the
+// LSTM's h/c are explicit model inputs/outputs (CMSIS-NN's LSTM kernel keeps no state), so the
+// runner owns them: after each invoke it reads every state output (requantising where the
+// output and input scales differ), applies the warm-up resets and writes them back as inputs.
+// Needs the generated frontend.h (window export) and stream_settings.h / stream_model_data.h
+// (export --streaming). No heap, no exceptions. Python reference: keras_iusp.export.streaming
+// .run_stream with keras_iusp.export.streaming_export.tflm_invoke.
+
+#ifndef KERAS_IUSP_BLOCK_RUNNER_H_
+#define KERAS_IUSP_BLOCK_RUNNER_H_
+
+#include <stdint.h>
+
+#include "frontend.h"
+#include "model_settings.h"
+#include "stream_settings.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+
+namespace keras_iusp {
+
+constexpr int StreamStateElements() {
+  int total = 0;
+  for (int s = 0; s < keras_iusp_stream::kNumStates; ++s) {
+    total += keras_iusp_stream::kStates[s].elements;
+  }
+  return total;
+}
+// RAM the runner keeps beside the arena: one block of int8 frames and every state tensor.
+constexpr int kBlockBytes = keras_iusp_stream::kBlockFrames * kNumMelBins;
+constexpr int kStateBytes = StreamStateElements();
+
+class BlockRunner {
+ public:
+  // The interpreter must have allocated its tensors for g_stream_model_data (its logits have
+  // kNumClasses of model_settings.h per output frame; main.cc checks it).
+  explicit BlockRunner(tflite::MicroInterpreter* interpreter);
+
+  // Starts a new stream: front end cleared, every state at zero, scores cleared.
+  void Begin();
+
+  // Feeds kHopSamples samples; invokes the model when a block of frames is complete.
+  TfLiteStatus PushAudio(const int16_t* hop, bool* invoked);
+  // Feeds one log-mel frame (kNumMelBins values, before quantisation).
+  TfLiteStatus PushFrame(const float* log_mel, bool* invoked);
+
+  // int8 frame logits of the last block ([kOutputFrames][classes]); the first
+  // first_new_output() rows of it still belong to the warm-up (before the stream started).
+  const int8_t* block_logits() const { return block_logits_; }
+  int first_new_output() const { return first_new_output_; }
+  // Running per-class maximum of the int8 frame logits since Begin() (-128 before any).
+  const int8_t* max_logits() const { return max_logits_; }
+  // Running mean of the dequantised frame logits of class c (the clip logit).
+  float MeanLogit(int c) const;
+  int frames() const { return frames_; }
+  int blocks() const { return blocks_; }
+  int output_frames() const { return outputs_; }
+
+ private:
+  TfLiteStatus RunBlock();
+
+  tflite::MicroInterpreter* interpreter_;
+  FrontendState frontend_;
+  float log_mel_[kNumMelBins];
+  int8_t block_[kBlockBytes];
+  int8_t state_[kStateBytes > 0 ? kStateBytes : 1];
+  int8_t block_logits_[keras_iusp_stream::kOutputFrames * kNumClasses];
+  int8_t max_logits_[kNumClasses];
+  int32_t sum_steps_[kNumClasses];  // sum of (q - zero point) of the frames counted
+  int row_;      // frames in block_
+  int frames_;   // frames since Begin()
+  int blocks_;   // invokes since Begin()
+  int outputs_;  // output frames counted (warm-up excluded)
+  int first_new_output_;
+};
+
+}  // namespace keras_iusp
+
+#endif  // KERAS_IUSP_BLOCK_RUNNER_H_

@@ -1,0 +1,140 @@
+"""Build and run ``deploy/stream_runner/block_main.cc`` (the block streaming runner) on the host
+(g++ against ``../shared/tflm-host``) and on the emulated Cortex-M4F (CMSIS-NN kernels, QEMU
+``mps2-an386``, through :mod:`cortex_m4_target`), and the Python reference it must equal.
+
+An export folder made with ``keras-iusp export --streaming`` holds everything the program needs:
+the window export's ``frontend.cc``/``model_settings.h`` and ``stream_settings.h`` /
+``stream_model_data.cc``. Used by ``tests/test_stream_block_runner.py`` and
+``benchmarks/streaming_sizing.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import cortex_m4_target as m4
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER_DIR = ROOT / "deploy" / "stream_runner"
+SOURCES = (RUNNER_DIR / "block_main.cc", RUNNER_DIR / "block_runner.cc")
+ASSET_SOURCES = ("frontend.cc", "stream_model_data.cc")
+TFLM_HOST = ROOT.parent / "shared" / "tflm-host"
+
+
+def build_host(assets: str | Path, out: str | Path) -> Path:
+    """The block runner for the host, linked with TFLite-Micro's reference kernels."""
+    assets, out = Path(assets), Path(out)
+    args = ["g++", "-std=c++17", "-O2", "-Wall", "-Werror", "-DTF_LITE_STATIC_MEMORY",
+            f"-I{TFLM_HOST / 'include'}", f"-I{assets}", f"-I{RUNNER_DIR}", *map(str, SOURCES),
+            *(str(assets / s) for s in ASSET_SOURCES),
+            str(TFLM_HOST / "lib" / "libtensorflow-microlite.a"), "-o", str(out)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise m4.TargetError(" ".join(args) + "\n" + result.stderr[-4000:])
+    return out
+
+
+def build_m4(builder: m4.M4Builder, assets: str | Path, count_instructions: bool = False) -> Path:
+    """The block runner for the emulated Cortex-M4F (CMSIS-NN kernels, semihosting I/O);
+    ``count_instructions`` adds the SysTick counts (run it with ``icount=True``)."""
+    assets = Path(assets).resolve()
+    includes = (m4.TFLM / "include", assets, RUNNER_DIR, m4.TARGET_DIR)
+    if count_instructions:
+        # a separate copy of the driver, so its object (with the define) gets its own cache key
+        counting = builder.build_dir / "block_main_counting.cc"
+        counting.write_text("#define KERAS_IUSP_COUNT_INSTRUCTIONS 1\n"
+                            f'#include "{RUNNER_DIR / "block_main.cc"}"\n')
+        sources = (counting, SOURCES[1])
+    else:
+        sources = SOURCES
+    objects = [builder.object(s, includes) for s in sources]
+    objects += [builder.object(assets / s, (assets,)) for s in ASSET_SOURCES]
+    tag = hashlib.sha1(f"{assets}{count_instructions}".encode()).hexdigest()[:10]
+    elf = builder.build_dir / f"block_runner-{tag}.elf"
+    args = ["arm-none-eabi-g++", *m4.QEMU_LINK_FLAGS,
+            str(builder.object(m4.TARGET_DIR / "startup.c")), *map(str, objects),
+            str(m4.M4_LIBRARY), "-lm", "-o", str(elf)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise m4.TargetError(" ".join(args) + "\n" + result.stderr[-4000:])
+    return elf
+
+
+def parse(stdout: str) -> dict:
+    """The program's output: ``ram`` (name -> bytes), ``frames`` (per clip, int8 ``[O, C]``),
+    ``max_logits`` ``[N, C]``, ``mean_logits`` ``[N, C]``, ``outputs`` per clip and, when
+    counted, ``calibration`` and ``pushaudio`` tick counts."""
+    ram: dict[str, int] = {}
+    frames: dict[int, list[list[int]]] = {}
+    maxes, means, outputs, extra = [], [], [], {}
+    for line in stdout.splitlines():
+        words = line.split()
+        if words[:1] == ["ram"]:
+            ram = {k: int(v) for k, v in zip(words[1::2], words[2::2])}
+        elif words[:1] == ["frame"]:
+            frames.setdefault(int(words[1]), []).append([int(v) for v in words[4:]])
+        elif words[:1] == ["clip"]:
+            at_max, at_mean = words.index("max"), words.index("mean")
+            outputs.append(int(words[words.index("outputs") + 1]))
+            maxes.append([int(v) for v in words[at_max + 1:at_mean]])
+            means.append([float(v) for v in words[at_mean + 1:]])
+        elif words[:1] == ["calibration"]:
+            extra["calibration"] = (int(words[2]), int(words[4]))
+        elif words[:1] == ["pushaudio"]:
+            extra["pushaudio"] = (int(words[2]), int(words[4]))
+    if "done" not in stdout.split():
+        raise m4.TargetError("block runner output incomplete:\n" + stdout[-2000:])
+    return {"ram": ram, "frames": [np.asarray(frames.get(i, []), np.int8)
+                                   for i in range(len(outputs))],
+            "max_logits": np.asarray(maxes, np.int8), "mean_logits": np.asarray(means),
+            "outputs": outputs, **extra}
+
+
+def write_pcm(pcm_clips: np.ndarray, path: Path) -> tuple[Path, int]:
+    clips = np.ascontiguousarray(pcm_clips, np.int16)
+    path.write_bytes(clips.astype("<i2").tobytes())
+    return path, int(clips.shape[1])
+
+
+def run_host(binary: str | Path, pcm_clips: np.ndarray, work: str | Path) -> dict:
+    raw, samples = write_pcm(pcm_clips, Path(work) / "block_clips.pcm")
+    result = subprocess.run([str(binary), str(raw), str(samples)], capture_output=True,
+                            text=True, timeout=600)
+    if result.returncode != 0:
+        raise m4.TargetError(f"{binary} exited {result.returncode}: {result.stderr[-2000:]}")
+    return parse(result.stdout)
+
+
+def run_m4(elf: str | Path, pcm_clips: np.ndarray, work: str | Path, icount: bool = False,
+           timeout: float = 600) -> dict:
+    raw, samples = write_pcm(pcm_clips, Path(work).resolve() / "block_clips_m4.pcm")
+    status, out = m4.run_qemu(elf, [str(raw), str(samples)], icount=icount, timeout=timeout)
+    if status != 0:
+        raise m4.TargetError(f"{elf} exited {status}: {out[-2000:]}")
+    return parse(out)
+
+
+def instructions_per_second(result: dict, hop_seconds: float) -> float:
+    """Instructions per second of audio from a counted run (front end + model)."""
+    loop_instructions, loop_ticks = result["calibration"]
+    hops, ticks = result["pushaudio"]
+    return ticks * loop_instructions / loop_ticks / (hops * hop_seconds)
+
+
+def python_reference(streaming, model_bytes: bytes, arena: int, log_mel: np.ndarray,
+                     carry_state: bool = True) -> np.ndarray:
+    """int8 frame logits ``[O, C]`` the block runner must print for one clip of front-end
+    frames ``log_mel`` (float, before quantisation): the Python TFLite-Micro stream
+    (:func:`keras_iusp.export.streaming.run_stream` with ``tflm_invoke``) over the clip's whole
+    blocks, cut where the runner stops (its last complete block)."""
+    from keras_iusp.export.streaming import run_stream
+    from keras_iusp.export.streaming_export import stream_io, tflm_invoke
+
+    usable = len(log_mel) // streaming.block_frames * streaming.block_frames
+    logits = run_stream(streaming, np.asarray(log_mel[:usable], np.float32),
+                        tflm_invoke(streaming, model_bytes, arena), carry_state=carry_state)
+    count = usable // streaming.frame_stride - streaming.warmup_frames
+    return stream_io(model_bytes).output_quant["frame_logits"].quantize(logits[:count])
