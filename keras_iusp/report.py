@@ -119,19 +119,45 @@ def paired_difference(rows: list[dict], student: str, method: str, reference: st
         sd, half = float("nan"), float("nan")
     return {"method": method, "reference": reference, "n": int(d.size), "seeds": seeds,
             "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
-            "confidence": confidence}
+            "confidence": confidence,
+            "reference_mean": float(np.mean([b[x] for x in seeds]))}
+
+
+def teacher_gap_share(diff: dict, teacher_score: float) -> dict | None:
+    """The share of the teacher - reference gap that a paired difference closes.
+
+    ``gap = teacher_score - diff["reference_mean"]`` (the reference's mean over the paired seeds
+    only); the share is ``diff["mean"] / gap`` and its interval the paired interval's bounds
+    divided by the same gap (the teacher is one fixed run, so the gap carries no seed
+    variation). 1.0 means the method reaches the teacher; None when the reference is not below
+    the teacher (no gap to close).
+    """
+    gap = float(teacher_score) - diff["reference_mean"]
+    if not gap > 0:
+        return None
+    return {"gap": gap, "share": diff["mean"] / gap,
+            "share_low": diff["ci_low"] / gap, "share_high": diff["ci_high"] / gap}
 
 
 def paired_table(rows: list[dict], students: list[str],
-                 methods: list[str] | None = None) -> list[dict]:
-    """Every :func:`comparison_pairs` comparison for every student that has both methods."""
+                 methods: list[str] | None = None,
+                 teacher_score: float | None = None) -> list[dict]:
+    """Every :func:`comparison_pairs` comparison for every student that has both methods.
+
+    With ``teacher_score`` (the teacher's score on the same split), each comparison against the
+    baseline also carries :func:`teacher_gap_share`'s keys (``gap``, ``share``, ``share_low``,
+    ``share_high``).
+    """
     pairs = comparison_pairs(method_order(rows, methods), base_methods(rows))
     out = []
     for student in students:
         for method, reference in pairs:
             diff = paired_difference(rows, student, method, reference)
-            if diff is not None:
-                out.append({"student": student, **diff})
+            if diff is None:
+                continue
+            share = (teacher_gap_share(diff, teacher_score)
+                     if teacher_score is not None and reference == "baseline" else None)
+            out.append({"student": student, **diff, **(share or {})})
     return out
 
 
@@ -354,8 +380,10 @@ def format_label_fit(fit: list[dict]) -> str:
 def format_paired(pairs: list[dict]) -> str:
     if not pairs:  # e.g. a partial grid with one method finished: no table without rows
         return "No two methods of one student have finished runs of the same seed yet."
-    lines = ["| student | comparison | seeds | mean difference | 95 % CI | above 0 |",
-             "| --- | --- | ---: | ---: | --- | --- |"]
+    shares = any("share" in p for p in pairs)
+    lines = ["| student | comparison | seeds | mean difference | 95 % CI | above 0 |"
+             + (" share of teacher - baseline gap (95 % CI) |" if shares else ""),
+             "| --- | --- | ---: | ---: | --- | --- |" + (" ---: |" if shares else "")]
     for p in pairs:
         name = f"{label(p['method'])} - {label(p['reference'])}"
         if p["n"] > 1:
@@ -363,7 +391,16 @@ def format_paired(pairs: list[dict]) -> str:
             above = "yes" if p["ci_low"] > 0 else ("below" if p["ci_high"] < 0 else "no")
         else:
             ci, above = "n/a (1 seed)", "n/a"
-        lines.append(f"| {p['student']} | {name} | {p['n']} | {p['mean']:+.4f} | {ci} | {above} |")
+        line = f"| {p['student']} | {name} | {p['n']} | {p['mean']:+.4f} | {ci} | {above} |"
+        if shares:
+            if "share" not in p:
+                line += " |"
+            elif p["n"] > 1:
+                line += (f" {p['share']:+.0%} [{p['share_low']:+.0%}, "
+                         f"{p['share_high']:+.0%}] |")
+            else:
+                line += f" {p['share']:+.0%} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -584,7 +621,8 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
     table = summarize(rows, methods)
     figures = _figures(out, rows, table, cache, teacher, split, teacher_eval, methods)
     seeds = sorted({r["seed"] for r in rows})
-    pairs = paired_table(rows, [e["student"] for e in table], methods)
+    pairs = paired_table(rows, [e["student"] for e in table], methods,
+                         teacher_score=teacher_eval["micro_auprc"])
     best_base = max((e["methods"]["baseline"]["mean"] for e in table
                      if "baseline" in e["methods"]), default=None)
     teacher_lines = [f"Teacher `{config.teacher.model}`: {split} micro-AUPRC "
@@ -636,7 +674,10 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
         "",
         "Runs with the same seed share the student's initial weights, the data order and the "
         "augmentation draws, so each difference is computed seed by seed; the interval is a "
-        "95 % paired Student-t interval over seeds.",
+        "95 % paired Student-t interval over seeds. The share of the teacher - baseline gap is "
+        "the mean difference divided by (teacher - the baseline's mean over the same seeds) on "
+        "this split, its interval the CI's bounds divided by the same gap: 100 % would match "
+        "the teacher.",
         "",
         format_paired(pairs),
         "",

@@ -10,7 +10,13 @@ import pytest
 
 from keras_iusp.errors import ConfigError
 from keras_iusp.experiment import grid_cells, load_config
-from keras_iusp.report import paired_difference, per_class_gains
+from keras_iusp.report import (
+    format_paired,
+    paired_difference,
+    paired_table,
+    per_class_gains,
+    teacher_gap_share,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,6 +87,37 @@ def test_paired_difference_matches_a_hand_computation():
     assert result["n"] == 4 and result["mean"] == pytest.approx(mean)
     assert result["ci_low"] == pytest.approx(mean - half)
     assert result["ci_high"] == pytest.approx(mean + half)
+
+
+def test_teacher_gap_share_matches_a_hand_computation():
+    # baseline has a fifth seed that IUSP lacks: the gap uses the paired seeds' baseline only
+    rows = _rows({"baseline": [0.50, 0.60, 0.55, 0.52, 0.10], "iusp": [0.53, 0.61, 0.60, 0.52]})
+    teacher = 0.80
+    gap = 0.80 - (0.50 + 0.60 + 0.55 + 0.52) / 4  # 0.2575
+    d = np.array([0.03, 0.01, 0.05, 0.00])
+    half = 3.182446305284263 * d.std(ddof=1) / 2.0
+    share = teacher_gap_share(paired_difference(rows, "s", "iusp", "baseline"), teacher)
+    assert share["gap"] == pytest.approx(gap)
+    assert share["share"] == pytest.approx(0.0225 / gap)  # 8.7 % of the gap
+    assert share["share_low"] == pytest.approx((0.0225 - half) / gap)
+    assert share["share_high"] == pytest.approx((0.0225 + half) / gap)
+    # a baseline at or above the teacher has no gap to close
+    assert teacher_gap_share(paired_difference(rows, "s", "iusp", "baseline"), 0.5) is None
+
+
+def test_paired_table_reports_the_gap_share_against_the_baseline_only():
+    rows = _rows({"baseline": [0.50, 0.60], "kd": [0.55, 0.65], "iusp": [0.60, 0.70],
+                  "sp": [0.52, 0.62]})
+    pairs = {(p["method"], p["reference"]): p
+             for p in paired_table(rows, ["s"], ["baseline", "kd", "iusp", "sp"],
+                                   teacher_score=0.75)}
+    assert pairs[("kd", "baseline")]["share"] == pytest.approx(0.05 / 0.20)
+    assert pairs[("iusp", "baseline")]["share"] == pytest.approx(0.10 / 0.20)
+    assert "share" not in pairs[("iusp", "sp")]
+    text = format_paired(list(pairs.values()))
+    assert "share of teacher - baseline gap" in text
+    kd_line = next(line for line in text.splitlines() if "| KD - baseline |" in line)
+    assert kd_line.rstrip().endswith("+25% [+25%, +25%] |")
 
 
 def test_paired_difference_pairs_by_seed_and_handles_one_seed():
