@@ -1,4 +1,4 @@
-"""Where a grid's teacher generalises: train mixtures, new mixtures of train sources, new sources.
+"""Where a grid's teacher (and its students) generalise: train clips, new mixtures, new sources.
 
 Diagnosis for the real-recordings benchmark (docs/real_audio.md), read from the caches a grid run
 leaves beside the data (the feature cache and the teacher-output cache of
@@ -11,9 +11,13 @@ leaves beside the data (the feature cache and the teacher-output cache of
 - ``validate``: on new mixtures of source recordings the teacher never heard, against the
   verified labels.
 
-The test split is never read. Usage::
+``--runs`` adds the same three views for trained students (run folders), which does load
+TensorFlow: a student that scores as low on its own training clips as on validation is
+underfitting, and no teacher signal on more clips of the same sources can be expected to fix
+that. The test split is never read. Usage::
 
     python benchmarks/teacher_generalisation.py --data runs/data/real_audio \\
+        --runs runs/real_audio/runs/cnn_lstm_xs/*/seed0 \\
         --out benchmarks/results/real_audio_teacher_generalisation.json
 """
 
@@ -79,6 +83,35 @@ def _scores(labels: np.ndarray, logits: np.ndarray, class_names: list[str]) -> d
             "positive_rate": round(float(labels.mean()), 4), "per_class_auprc": per_class}
 
 
+def _students(runs: list[Path], features: Path, pool_features: Path, views: dict,
+              crowd: np.ndarray, truth: np.ndarray, pool_truth: np.ndarray,
+              class_names: list[str]) -> dict:
+    """Micro-AUPRC of each student run on ``views`` (split -> rows; train also against the
+    ground truth) and on the pool against the ground truth."""
+    # TensorFlow only when students are scored: the teacher's part reads cached logits
+    from keras_iusp.training import load_run
+
+    clips = np.load(features / "features.npy", mmap_mode="r")
+    pool = np.load(pool_features / "features.npy", mmap_mode="r")
+    out = {}
+    for run in runs:
+        model = load_run(run).model
+        micro = {}
+        for split, rows in views.items():
+            logits = model.predict(np.asarray(clips[rows]), batch_size=32, verbose=0)
+            micro[f"{split}_against_split_labels"] = round(float(average_precision_score(
+                (crowd[rows] >= 0.5).ravel(), logits.ravel())), 4)
+            if split == "train":
+                micro["train_against_ground_truth"] = round(float(average_precision_score(
+                    truth[rows].ravel(), logits.ravel())), 4)
+        logits = model.predict(np.asarray(pool), batch_size=32, verbose=0)
+        micro["unlabeled_against_ground_truth"] = round(float(average_precision_score(
+            pool_truth.ravel(), logits.ravel())), 4)
+        out[str(run)] = micro
+        print(f"{run}: {micro}", file=sys.stderr, flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path,
@@ -86,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                              "on which a grid has trained (its caches are read)")
     parser.add_argument("--weights", help="the teacher's weights fingerprint, if several "
                                           "teachers' outputs are cached")
+    parser.add_argument("--runs", nargs="*", type=Path, default=[],
+                        help="student run folders to score the same way (loads TensorFlow)")
     parser.add_argument("--out", type=Path, help="write the JSON here")
     args = parser.parse_args(argv)
     config_path = args.data / "real_audio_config.json"
@@ -117,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     pool_logits, _ = _teacher_logits(args.data / "unlabeled", pool_features, sha)
     pool_truth = _truth(config, list(pool_meta["filenames"]), class_names)
     result["unlabeled"] = {"against_ground_truth": _scores(pool_truth, pool_logits, class_names)}
+    if args.runs:
+        views = {split: np.flatnonzero(splits == split) for split in SPLITS}
+        result["students"] = _students(args.runs, features, pool_features, views, crowd,
+                                       truth, pool_truth, class_names)
 
     text = json.dumps(result, indent=1)
     print(text)
