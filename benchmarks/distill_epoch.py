@@ -36,7 +36,7 @@ def _epoch_times(clips: int, methods: list[str], repeats: int) -> dict:
     from keras_iusp.features import FeatureConfig
     from keras_iusp.models import build_model
     from keras_iusp.teacher_cache import teacher_outputs
-    from keras_iusp.training import DistillConfig, _datasets, distillation_losses
+    from keras_iusp.training import DistillConfig, distillation_losses, training_datasets
 
     work = Path(tempfile.mkdtemp(prefix="kiusp_epoch_"))
     synthesize(work / "data", clips=clips, seed=0, clip_seconds=10.0, sample_rate=16000,
@@ -56,7 +56,7 @@ def _epoch_times(clips: int, methods: list[str], repeats: int) -> dict:
             d.compile(optimizer=keras.optimizers.Adam(1e-3))
             cached = teacher_outputs(teacher, d.teacher_output_layers, cache, verbose=False) \
                 if use_cache else None
-            train, _ = _datasets(cache, 16, 0, cached)
+            train, _ = training_datasets(cache, 16, 0, cached)
             d.fit(train, epochs=1, verbose=0)  # warm-up: tracing
             wall, cpu = [], []
             for _ in range(repeats):

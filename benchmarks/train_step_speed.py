@@ -75,7 +75,7 @@ def run(students: list[str], rounds: int, steps: int, check_steps: int, rtol: fl
     import numpy as np
     import tf_keras as keras
 
-    from keras_iusp.distiller import _extractor
+    from keras_iusp.distiller import feature_extractor
     from keras_iusp.features import FeatureConfig
     from keras_iusp.models import build_model, model_summary
 
@@ -99,7 +99,7 @@ def run(students: list[str], rounds: int, steps: int, check_steps: int, rtol: fl
                 keras.models.clone_model(base)
             student.set_weights(init)
             d = _distiller(teacher, student, jit=variant.endswith("jit"))
-            ext = _extractor(teacher, d.teacher_output_layers)
+            ext = feature_extractor(teacher, d.teacher_output_layers)
             batch = 32 if variant == "batch32" else 16
             data = []
             for x, y in batches[batch]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from keras_iusp import arg_types as check
 from keras_iusp.defaults import DEFAULT_TEACHER
 from keras_iusp.errors import ConfigError, KerasIuspError
+from keras_iusp.methods import METHODS, REGISTRY
 
 # TensorFlow's native libraries log these lines while they load and probe for a GPU, before
 # TF_CPP_MIN_LOG_LEVEL is read (absl prints anything logged before its InitializeLog). On a
@@ -231,14 +232,8 @@ def _cmd_train_fold_teachers(args: argparse.Namespace) -> int:
 
 
 #: ``keras-iusp distill`` flags (``DistillConfig`` field names) that only some methods read.
-_METHOD_FLAGS = {
-    "kd": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
-           "unlabeled_ratio"),
-    "sp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
-           "unlabeled_ratio", "sp_weight", "teacher_layer", "student_layer"),
-    "iusp": ("temperature", "student_loss_weight", "kd_weight", "distill_epochs", "unlabeled",
-             "unlabeled_ratio", "iusp_weight", "iusp_form", "teacher_layer", "student_layer"),
-}
+#: method -> the distill flags only it reads (from the registry, keras_iusp.methods)
+_METHOD_FLAGS = {name: m.flags for name, m in REGISTRY.items() if m.flags}
 
 
 def _check_method_flags(args: argparse.Namespace) -> None:
@@ -593,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, type=check.existing_dir,
                    help="teacher run directory (train-teacher --out)")
     p.add_argument("--student", default="cnn_lstm_xs", help="zoo student (default cnn_lstm_xs)")
-    p.add_argument("--method", choices=["baseline", "kd", "sp", "iusp"], default="iusp")
+    p.add_argument("--method", choices=METHODS, default="iusp")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--teacher-layer", default=None, help="teacher layer for SP/IUSP")
     p.add_argument("--student-layer", default=None, help="student layer for SP/IUSP")
@@ -737,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=check.positive_int, default=4,
                    help="trials per method (default 4)")
     p.add_argument("--student", default="cnn_lstm_xs", help="student to tune on")
-    p.add_argument("--methods", nargs="+", default=None, choices=["baseline", "kd", "sp", "iusp"],
+    p.add_argument("--methods", nargs="+", default=None, choices=METHODS,
                    help="methods to tune (default: the config's)")
     p.add_argument("--epochs", type=check.positive_int, default=None,
                    help="epochs per trial (default: grid's)")

@@ -31,7 +31,9 @@ import tf_keras as keras
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.data.cache import FeatureCache
+from keras_iusp.distiller import Distiller
 from keras_iusp.errors import ConfigError
+from keras_iusp.models import MODEL_SPECS
 from keras_iusp.models.layers import FeatureStandardization
 from keras_iusp.provenance import provenance
 from keras_iusp.resume import WORK_DIRNAME, finish, fit_resumable
@@ -41,6 +43,7 @@ from keras_iusp.training import (
     distillation_losses,
     load_run,
     save_run,
+    training_datasets,
 )
 
 QUANT = tfmot.quantization.keras
@@ -148,8 +151,6 @@ def _fine_tune(student, cache: FeatureCache, teacher: TrainedModel | None,
                batch_size: int, seed: int, callbacks: list, verbose, work_dir: Path,
                keep_best: bool) -> dict:
     """Train ``student`` through the Distiller with the run's distillation method."""
-    from keras_iusp.distiller import Distiller
-    from keras_iusp.training import _datasets
 
     items, weights, student_weight = distillation_losses(distill_config, family)
     if items and teacher is None:
@@ -161,7 +162,7 @@ def _fine_tune(student, cache: FeatureCache, teacher: TrainedModel | None,
                           distillation_losses=items, distillation_loss_weights=weights,
                           student_loss_weight=student_weight)
     distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    train, val = _datasets(cache, batch_size, seed)
+    train, val = training_datasets(cache, batch_size, seed)
     history = fit_resumable(distiller, student, train, val, epochs=epochs, verbose=verbose,
                             work_dir=work_dir, callbacks=callbacks, keep_best=keep_best)
     metrics = distiller.evaluate(val, verbose=0, return_dict=True) if val is not None else {}
@@ -284,7 +285,6 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
     from), ``qat.weights.h5`` (the QAT model's weights and fake-quant ranges), ``model_info.json``
     and ``compress_report.json``.
     """
-    from keras_iusp.models import MODEL_SPECS
 
     config = config or CompressConfig()
     info = dict(student_run.info)
@@ -344,7 +344,6 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
 
 def load_compressed(path: str | os.PathLike) -> tuple[keras.Model, keras.Model, dict]:
     """``(qat_model, float_model, info)`` of a compressed run directory."""
-    from keras_iusp.training import load_run
 
     run = load_run(path)
     preserve = run.info.get("compression", {}).get("qat_preserve_sparsity", False)

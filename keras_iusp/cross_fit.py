@@ -26,6 +26,9 @@ from keras_iusp.atomic import atomic_write_text
 from keras_iusp.augment import AugmentConfig
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError
+from keras_iusp.resume import WORK_DIRNAME
+from keras_iusp.teacher_cache import held_out_folds  # noqa: F401  (re-exported: its old home)
+from keras_iusp.training import load_run, train_teacher
 
 
 def fold_assignment(n_train: int, folds: int, seed: int = 0) -> np.ndarray:
@@ -63,8 +66,6 @@ def train_fold_teachers(cache: FeatureCache, out: str | os.PathLike, folds: int,
     is missing is refused rather than reused or resumed: a resumed fold could otherwise have
     trained on clips it later scores. ``fold_seed`` seeds the assignment.
     """
-    from keras_iusp.resume import WORK_DIRNAME
-    from keras_iusp.training import load_run, train_teacher
 
     hyper = like.info.get("hyperparameters", {})
     if "train_index" in hyper:
@@ -127,7 +128,6 @@ def _check_fold_record(where: Path, wanted: dict) -> None:
 def load_fold_teachers(folder: str | os.PathLike) -> list:
     """The fold teachers ``fold0``, ``fold1``, ... that :func:`train_fold_teachers` saved in
     ``folder``, in fold order; an error names a missing or unfinished fold."""
-    from keras_iusp.training import load_run
 
     folder = Path(folder)
     found = sorted(int(p.name[4:]) for p in folder.glob("fold*") if p.name[4:].isdigit()) \
@@ -143,19 +143,3 @@ def load_fold_teachers(folder: str | os.PathLike) -> list:
         raise ConfigError(f"unfinished fold teacher(s) {unfinished}: run "
                           "`keras-iusp train-fold-teachers` again to finish them")
     return [load_run(fold_dir(folder, k)) for k in found]
-
-
-def held_out_folds(fold_teachers: list, cache: FeatureCache) -> list[np.ndarray]:
-    """The training clips each fold teacher did not train on, from the indices it recorded."""
-    n_train = int((cache.splits == "train").sum())
-    held = []
-    for run in fold_teachers:
-        if Path(str(run.info.get("data_cache", ""))).name != Path(cache.path).name:
-            raise ConfigError(f"{run.path}: this fold teacher trained on the feature cache "
-                              f"{run.info.get('data_cache')!r}, not {cache.path}")
-        stored = run.info.get("hyperparameters", {}).get("train_index")
-        if stored is None:
-            raise ConfigError(f"{run.path}: not a fold teacher (its model_info.json records no "
-                              "train_index)")
-        held.append(np.setdiff1d(np.arange(n_train), np.asarray(stored, dtype=np.int64)))
-    return held

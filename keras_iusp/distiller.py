@@ -50,7 +50,7 @@ def _layer_output(model: keras.Model, name: str):
     return layer.output
 
 
-def _extractor(model: keras.Model, layer_names: list[str]) -> keras.Model:
+def feature_extractor(model: keras.Model, layer_names: list[str]) -> keras.Model:
     """A model sharing ``model``'s layers that returns its logits and the named layer outputs."""
     outputs = [model.output] + [_layer_output(model, n) for n in layer_names]
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
@@ -163,8 +163,9 @@ class Distiller(keras.Model):
         self._teacher_layers = teacher_layers
         self._teacher_slots = {n: i + 1 for i, n in enumerate(teacher_layers)}
         self._student_slots = {n: i + 1 for i, n in enumerate(student_layers)}
-        self._teacher_features = _extractor(teacher, teacher_layers) if self._use_teacher else None
-        self._student_features = _extractor(student, student_layers)
+        self._teacher_features = (feature_extractor(teacher, teacher_layers)
+                                  if self._use_teacher else None)
+        self._student_features = feature_extractor(student, student_layers)
 
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.student_loss_tracker = keras.metrics.Mean(name=label_loss_name)

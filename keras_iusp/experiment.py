@@ -28,10 +28,33 @@ from typing import Any
 
 import numpy as np
 
-from keras_iusp.atomic import atomic_write_text
+from keras_iusp.atomic import atomic_path, atomic_write_text
+from keras_iusp.augment import AugmentConfig
+from keras_iusp.claims import claim_holder, claimed, results_lock
+from keras_iusp.cross_fit import fold_dir, train_fold_teachers
+from keras_iusp.data import build_feature_cache, read_dataset, synthesize
 from keras_iusp.defaults import DEFAULT_TEACHER
 from keras_iusp.errors import ConfigError
-from keras_iusp.training import METHODS
+from keras_iusp.evaluate import clip_probabilities
+from keras_iusp.features import FeatureConfig
+from keras_iusp.methods import REGISTRY
+from keras_iusp.metrics import evaluate_scores
+from keras_iusp.models import MODEL_SPECS
+from keras_iusp.paths import same_path
+from keras_iusp.report import write_report
+from keras_iusp.resume import WORK_DIRNAME
+from keras_iusp.run_archive import RECORD_PATTERNS, archive_runs, has_weights, restore_runs
+from keras_iusp.teacher_cache import weights_fingerprint
+from keras_iusp.training import (
+    DEFAULT_STUDENT_LAYER,
+    DEFAULT_TEACHER_LAYER,
+    METHODS,
+    DistillConfig,
+    check_schedule,
+    distill,
+    load_run,
+    train_teacher,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -205,8 +228,6 @@ class ExperimentConfig:
     def distill_config(self, method: str, seed: int, out: str | os.PathLike | None = None):
         """The :class:`~keras_iusp.training.DistillConfig` of one grid cell (of its base method
         for a variant); ``out`` (the experiment folder) locates a synthetic unlabelled pool."""
-        from keras_iusp.augment import AugmentConfig
-        from keras_iusp.training import DistillConfig
 
         s = self.settings(method)
         extra = {"iusp_form": s["iusp_form"]} if s["iusp_form"] else {}
@@ -306,8 +327,6 @@ def _methods(values: Any, path: Path) -> dict[str, dict]:
 
 
 def _check_augmentation(where: str, values: dict) -> None:
-    from keras_iusp.augment import AugmentConfig
-
     try:
         AugmentConfig.from_dict(values)
     except ConfigError as exc:
@@ -316,8 +335,6 @@ def _check_augmentation(where: str, values: dict) -> None:
 
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Read a TOML experiment config; unknown keys and wrong types are errors naming them."""
-    from keras_iusp.augment import AugmentConfig
-    from keras_iusp.models import MODEL_SPECS
 
     path = Path(path)
     try:
@@ -371,7 +388,6 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
                           "an integer >= 2")
     if config.teacher.model not in MODEL_SPECS:
         raise ConfigError(f"{path} [teacher]: model {config.teacher.model!r} is not in the zoo")
-    from keras_iusp.training import check_schedule
 
     _check_augmentation(f"{path} [teacher] augmentation", config.teacher.augmentation)
     for where, schedule, warmup in [("teacher", config.teacher.lr_schedule,
@@ -446,17 +462,7 @@ def cell_dir(out: str | os.PathLike, student: str, method: str, seed: int) -> Pa
 #: baseline ignores every distillation knob), so runs that differ only there are shared, e.g. one
 #: baseline run serves configs that differ only in ``iusp_form``.
 RELEVANT_SETTINGS: dict[str, tuple[str, ...]] = {
-    "baseline": ("method", "epochs", "batch_size", "learning_rate", "lr_schedule",
-                 "warmup_epochs", "augmentation", "seed"),
-}
-RELEVANT_SETTINGS["kd"] = RELEVANT_SETTINGS["baseline"] + ("temperature", "student_loss_weight",
-                                                           "kd_weight", "distill_epochs",
-                                                           "cross_fitted", "unlabeled",
-                                                           "unlabeled_ratio")
-RELEVANT_SETTINGS["sp"] = RELEVANT_SETTINGS["kd"] + ("sp_weight", "teacher_layer",
-                                                     "student_layer")
-RELEVANT_SETTINGS["iusp"] = RELEVANT_SETTINGS["kd"] + ("iusp_weight", "iusp_form",
-                                                       "teacher_layer", "student_layer")
+    name: m.settings for name, m in REGISTRY.items()}
 
 #: Relative tolerance of float settings: JSON round-trips floats exactly, so anything looser
 #: than rounding noise would only hide a real change.
@@ -473,8 +479,6 @@ def _normalized(hyper: dict[str, Any], student_family: str | None) -> dict[str, 
     """Settings in the form in which equal values mean equal training: default layers filled
     in, an augmentation with every field spelled out (a field added later reads as its
     default), and one that draws nothing counted as none (the Distiller treats it so)."""
-    from keras_iusp.augment import AugmentConfig
-    from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
 
     out = dict(hyper)
     # recorded before the setting existed: those runs distilled in every epoch
@@ -511,18 +515,6 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _same_path(stored: str | None, configured: str | os.PathLike | None) -> bool:
-    if stored is None or configured is None:
-        return stored is None and configured is None
-    a, b = Path(stored).resolve(), Path(configured).resolve()
-    if a == b:
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def settings_differences(stored: dict[str, Any], config, student: str,
                          teacher_path: str | os.PathLike | None
                          ) -> list[tuple[str, Any, Any]]:
@@ -533,7 +525,6 @@ def settings_differences(stored: dict[str, Any], config, student: str,
     compared (a changed method is itself a difference), floats to :data:`SETTINGS_RTOL`; the
     teacher, for every method but the baseline, by resolved path.
     """
-    from keras_iusp.models import MODEL_SPECS
 
     family = MODEL_SPECS[student].family if student in MODEL_SPECS else None
     wanted = _normalized(config.hyperparameters(), family)
@@ -546,7 +537,7 @@ def settings_differences(stored: dict[str, Any], config, student: str,
             diffs.append((key, value, wanted[key]))
     if config.method != "baseline":
         configured = str(teacher_path) if teacher_path is not None else None
-        if not _same_path(stored.get("teacher"), configured):
+        if not same_path(stored.get("teacher"), configured):
             diffs.append(("teacher", stored.get("teacher", _NOT_RECORDED), configured))
     return diffs
 
@@ -555,7 +546,6 @@ def stored_settings(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
     """A run's recorded settings and the file they came from: ``model_info.json`` of a saved
     run, else the pending record of an unfinished grid run; None when neither exists (an
     unfinished run started before the grid recorded settings: nothing to compare)."""
-    from keras_iusp.resume import WORK_DIRNAME
 
     info = run_dir / "model_info.json"
     pending = run_dir / WORK_DIRNAME / PENDING_SETTINGS
@@ -610,7 +600,6 @@ def _record_pending_settings(run_dir: Path, config, teacher_path,
                              fold_weights: list[str] | None = None) -> None:
     """Write the settings of a run about to start, unless it already holds training state that
     predates them (then its settings are unknown, and recording ours would vouch for it)."""
-    from keras_iusp.resume import WORK_DIRNAME
 
     work = run_dir / WORK_DIRNAME
     if (work / PENDING_SETTINGS).is_file() or (work.is_dir() and any(work.iterdir())):
@@ -625,8 +614,6 @@ def _record_pending_settings(run_dir: Path, config, teacher_path,
 
 def prepare_data(config: ExperimentConfig, out: Path):
     """The experiment's feature cache: from ``data.path``, or synthesised into ``out/data``."""
-    from keras_iusp.data import build_feature_cache, read_dataset, synthesize
-    from keras_iusp.features import FeatureConfig
 
     data = config.data
     if data.path:
@@ -650,8 +637,6 @@ def _check_synthetic(data_dir: Path, wanted: dict[str, Any]) -> None:
     right."""
     import inspect
 
-    from keras_iusp.data import synthesize
-
     path = data_dir / "synth_config.json"
     try:
         saved = json.loads(path.read_text()).get("parameters", {})
@@ -674,8 +659,6 @@ def _check_synthetic(data_dir: Path, wanted: dict[str, Any]) -> None:
 
 def prepare_teacher(config: ExperimentConfig, out: Path, cache, verbose: int | str = 2):
     """Train the experiment's teacher once (resumable), or load the finished one."""
-    from keras_iusp.augment import AugmentConfig
-    from keras_iusp.training import load_run, train_teacher
 
     if config.teacher.run:
         teacher = load_run(config.teacher.run)
@@ -712,7 +695,6 @@ def prepare_fold_teachers(config: ExperimentConfig, out: Path, cache, teacher,
     trained once with the teacher's recorded recipe (resumable), then reused; else None."""
     if not any(config.distill_config(m, 0, out).cross_fitted for m in config.grid.methods):
         return None
-    from keras_iusp.cross_fit import train_fold_teachers
 
     return train_fold_teachers(cache, out / "teacher_folds", config.teacher.cross_fit_folds,
                                teacher, fold_seed=config.teacher.seed, verbose=verbose)
@@ -723,9 +705,6 @@ def _fold_fingerprints(out: Path, folds: int) -> list[str] | None:
     are trained: what a cross-fitted run must have been distilled from."""
     if folds < 2:
         return None
-    from keras_iusp.cross_fit import fold_dir
-    from keras_iusp.teacher_cache import weights_fingerprint
-    from keras_iusp.training import load_run
 
     dirs = [fold_dir(out / "teacher_folds", k) for k in range(folds)]
     if not all((d / "metrics.json").is_file() for d in dirs):
@@ -761,8 +740,6 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
                 fold_teachers: list | None = None) -> bool:
     """Train one grid cell unless it is finished or another live process holds it (see
     :mod:`keras_iusp.claims`); True when this process trained it."""
-    from keras_iusp.claims import claim_holder, claimed
-    from keras_iusp.training import distill
 
     student, method, seed = cell
     run_dir = cell_dir(out, student, method, seed)
@@ -782,15 +759,12 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
         start = time.perf_counter()
         # what an earlier training of this folder left (clip scores, IUSP distances) would
         # otherwise be reported for the new model
-        from keras_iusp.run_archive import RECORD_PATTERNS
 
         for pattern in RECORD_PATTERNS:
             for stale in run_dir.glob(pattern):
                 stale.unlink()
         fold_weights = None
         if cell_config.cross_fitted and fold_teachers:
-            from keras_iusp.teacher_cache import weights_fingerprint
-
             fold_weights = [weights_fingerprint(t.model) for t in fold_teachers]
         _record_pending_settings(run_dir, cell_config,
                                  cell_teacher.path if cell_teacher is not None else None,
@@ -871,7 +845,6 @@ def _collect_rows(config: ExperimentConfig, out: Path, features, labels, class_n
     """One result row per finished cell (whichever process trained it), in grid order; the
     eval split's clip scores are cached in each run folder. Writes results.json/.csv, under the
     folder's results lock, so that processes sharing ``out`` do not overwrite a newer view."""
-    from keras_iusp.claims import results_lock
 
     with results_lock(out):  # scan and write as one step (see keras_iusp.claims)
         return _collect_rows_locked(config, out, features, labels, class_names)
@@ -879,11 +852,6 @@ def _collect_rows(config: ExperimentConfig, out: Path, features, labels, class_n
 
 def _collect_rows_locked(config: ExperimentConfig, out: Path, features, labels, class_names
                          ) -> list[dict]:
-    from keras_iusp.atomic import atomic_path
-    from keras_iusp.evaluate import clip_probabilities
-    from keras_iusp.metrics import evaluate_scores
-    from keras_iusp.run_archive import has_weights
-
     split = config.grid.eval_split
     rows = []
     for student, method, seed in grid_cells(config):
@@ -937,9 +905,6 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     ``archive`` copies every finished run's record there at the end (after the report, which
     records each run's IUSP distance), e.g. a folder that is committed.
     """
-    from keras_iusp.evaluate import clip_probabilities
-    from keras_iusp.metrics import evaluate_scores
-    from keras_iusp.report import write_report
 
     if until not in (None, "teacher"):
         raise ConfigError(f"until={until!r}: expected None or 'teacher'")
@@ -972,9 +937,6 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         if train else None
     fold_weights = _fold_fingerprints(out, config.teacher.cross_fit_folds)
     if restore is not None:
-        from keras_iusp.run_archive import restore_runs
-        from keras_iusp.teacher_cache import weights_fingerprint
-
         cells_here = set(grid_cells(config))
 
         def refuse(relative: Path, info: dict) -> str | None:
@@ -1034,7 +996,6 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
                 if worker.is_alive():
                     worker.terminate()
                     worker.join()
-    from keras_iusp.claims import results_lock
 
     # the report is written from the rows of the same scan, under the results lock
     with results_lock(out):
@@ -1056,9 +1017,6 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
         report = write_report(out, config, rows, cache, teacher, teacher_eval, extra)
     print(f"\nresults: {out / 'results.json'}, {out / 'results.csv'}\nreport: {report}")
     if archive is not None:
-        from keras_iusp.run_archive import archive_runs
-        from keras_iusp.teacher_cache import weights_fingerprint
-
         count = archive_runs(out, archive, weights_fingerprint(teacher.model),
                              teacher_path=teacher_dir,
                              required=(f"scores_{g.eval_split}.npy", "wall.json"))

@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
+from keras_iusp.methods import METHODS
+from keras_iusp.methods import label as method_label
 from keras_iusp.run_archive import has_weights
 
 #: The built-in methods in the report's default order (``keras_iusp.training.METHODS``, spelled
 #: out so that reading results does not import TensorFlow).
-BUILTIN = ("baseline", "kd", "sp", "iusp")
+BUILTIN = METHODS
 
 
 def method_order(rows: list[dict], methods: list[str] | None = None) -> list[str]:
@@ -46,9 +48,9 @@ def base_methods(rows: list[dict]) -> dict[str, str]:
 
 
 def label(method: str) -> str:
-    """How a method is named in tables: KD/SP/IUSP upper-case, ``baseline`` and variants as
-    configured."""
-    return method.upper() if method in BUILTIN and method != "baseline" else method
+    """How a method is named in tables: the registry's label (KD, SP, IUSP, baseline), a
+    variant by its configured name."""
+    return method_label(method)
 
 
 def summarize(rows: list[dict], methods: list[str] | None = None) -> list[dict]:

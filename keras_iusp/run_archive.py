@@ -26,6 +26,7 @@ from pathlib import Path
 from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.claims import CLAIM_NAME, LOCK_NAME, claim_holder, claimed
 from keras_iusp.errors import ConfigError
+from keras_iusp.paths import same_path
 
 #: Files of a run folder that its record keeps (weights are left out on purpose).
 RECORD_FILES = ("metrics.json", "model_info.json", "history.json", "wall.json")
@@ -69,7 +70,6 @@ def archive_runs(grid_out: str | Path, dest: str | Path, teacher_fingerprint: st
     record replaces its earlier copy as a whole, so no file of an earlier model survives in it.
     ``dest`` may hold records of earlier sessions: they are kept, but only for the same teacher.
     """
-    from keras_iusp.experiment import _same_path
 
     dest = Path(dest)
     _check_teacher(dest, teacher_fingerprint, "archive into")
@@ -82,7 +82,7 @@ def archive_runs(grid_out: str | Path, dest: str | Path, teacher_fingerprint: st
                   "collected by the grid)", flush=True)
             continue
         teacher = _read_json(run_dir / "model_info.json").get("teacher")
-        if teacher is not None and not _same_path(teacher, teacher_path):
+        if teacher is not None and not same_path(teacher, teacher_path):
             print(f"{run_dir}: not archived, it was trained with the teacher {teacher}, not "
                   f"{teacher_path}", flush=True)
             continue

@@ -149,7 +149,7 @@ def _outputs(key_fields: dict, groups, layer_names: tuple[str, ...], cache: Feat
     scores its rows of the feature cache (the groups together cover every row)."""
     import tf_keras as keras
 
-    from keras_iusp.distiller import _extractor
+    from keras_iusp.distiller import feature_extractor
 
     text = json.dumps(key_fields)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -166,7 +166,7 @@ def _outputs(key_fields: dict, groups, layer_names: tuple[str, ...], cache: Feat
                 rows = np.asarray(rows, dtype=np.int64)
                 if rows.size == 0:
                     continue
-                extractor = _extractor(model, list(layer_names))
+                extractor = feature_extractor(model, list(layer_names))
                 for start in range(0, rows.size, batch_size):
                     chunk = rows[start:start + batch_size]
                     # contiguous rows (the plain cache) read as one slice of the memory map
@@ -208,3 +208,19 @@ def _outputs(key_fields: dict, groups, layer_names: tuple[str, ...], cache: Feat
         raise ConfigError(f"{target}: holds {arrays[0].shape[0]} clips, the feature cache "
                           f"{n}; delete the folder to rebuild it")
     return TeacherOutputs(target, layer_names, arrays)
+
+
+def held_out_folds(fold_teachers: list, cache: FeatureCache) -> list[np.ndarray]:
+    """The training clips each fold teacher did not train on, from the indices it recorded."""
+    n_train = int((cache.splits == "train").sum())
+    held = []
+    for run in fold_teachers:
+        if Path(str(run.info.get("data_cache", ""))).name != Path(cache.path).name:
+            raise ConfigError(f"{run.path}: this fold teacher trained on the feature cache "
+                              f"{run.info.get('data_cache')!r}, not {cache.path}")
+        stored = run.info.get("hyperparameters", {}).get("train_index")
+        if stored is None:
+            raise ConfigError(f"{run.path}: not a fold teacher (its model_info.json records no "
+                              "train_index)")
+        held.append(np.setdiff1d(np.arange(n_train), np.asarray(stored, dtype=np.int64)))
+    return held

@@ -21,15 +21,27 @@ import numpy as np
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.augment import AugmentConfig
-from keras_iusp.data.cache import FeatureCache, FeatureStats
+from keras_iusp.data.cache import FeatureCache, FeatureStats, build_feature_cache
+from keras_iusp.data.pipeline import make_dataset
+from keras_iusp.data.unlabeled import mix_unlabeled, read_unlabeled, unlabeled_per_batch
 from keras_iusp.defaults import DEFAULT_TEACHER
+from keras_iusp.distillation import IUSPDistillation, LogitsDistillation, SPDistillation
+from keras_iusp.distiller import Distiller, StopDistillation
 from keras_iusp.errors import ConfigError, KerasIuspError
 from keras_iusp.features import FeatureConfig
+from keras_iusp.methods import METHODS
+from keras_iusp.models import MODEL_SPECS, build_model, model_summary
+from keras_iusp.models.layers import FeatureStandardization
 from keras_iusp.provenance import provenance
 from keras_iusp.resume import WORK_DIRNAME, finish, fit_resumable
+from keras_iusp.teacher_cache import (
+    cross_fitted_outputs,
+    held_out_folds,
+    teacher_outputs,
+    weights_fingerprint,
+)
 
 #: Distillation methods of the paper's comparison. SP and IUSP are added beside classic KD.
-METHODS = ("baseline", "kd", "sp", "iusp")
 
 #: Default teacher layer for SP/IUSP: the teacher's frame embeddings (time axis kept).
 DEFAULT_TEACHER_LAYER = "embedding"
@@ -207,7 +219,6 @@ def load_run(path: str | os.PathLike) -> TrainedModel:
         info = json.loads(info_path.read_text())
     except json.JSONDecodeError as exc:
         raise KerasIuspError(f"{info_path}: invalid JSON ({exc})") from exc
-    from keras_iusp.models.layers import FeatureStandardization
 
     # passed explicitly: the registration only exists once the module is imported
     model = keras.models.load_model(
@@ -216,7 +227,7 @@ def load_run(path: str | os.PathLike) -> TrainedModel:
     return TrainedModel(run_dir, model, info)
 
 
-def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=None,
+def training_datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=None,
               train_index: np.ndarray | None = None, pool: FeatureCache | None = None,
               pool_outputs=None, pool_per_batch: int = 0):
     """Train (shuffled by seed and epoch) and validation datasets; with ``teacher_outputs``
@@ -226,7 +237,6 @@ def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=N
     cache of an unlabelled pool, its teacher outputs in ``pool_outputs``) each training batch
     also holds ``pool_per_batch`` pool clips (:func:`keras_iusp.data.unlabeled.mix_unlabeled`).
     """
-    from keras_iusp.data.pipeline import make_dataset
 
     x_train, y_train = cache.split("train")
     x_val, y_val = cache.split("validate")
@@ -244,8 +254,6 @@ def _datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_outputs=N
     train = make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed,
                          extras=extras["train"])
     if pool is not None and pool_per_batch > 0:
-        from keras_iusp.data.unlabeled import mix_unlabeled
-
         if (teacher_outputs is None) != (pool_outputs is None):
             raise ValueError("teacher outputs are needed for both the labelled data and the "
                              "pool, or for neither")
@@ -292,9 +300,6 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
     """
     import tf_keras as keras
 
-    from keras_iusp.distiller import Distiller
-    from keras_iusp.models import build_model, model_summary
-
     if cache.stats is None:
         raise KerasIuspError(f"{cache.path}: no train split, so no feature statistics")
     keras.utils.set_random_seed(seed)
@@ -306,7 +311,7 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
                         label_loss_name="bce")
     out = Path(out)
     _prepare_out(out, overwrite)
-    train, val = _datasets(cache, batch_size, seed, train_index=train_index)
+    train, val = training_datasets(cache, batch_size, seed, train_index=train_index)
     trainer.compile(optimizer=make_optimizer(
         learning_rate, lr_schedule, epochs=epochs, warmup_epochs=warmup_epochs,
         steps_per_epoch=int(train.cardinality().numpy())))
@@ -327,7 +332,6 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
 
 def distillation_losses(config: DistillConfig, student_family: str):
     """The loss list and weights for a method: what differs between baseline/KD/SP/IUSP."""
-    from keras_iusp.distillation import IUSPDistillation, LogitsDistillation, SPDistillation
 
     teacher_layer = config.teacher_layer or DEFAULT_TEACHER_LAYER
     student_layer = config.student_layer or DEFAULT_STUDENT_LAYER.get(student_family)
@@ -362,9 +366,6 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     """
     import tf_keras as keras
 
-    from keras_iusp.distiller import Distiller
-    from keras_iusp.models import MODEL_SPECS, build_model, model_summary
-
     config = config or DistillConfig()
     if student_name not in MODEL_SPECS:
         raise ConfigError(f"unknown student {student_name!r}; available: {', '.join(MODEL_SPECS)}")
@@ -392,9 +393,6 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
         pool = unlabeled_cache(config.unlabeled, cache)
     cached = None
     if config.cross_fitted and distiller.uses_teacher:
-        from keras_iusp.cross_fit import held_out_folds
-        from keras_iusp.teacher_cache import cross_fitted_outputs
-
         if not fold_teachers:
             raise ConfigError("cross_fitted=True needs fold_teachers (see "
                               "keras_iusp.cross_fit.train_fold_teachers)")
@@ -403,18 +401,13 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
                                       distiller.teacher_output_layers, cache,
                                       verbose=verbose != 0)
     elif distiller.uses_teacher and config.teacher_cache and distiller.augmentation is None:
-        from keras_iusp.teacher_cache import teacher_outputs
-
         cached = teacher_outputs(teacher_run.model, distiller.teacher_output_layers, cache,
                                  verbose=verbose != 0)
     if pool is not None and cached is not None:
-        from keras_iusp.teacher_cache import teacher_outputs
-
         pool_cached = teacher_outputs(teacher_run.model, distiller.teacher_output_layers, pool,
                                       verbose=verbose != 0)
-    from keras_iusp.data.unlabeled import unlabeled_per_batch
 
-    train, val = _datasets(cache, config.batch_size, config.seed, cached, pool=pool,
+    train, val = training_datasets(cache, config.batch_size, config.seed, cached, pool=pool,
                            pool_outputs=pool_cached,
                            pool_per_batch=unlabeled_per_batch(config.batch_size,
                                                               config.unlabeled_ratio))
@@ -423,8 +416,6 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
         warmup_epochs=config.warmup_epochs, steps_per_epoch=int(train.cardinality().numpy())))
     callbacks = []
     if config.distill_epochs and distiller.uses_teacher:
-        from keras_iusp.distiller import StopDistillation
-
         callbacks.append(StopDistillation(distiller, config.distill_epochs))
     history = fit_resumable(distiller, student, train, val, epochs=config.epochs,
                             verbose=verbose, work_dir=out / WORK_DIRNAME, callbacks=callbacks)
@@ -434,8 +425,6 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     info = _info(student_name, "student", cache, student, hyper)
     info["teacher"] = str(teacher_run.path) if teacher_run is not None else None
     if cached is not None and config.cross_fitted:
-        from keras_iusp.teacher_cache import weights_fingerprint
-
         info["fold_teachers"] = [str(t.path) for t in fold_teachers]
         # what a restored record is checked against (keras_iusp.run_archive)
         info["fold_teacher_weights"] = [weights_fingerprint(t.model) for t in fold_teachers]
@@ -452,8 +441,6 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
 def unlabeled_cache(path: str | os.PathLike, cache: FeatureCache) -> FeatureCache:
     """The feature cache of an unlabelled pool, with ``cache``'s feature config and classes
     (built once, reused like any feature cache; a pool that does not decode is an error)."""
-    from keras_iusp.data.cache import build_feature_cache
-    from keras_iusp.data.unlabeled import read_unlabeled
 
     index = read_unlabeled(path, cache.class_names)
     return build_feature_cache(index, cache.config, progress=False)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_iusp.atomic import atomic_write_text
+from keras_iusp.augment import default_augmentation
 from keras_iusp.errors import ConfigError
 from keras_iusp.experiment import (
     ExperimentConfig,
@@ -46,39 +47,12 @@ from keras_iusp.experiment import (
     prepare_data,
     prepare_teacher,
 )
+from keras_iusp.methods import search_spaces
+from keras_iusp.training import distill
+from keras_iusp.tune_shared import StudyLock, TrialSeededSampler, fail_dead_trials, open_storage
 
-#: What each method may tune. Shared by all: learning rate and whether the student trains on
-#: augmented batches (for KD/SP/IUSP the teacher then sees the same batch: consistent teaching).
-#: Distillation methods add the KD temperature and the label-loss weight; SP and IUSP add their
-#: weight and the student layer. Ranges are wide on a log scale where the scale is unknown.
-SEARCH_SPACE: dict[str, dict[str, tuple]] = {
-    "baseline": {
-        "learning_rate": ("log", 1e-3, 1e-2),
-        "augment": ("cat", [False, True]),
-    },
-    "kd": {
-        "learning_rate": ("log", 1e-3, 1e-2),
-        "augment": ("cat", [False, True]),
-        "temperature": ("cat", [1.0, 2.0, 4.0]),
-        "student_loss_weight": ("float", 0.0, 0.9),
-    },
-    "sp": {
-        "learning_rate": ("log", 1e-3, 1e-2),
-        "augment": ("cat", [False, True]),
-        "temperature": ("cat", [1.0, 2.0, 4.0]),
-        "student_loss_weight": ("float", 0.0, 0.9),
-        "sp_weight": ("log", 1.0, 1e4),
-        "student_layer": ("cat", ["lstm", "frames"]),
-    },
-    "iusp": {
-        "learning_rate": ("log", 1e-3, 1e-2),
-        "augment": ("cat", [False, True]),
-        "temperature": ("cat", [1.0, 2.0, 4.0]),
-        "student_loss_weight": ("float", 0.0, 0.9),
-        "iusp_weight": ("log", 0.3, 300.0),
-        "student_layer": ("cat", ["lstm", "frames"]),
-    },
-}
+#: What each method may tune (the registry's search spaces, :mod:`keras_iusp.methods`).
+SEARCH_SPACE: dict[str, dict[str, tuple]] = search_spaces()
 
 
 #: Added to the space of every distillation method when the config has an unlabelled pool
@@ -114,8 +88,6 @@ def _suggest(trial, name: str, spec: tuple) -> Any:
 
 
 def _augmentation(frames: int, seed: int) -> dict:
-    from keras_iusp.augment import default_augmentation
-
     return default_augmentation(frames, seed).to_dict()
 
 
@@ -169,8 +141,6 @@ def _open_study(optuna, tune_dir: Path, method: str, seed: int, trials: int,
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(trials, 3))
         where = tune_dir / f"{method}.db"
     else:
-        from keras_iusp.tune_shared import TrialSeededSampler
-
         storage, sampler = shared, TrialSeededSampler(seed, min(trials, 3))
         where = f"--storage study {study_name!r}"
     study = optuna.create_study(
@@ -225,8 +195,6 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
     """
     import optuna
 
-    from keras_iusp.training import distill
-
     if not methods:
         # Variants (ablation arms) inherit their base method's tuned settings: not tuned.
         skipped = [m for m in config.grid.methods if m not in SEARCH_SPACE]
@@ -250,8 +218,6 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     shared = None
     if storage is not None:
-        from keras_iusp.tune_shared import open_storage
-
         shared = open_storage(storage)  # before anything is written: a bad URL leaves nothing
         in_storage = set(optuna.get_all_study_names(shared))
     out = Path(out)
@@ -339,8 +305,6 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
                     study.enqueue_trial(t.params)
             lock = None
         else:
-            from keras_iusp.tune_shared import StudyLock
-
             lock = StudyLock(storage, study.study_name)
         _run_budget(optuna, study, objective, trials, queue_first, lock)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -376,8 +340,6 @@ def _run_budget(optuna, study, objective, budget: int, queue_first, lock, poll: 
             lock.acquire()
         try:
             if lock is not None:
-                from keras_iusp.tune_shared import fail_dead_trials
-
                 fail_dead_trials(study)
             if not study.get_trials(deepcopy=False):
                 queue_first()

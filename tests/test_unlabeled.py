@@ -140,13 +140,13 @@ def test_teacher_cache_on_pool_is_exact(tiny_data, tiny_teacher, pool_cache):
 def test_mixed_batches_carry_each_pool_clip_with_its_own_outputs(tiny_data, tiny_teacher,
                                                                  pool_cache):
     from keras_iusp.teacher_cache import teacher_outputs
-    from keras_iusp.training import _datasets
+    from keras_iusp.training import training_datasets
 
     _, _, cache = tiny_data
     layers = _distiller(tiny_teacher.model, cache).teacher_output_layers
     cached = teacher_outputs(tiny_teacher.model, layers, cache, verbose=False)
     pool_out = teacher_outputs(tiny_teacher.model, layers, pool_cache, verbose=False)
-    train, _ = _datasets(cache, 4, 0, cached, pool=pool_cache, pool_outputs=pool_out,
+    train, _ = training_datasets(cache, 4, 0, cached, pool=pool_cache, pool_outputs=pool_out,
                          pool_per_batch=3)
     pool_x = np.asarray(pool_cache.features)
     n_train = cache.split("train")[0].shape[0]

@@ -151,7 +151,7 @@ def _c_ints(values: np.ndarray, per_line: int = 16) -> str:
                      for i in range(0, len(flat), per_line))
 
 
-def _c_float(value: float) -> str:
+def c_float(value: float) -> str:
     """A C float literal: ``50`` must become ``50.0f`` (``50f`` does not compile)."""
     text = f"{float(value):.9g}"
     if not any(c in text for c in ".eEn"):
@@ -160,7 +160,7 @@ def _c_float(value: float) -> str:
 
 
 def _c_floats(values: np.ndarray, per_line: int = 6) -> str:
-    flat = [_c_float(v) for v in np.asarray(values).ravel()]
+    flat = [c_float(v) for v in np.asarray(values).ravel()]
     return "\n".join("    " + ", ".join(flat[i:i + per_line]) + ","
                      for i in range(0, len(flat), per_line))
 
@@ -199,9 +199,9 @@ constexpr int kNumClasses = {len(class_names)};
 constexpr const char* kClassNames[kNumClasses] = {{{names}}};
 
 // int8 quantisation: real = scale * (q - zero_point).
-constexpr float kInputScale = {_c_float(input_quant.scale)};
+constexpr float kInputScale = {c_float(input_quant.scale)};
 constexpr int kInputZeroPoint = {input_quant.zero_point};
-constexpr float kOutputScale = {_c_float(output_quant.scale)};
+constexpr float kOutputScale = {c_float(output_quant.scale)};
 constexpr int kOutputZeroPoint = {output_quant.zero_point};
 
 // Feature front end the model was trained with: log(mel_power + kLogOffset) of a periodic-Hann
@@ -210,9 +210,9 @@ constexpr int kSampleRate = {config.sample_rate};
 constexpr int kWindowSamples = {config.window_length};  // {config.window_ms:g} ms
 constexpr int kHopSamples = {config.hop_length};  // {config.hop_ms:g} ms
 constexpr int kFftLength = {config.fft_length};
-constexpr float kMelFminHz = {_c_float(config.fmin)};
-constexpr float kMelFmaxHz = {_c_float(config.fmax)};
-constexpr float kLogOffset = {_c_float(config.log_offset)};
+constexpr float kMelFminHz = {c_float(config.fmin)};
+constexpr float kMelFmaxHz = {c_float(config.fmax)};
+constexpr float kLogOffset = {c_float(config.log_offset)};
 
 // Per-band standardisation (x - mean) / std is already inside the model (its SUB and MUL ops):
 // feed raw log-mel. The values are here for reference and for front-end debugging.

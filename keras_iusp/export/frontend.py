@@ -139,9 +139,9 @@ def golden_pcm(config: FeatureConfig, frames: int = 12, seed: int = 0) -> np.nda
 
 
 def _floats(values: np.ndarray, per_line: int = 6, indent: str = "    ") -> str:
-    from keras_iusp.export.firmware import _c_float
+    from keras_iusp.export.firmware import c_float
 
-    flat = [_c_float(v) for v in np.asarray(values, np.float32).ravel()]
+    flat = [c_float(v) for v in np.asarray(values, np.float32).ravel()]
     return "\n".join(indent + ", ".join(flat[i:i + per_line]) + ","
                      for i in range(0, len(flat), per_line))
 

@@ -1,0 +1,48 @@
+"""The method registry is the one place a method is defined: every consumer reads it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from keras_iusp import methods
+from keras_iusp.cli import _METHOD_FLAGS, build_parser
+from keras_iusp.experiment import RELEVANT_SETTINGS
+from keras_iusp.report import label
+from keras_iusp.training import METHODS
+from keras_iusp.tune import SEARCH_SPACE
+
+
+def _choices(command: str, dest: str) -> tuple:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return tuple(next(a for a in sub._actions if a.dest == dest).choices)
+
+
+def test_every_consumer_reads_the_registry():
+    assert METHODS == methods.METHODS == ("baseline", "kd", "sp", "iusp")
+    assert _choices("distill", "method") == methods.METHODS
+    assert _choices("tune", "methods") == methods.METHODS
+    assert RELEVANT_SETTINGS == {n: m.settings for n, m in methods.REGISTRY.items()}
+    assert SEARCH_SPACE == {n: m.search_space for n, m in methods.REGISTRY.items()}
+    assert _METHOD_FLAGS == {n: m.flags for n, m in methods.REGISTRY.items() if m.flags}
+    assert [label(m) for m in ("baseline", "kd", "sp", "iusp", "iusp_pool")] == [
+        "baseline", "KD", "SP", "IUSP", "iusp_pool"]
+
+
+def test_method_flags_are_the_settings_distill_sets_with_its_own_flags():
+    iusp = methods.method("iusp")
+    assert "iusp_weight" in iusp.flags and "sp_weight" not in iusp.flags
+    assert "cross_fitted" in iusp.settings and "cross_fitted" not in iusp.flags
+    assert methods.method("baseline").flags == () and not methods.method("baseline").uses_teacher
+    # every flag a method reads is a real `distill` option
+    distill_dests = {a.dest for a in next(
+        a for a in build_parser()._actions if a.dest == "command").choices["distill"]._actions}
+    assert {f for m in methods.REGISTRY.values() for f in m.flags} <= distill_dests
+
+
+def test_the_registry_loads_without_tensorflow():
+    code = "import sys, keras_iusp.methods; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
