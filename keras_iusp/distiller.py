@@ -424,9 +424,8 @@ class StopDistillation(keras.callbacks.Callback):
 
     Early-stopped distillation (Cho & Hariharan, "On the Efficacy of Knowledge Distillation",
     ICCV 2019): a student much smaller than its teacher cannot follow it to the end of
-    training, and the distillation terms then compete with the labels for its capacity. Here it
-    answers a measured cost: IUSP cost ``cnn_lstm_xs`` label fit (training BCE 0.221 against the
-    baseline's 0.189 at the paper's scale, ``docs/results/paper_meanpool_teacher/report.md``).
+    training, and the distillation terms then compete with the labels for its capacity
+    (measured for IUSP: ``docs/api.md``, Why these defaults).
 
     The switch is set at the start of every epoch from the epoch's index, so a resumed run
     (``BackupAndRestore``) switches at the same epoch as an uninterrupted one. The distillation

@@ -758,18 +758,10 @@ def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
         lowrank = 680 + 1.7e-4·F + 0.087·(T_t·D_t + T_s·D_s)   (cosine, centered)
         lowrank = 940 + 1.8e-4·F + 0.12·(T_t·D_t + T_s·D_s)    (paper)
 
-    Fitted to timings (``T_t`` = 32..500, ``T_s = T_t/2`` and ``2·T_t``, ``D_t`` = 16..256,
-    ``D_s`` = 8..64; random ReLU teacher / tanh student features, for which the low-rank path
-    stays in float32; 2-core x86 CPU shared with other jobs, oneDNN on). It picked the faster
-    implementation in 106 of 120 cases there, costing at most 1.6x where it missed (all misses
-    at ``T_t`` <= 128, predicted within 0.75-1.4x of break-even); with
-    ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen matmuls) in 97 of 120, at most 2.3x (at ``T_t`` <= 128,
-    where either takes 1-3 ms). The low-rank path wins from about 64-128 frames on whenever
-    both layers have fewer features than frames, and is chosen only then (``D_t < T_t`` and
-    ``D_s < T_s``; otherwise nothing is low rank). When its float32 evaluation is refused
-    (nearly identical maps, see :func:`_lowrank_squared`) it costs 3.6x (cosine) to 4.1x
-    (paper) more than predicted here (measured at ``[16, 1000, 128]`` / ``[16, 500, 32]``). It
-    is not calibrated for GPUs.
+    The coefficients were fitted to CPU timings; where the rule picks well and what a miss
+    costs: ``docs/performance.md`` (the ``implementation="auto"`` cost model). The low-rank
+    path is chosen only when both layers have fewer features than frames (``D_t < T_t`` and
+    ``D_s < T_s``; otherwise nothing is low rank).
 
     Returns a Python bool for Python ints, else a boolean tensor (for ``tf.cond``).
 

@@ -54,16 +54,10 @@ DEFAULT_STUDENT_LAYER = {"cnn_lstm": "lstm", "dscnn": "frames"}
 class DistillConfig:
     """Hyper-parameters of one distillation run (defaults used by the CLI and the quickstart).
 
-    The defaults are a measured recipe: KD at temperature 1 with half the weight on the labels
-    and Adam at 1e-2 with warm-up + cosine decay (what the paper-scale tuning chose for the
-    baseline and KD, ``configs/experiment_paper.toml``), and the cosine-form IUSP at weight 1
-    (its loss is a mean over map entries in ``[-1, 1]``, comparable to KD). On the quickstart's
-    data (``docs/results/quickstart_recipe_probe.md``) this IUSP student scored 0.716 against
-    0.616 for the baseline; weight 10 at this learning rate fell to 0.625. At the paper's scale
-    (600 ten-second clips) the validation re-tuning chose weight 10 on this same KD recipe
-    (``configs/ablations/paper_xs_retune.toml``; the paper config sets it): the best IUSP weight
-    depends on the data; the default keeps the quickstart's winner, since the quickstart is what
-    a first run trains.
+    The defaults are one recipe: KD at temperature 1 with half the weight on the labels, Adam at
+    1e-2 with warm-up + cosine decay, and the cosine-form IUSP at weight 1. Where each default
+    comes from, with its measurements: ``docs/api.md`` (Why these defaults). Experiment configs
+    set every recipe value themselves (``[grid]`` and ``[method.*]``).
     """
 
     method: str = "iusp"
