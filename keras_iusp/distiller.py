@@ -21,6 +21,7 @@ import tf_keras as keras
 from keras_iusp.augment import AugmentConfig, augment_batch
 from keras_iusp.distillation import DistillationLoss
 from keras_iusp.errors import ConfigError
+from keras_iusp.models.probe import layer_probe
 
 #: Key of the label loss among the per-step loss reports (its metric name is ``label_loss_name``).
 _LABEL_LOSS = "student_loss"
@@ -36,24 +37,9 @@ def _unique_names(items: Sequence[DistillationLoss]) -> list[str]:
     return names
 
 
-def _layer_output(model: keras.Model, name: str):
-    """The output of layer ``name`` *in this model's graph*.
-
-    A layer object can belong to several functional graphs (TFMOT's ``quantize_apply`` reuses the
-    layers it does not wrap, e.g. an LSTM), and ``layer.output`` is then the tensor of the first
-    graph, which would disconnect the extractor.
-    """
-    layer = model.get_layer(name)
-    for index in range(len(layer._inbound_nodes)):
-        if f"{layer.name}_ib-{index}" in model._network_nodes:
-            return layer.get_output_at(index)
-    return layer.output
-
-
 def feature_extractor(model: keras.Model, layer_names: list[str]) -> keras.Model:
     """A model sharing ``model``'s layers that returns its logits and the named layer outputs."""
-    outputs = [model.output] + [_layer_output(model, n) for n in layer_names]
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    return layer_probe(model, list(layer_names), with_logits=True, name=f"{model.name}_features")
 
 
 class Distiller(keras.Model):

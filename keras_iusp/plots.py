@@ -25,11 +25,10 @@ def layer_similarity(model, layer_name: str, features: np.ndarray,
     Uses :func:`keras_iusp.losses.self_similarity`, the same function the loss uses, in the
     IUSP ``form`` (default: the loss's default form), so the figure shows what the loss compares.
     """
-    import tf_keras as keras
-
     from keras_iusp.losses import DEFAULT_IUSP_FORM, self_similarity
+    from keras_iusp.models.probe import layer_probe
 
-    probe = keras.Model(model.input, model.get_layer(layer_name).output)
+    probe = layer_probe(model, layer_name)
     output = probe(np.asarray(features, np.float32)[None], training=False)
     return self_similarity(output, form=form or DEFAULT_IUSP_FORM).numpy()[0]
 

@@ -182,9 +182,9 @@ def per_class_gains(rows: list[dict], class_names, method: str,
 
 def layer_output_batches(model, layer: str, features, batch_size: int = 16) -> list:
     """``layer``'s outputs on ``features``, batch by batch (inference mode)."""
-    import tf_keras as keras
+    from keras_iusp.models.probe import layer_probe  # TensorFlow: the report's tables need none
 
-    probe = keras.Model(model.input, model.get_layer(layer).output)
+    probe = layer_probe(model, layer)
     return [probe(np.asarray(features[i:i + batch_size]), training=False)
             for i in range(0, len(features), batch_size)]
 
