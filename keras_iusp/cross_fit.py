@@ -27,6 +27,7 @@ from keras_iusp.augment import AugmentConfig
 from keras_iusp.data.cache import FeatureCache
 from keras_iusp.errors import ConfigError
 from keras_iusp.resume import WORK_DIRNAME
+from keras_iusp.run_folder import is_finished
 from keras_iusp.teacher_cache import held_out_folds  # noqa: F401  (re-exported: its old home)
 from keras_iusp.training import load_run, train_teacher
 
@@ -86,11 +87,11 @@ def train_fold_teachers(cache: FeatureCache, out: str | os.PathLike, folds: int,
                   "train_index": keep.tolist(), "features": Path(cache.path).name,
                   **{key: (value.to_dict() if isinstance(value, AugmentConfig) else value)
                      for key, value in recipe.items()}}
-        started = (where / "metrics.json").is_file() or (
+        started = is_finished(where) or (
             (where / WORK_DIRNAME).is_dir() and any((where / WORK_DIRNAME).iterdir()))
         if started:
             _check_fold_record(where, record)
-        if (where / "metrics.json").is_file():
+        if is_finished(where):
             teachers.append(load_run(where))
             continue
         if not started:
@@ -138,7 +139,7 @@ def load_fold_teachers(folder: str | os.PathLike) -> list:
     if found != list(range(len(found))):
         raise ConfigError(f"{folder}: fold teachers {found}, expected 0..{len(found) - 1}")
     unfinished = [str(fold_dir(folder, k)) for k in found
-                  if not (fold_dir(folder, k) / "metrics.json").is_file()]
+                  if not is_finished(fold_dir(folder, k))]
     if unfinished:
         raise ConfigError(f"unfinished fold teacher(s) {unfinished}: run "
                           "`keras-iusp train-fold-teachers` again to finish them")

@@ -44,6 +44,7 @@ from keras_iusp.paths import same_path
 from keras_iusp.report import write_report
 from keras_iusp.resume import WORK_DIRNAME
 from keras_iusp.run_archive import RECORD_PATTERNS, archive_runs, has_weights, restore_runs
+from keras_iusp.run_folder import is_finished
 from keras_iusp.teacher_cache import weights_fingerprint
 from keras_iusp.training import (
     DEFAULT_STUDENT_LAYER,
@@ -549,7 +550,7 @@ def stored_settings(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
 
     info = run_dir / "model_info.json"
     pending = run_dir / WORK_DIRNAME / PENDING_SETTINGS
-    candidates = [info, pending] if (run_dir / "metrics.json").is_file() else [pending, info]
+    candidates = [info, pending] if is_finished(run_dir) else [pending, info]
     for path in candidates:
         if path.is_file():
             try:
@@ -587,7 +588,7 @@ def check_run_settings(run_dir: Path, config, student: str,
                       _short(fold_weights)))
     if not diffs:
         return
-    state = "finished" if (run_dir / "metrics.json").is_file() else "unfinished"
+    state = "finished" if is_finished(run_dir) else "unfinished"
     lines = "\n".join(f"  {key}: stored {a!r}, configured {b!r}" for key, a, b in diffs)
     raise ConfigError(
         f"{run_dir} holds a {state} {config.method} run trained with other settings than the "
@@ -667,7 +668,7 @@ def prepare_teacher(config: ExperimentConfig, out: Path, cache, verbose: int | s
                               f"{teacher.feature_config}, but the data uses {cache.config}")
         return teacher
     teacher_dir = out / "teacher"
-    if (teacher_dir / "metrics.json").is_file():
+    if is_finished(teacher_dir):
         run = load_run(teacher_dir)
         trained = run.info.get("model_name")
         if trained != config.teacher.model:
@@ -707,7 +708,7 @@ def _fold_fingerprints(out: Path, folds: int) -> list[str] | None:
         return None
 
     dirs = [fold_dir(out / "teacher_folds", k) for k in range(folds)]
-    if not all((d / "metrics.json").is_file() for d in dirs):
+    if not all(is_finished(d) for d in dirs):
         return None
     return [weights_fingerprint(load_run(d).model) for d in dirs]
 
@@ -743,7 +744,7 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
 
     student, method, seed = cell
     run_dir = cell_dir(out, student, method, seed)
-    if (run_dir / "metrics.json").is_file():
+    if is_finished(run_dir):
         return False
     with claimed(run_dir) as mine:
         if not mine:
@@ -751,7 +752,7 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
             print(f"== [{number}/{total}] {student} {method} seed {seed}: being trained by "
                   f"{holder}", flush=True)
             return False
-        if (run_dir / "metrics.json").is_file():  # finished by another process meanwhile
+        if is_finished(run_dir):  # finished by another process meanwhile
             return False
         print(f"\n== [{number}/{total}] {student} {method} seed {seed}", flush=True)
         cell_config = config.distill_config(method, seed, out)
@@ -856,7 +857,7 @@ def _collect_rows_locked(config: ExperimentConfig, out: Path, features, labels, 
     rows = []
     for student, method, seed in grid_cells(config):
         run_dir = cell_dir(out, student, method, seed)
-        if not (run_dir / "metrics.json").is_file():
+        if not is_finished(run_dir):
             continue
         scores_path = run_dir / f"scores_{split}.npy"
         if not scores_path.is_file():
@@ -922,7 +923,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     def check_cells(fold_weights: list[str] | None) -> None:
         for student, method, seed in cells:
             run_dir = cell_dir(out, student, method, seed)
-            if (run_dir / "metrics.json").is_file() or train:
+            if is_finished(run_dir) or train:
                 check_run_settings(
                     run_dir, config.distill_config(method, seed, out), student,
                     teacher_dir if config.base_method(method) != "baseline" else None,
@@ -972,7 +973,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     teacher_scores = clip_probabilities(teacher_dir, features)
     teacher_eval = evaluate_scores(labels, teacher_scores, cache.class_names)
     for number, (student, method, seed) in enumerate(cells, 1):
-        if (cell_dir(out, student, method, seed) / "metrics.json").is_file():
+        if is_finished(cell_dir(out, student, method, seed)):
             print(f"== [{number}/{len(cells)}] {student} {method} seed {seed}: done, reused")
     if train:
         def collect() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from keras_iusp.defaults import DEFAULT_TEACHER
 from keras_iusp.features import FeatureConfig
+from keras_iusp.run_folder import METRICS_FILE, is_finished
 
 #: Quickstart clip length: shorter than SONYC's 10 s so the chain runs in minutes on 2 CPU cores.
 QUICKSTART_CLIP_SECONDS = 4.0
@@ -182,7 +183,7 @@ def _reuse(run_dir: Path, overwrite: bool):
     """A finished run directory is loaded instead of retrained (delete it or pass --overwrite)."""
     from keras_iusp.training import load_run
 
-    if overwrite or not (run_dir / "metrics.json").is_file():
+    if overwrite or not is_finished(run_dir):
         return None
     print(f"    reusing {run_dir}")
     return load_run(run_dir)
@@ -190,7 +191,7 @@ def _reuse(run_dir: Path, overwrite: bool):
 
 def _auprc(run_dir: Path) -> str:
     try:
-        value = json.loads((run_dir / "metrics.json").read_text()).get("val_auprc")
+        value = json.loads((run_dir / METRICS_FILE).read_text()).get("val_auprc")
     except (OSError, json.JSONDecodeError):
         return "no metrics"
     return "val AUPRC n/a" if value is None else f"val AUPRC {value:.3f}"

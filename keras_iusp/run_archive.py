@@ -27,9 +27,10 @@ from keras_iusp.atomic import atomic_path, atomic_write_text
 from keras_iusp.claims import CLAIM_NAME, LOCK_NAME, claim_holder, claimed
 from keras_iusp.errors import ConfigError
 from keras_iusp.paths import same_path
+from keras_iusp.run_folder import METRICS_FILE, is_finished
 
 #: Files of a run folder that its record keeps (weights are left out on purpose).
-RECORD_FILES = ("metrics.json", "model_info.json", "history.json", "wall.json")
+RECORD_FILES = (METRICS_FILE, "model_info.json", "history.json", "wall.json")
 #: File-name patterns a record also keeps: clip scores and IUSP distances, one file per split.
 RECORD_PATTERNS = ("scores_*.npy", "iusp_distance_*.json")
 #: The archive's description of the teacher its runs were trained against.
@@ -40,7 +41,7 @@ def _finished_runs(runs_root: Path) -> list[Path]:
     """Every ``<student>/<method>/seed<k>`` folder under ``runs_root`` with a ``metrics.json``."""
     if not runs_root.is_dir():
         return []
-    return sorted(p.parent for p in runs_root.glob("*/*/seed*/metrics.json"))
+    return sorted(p.parent for p in runs_root.glob(f"*/*/seed*/{METRICS_FILE}"))
 
 
 def _record_files(run_dir: Path) -> list[Path]:
@@ -135,7 +136,7 @@ def restore_runs(source: str | Path, grid_out: str | Path, teacher_fingerprint: 
     for record in _finished_runs(source):
         relative = record.relative_to(source)
         target = Path(grid_out) / "runs" / relative
-        if (target / "metrics.json").is_file():
+        if is_finished(target):
             continue
         reason = refuse(relative, _read_json(record / "model_info.json")) if refuse else None
         if reason:
@@ -146,14 +147,14 @@ def restore_runs(source: str | Path, grid_out: str | Path, teacher_fingerprint: 
                 print(f"{target}: being trained by {claim_holder(target) or 'another process'}; "
                       "its archived record is not restored", flush=True)
                 continue
-            if (target / "metrics.json").is_file():  # finished meanwhile by another process
+            if is_finished(target):  # finished meanwhile by another process
                 continue
             for stale in target.iterdir():
                 if stale.name not in (CLAIM_NAME, LOCK_NAME):
                     shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
             files = _record_files(record)
-            # metrics.json marks a run finished, so it is copied last
-            for path in sorted(files, key=lambda p: p.name == "metrics.json"):
+            # the metrics file marks a run finished, so it is copied last
+            for path in sorted(files, key=lambda p: p.name == METRICS_FILE):
                 if path.name == "model_info.json":
                     _restore_info(path, target / path.name, teacher_path, Path(grid_out))
                 else:

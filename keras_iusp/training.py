@@ -34,6 +34,7 @@ from keras_iusp.models import MODEL_SPECS, build_model, model_summary
 from keras_iusp.models.layers import FeatureStandardization
 from keras_iusp.provenance import provenance
 from keras_iusp.resume import WORK_DIRNAME, finish, fit_resumable
+from keras_iusp.run_folder import METRICS_FILE, is_finished
 from keras_iusp.teacher_cache import (
     cross_fitted_outputs,
     held_out_folds,
@@ -175,7 +176,7 @@ def save_run(out: Path, model, info: dict[str, Any], history: dict | None = None
         clean = {k: [float(v) for v in vals] for k, vals in history.items()}
         atomic_write_text(out / "history.json", json.dumps(clean, indent=1))
     if metrics is not None:
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+        atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1))
     return out
 
 
@@ -262,7 +263,7 @@ def training_datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_o
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Refuse to silently replace a finished run; an unfinished one (``.work``) is resumed."""
-    if (out / "metrics.json").is_file() and not overwrite:
+    if is_finished(out) and not overwrite:
         raise ConfigError(f"{out} already holds a finished run; pass overwrite=True "
                           "(CLI: --overwrite) to train it again")
     if overwrite and out.exists():

@@ -48,6 +48,7 @@ from keras_iusp.experiment import (
     prepare_teacher,
 )
 from keras_iusp.methods import search_spaces
+from keras_iusp.run_folder import METRICS_FILE, is_finished
 from keras_iusp.training import distill
 from keras_iusp.tune_shared import StudyLock, TrialSeededSampler, fail_dead_trials, open_storage
 
@@ -281,7 +282,7 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
                 if epochs is not None:
                     distill_config.epochs = epochs
                 run_dir = trial_dir if len(seeds) == 1 else trial_dir / f"seed{s}"
-                if (run_dir / "metrics.json").is_file():
+                if is_finished(run_dir):
                     # finished before a kill (e.g. seed 0 of a trial killed during seed 1):
                     # reused, once its recorded settings are checked against this trial's
                     check_run_settings(run_dir, distill_config, student,
@@ -289,7 +290,7 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
                 else:
                     distill(cache, teacher if method != "baseline" else None, student,
                             run_dir, distill_config, verbose=verbose)
-                metrics = json.loads((run_dir / "metrics.json").read_text())
+                metrics = json.loads((run_dir / METRICS_FILE).read_text())
                 values.append(float(metrics["val_auprc"]))
             trial.set_user_attr("overrides", overrides)
             trial.set_user_attr("per_seed", values)

@@ -19,7 +19,8 @@ PACKAGE_DIR = Path(keras_iusp.__file__).parent
 #: The package's layers, lowest first, by top-level module or subpackage of ``keras_iusp``
 #: (docs/architecture.md): a module may import from its own layer and the ones before it.
 LAYERS = (
-    ("errors", "defaults", "atomic", "paths", "provenance", "claims", "arg_types", "methods"),
+    ("errors", "defaults", "atomic", "paths", "provenance", "claims", "arg_types", "methods",
+     "run_folder"),
     ("data",),
     ("features",),
     ("models",),
