@@ -20,7 +20,7 @@ PACKAGE_DIR = Path(keras_iusp.__file__).parent
 #: (docs/architecture.md): a module may import from its own layer and the ones before it.
 LAYERS = (
     ("errors", "defaults", "atomic", "paths", "provenance", "claims", "arg_types", "methods",
-     "run_folder"),
+     "run_folder", "console"),
     ("data",),
     ("features",),
     ("models",),

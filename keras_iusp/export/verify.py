@@ -7,12 +7,11 @@ tensor arena is measured by bisection rather than guessed.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from keras_iusp.console import silenced_stderr
 from keras_iusp.errors import KerasIuspError
 
 
@@ -70,19 +69,6 @@ def run_litert(model_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
     return np.stack(outputs)
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """TFLM prints every failed allocation to fd 2; the bisection makes many on purpose."""
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _tflm(model_bytes: bytes, arena_size: int):
     from tflite_micro.python.tflite_micro import runtime
 
@@ -103,7 +89,7 @@ def measure_arena(model_bytes: bytes, sample: np.ndarray, *, upper: int = 16 << 
                   granularity: int = 16) -> int:
     """Smallest arena (bytes, multiple of ``granularity``) with which TFLM loads and runs."""
     low, high = 0, upper
-    with _quiet_stderr():
+    with silenced_stderr():  # TFLM prints every failed allocation; the bisection makes many
         if not _tflm_runs(model_bytes, high, sample):
             raise KerasIuspError(
                 f"TFLite-Micro cannot run the model even with a {upper}-byte arena")
