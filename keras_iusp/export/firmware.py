@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_iusp.errors import KerasIuspError
+from keras_iusp.export.c_literals import c_bytes, c_float, c_floats, c_ints  # noqa: F401 (c_float: re-exported)
 from keras_iusp.features import FeatureConfig
 
 #: TFLite builtin operator name -> ``MicroMutableOpResolver`` registration method: every builtin
@@ -138,33 +139,6 @@ def model_ops(model_bytes: bytes) -> list[str]:
     return sorted(used)
 
 
-def _c_bytes(data: bytes, per_line: int = 12) -> str:
-    rows = []
-    for start in range(0, len(data), per_line):
-        rows.append("    " + ", ".join(f"0x{b:02x}" for b in data[start:start + per_line]) + ",")
-    return "\n".join(rows)
-
-
-def _c_ints(values: np.ndarray, per_line: int = 16) -> str:
-    flat = [str(int(v)) for v in np.asarray(values).ravel()]
-    return "\n".join("      " + ", ".join(flat[i:i + per_line]) + ","
-                     for i in range(0, len(flat), per_line))
-
-
-def c_float(value: float) -> str:
-    """A C float literal: ``50`` must become ``50.0f`` (``50f`` does not compile)."""
-    text = f"{float(value):.9g}"
-    if not any(c in text for c in ".eEn"):
-        text += ".0"
-    return text + "f"
-
-
-def _c_floats(values: np.ndarray, per_line: int = 6) -> str:
-    flat = [c_float(v) for v in np.asarray(values).ravel()]
-    return "\n".join("    " + ", ".join(flat[i:i + per_line]) + ","
-                     for i in range(0, len(flat), per_line))
-
-
 def model_data_files(model_bytes: bytes) -> dict[str, str]:
     """``model_data.h`` / ``model_data.cc``: the flatbuffer as a 16-byte aligned C array."""
     header = (_GUARD + "#ifndef KERAS_IUSP_MODEL_DATA_H_\n#define KERAS_IUSP_MODEL_DATA_H_\n\n"
@@ -175,7 +149,7 @@ def model_data_files(model_bytes: bytes) -> dict[str, str]:
               "#endif  // KERAS_IUSP_MODEL_DATA_H_\n")
     source = (_GUARD + '#include "model_data.h"\n\n'
               "alignas(16) const unsigned char g_model_data[] = {\n"
-              f"{_c_bytes(model_bytes)}\n}};\n"
+              f"{c_bytes(model_bytes)}\n}};\n"
               f"const unsigned int g_model_data_len = {len(model_bytes)};\n")
     return {"model_data.h": header, "model_data.cc": source}
 
@@ -217,10 +191,10 @@ constexpr float kLogOffset = {c_float(config.log_offset)};
 // Per-band standardisation (x - mean) / std is already inside the model (its SUB and MUL ops):
 // feed raw log-mel. The values are here for reference and for front-end debugging.
 constexpr float kFeatureMean[kNumMelBins] = {{
-{_c_floats(mean)}
+{c_floats(mean)}
 }};
 constexpr float kFeatureStd[kNumMelBins] = {{
-{_c_floats(std)}
+{c_floats(std)}
 }};
 
 // Smallest tensor arena with which the TFLite-Micro interpreter ran this model (measured by
@@ -276,8 +250,8 @@ def golden_vector_files(inputs: np.ndarray, outputs: np.ndarray) -> dict[str, st
               "extern const int8_t kGoldenInputs[kNumGoldenVectors][kInputSize];\n"
               "extern const int8_t kGoldenOutputs[kNumGoldenVectors][kNumClasses];\n\n"
               "}  // namespace keras_iusp\n\n#endif  // KERAS_IUSP_GOLDEN_VECTORS_H_\n")
-    blocks_in = ",\n".join("    {\n" + _c_ints(x) + "\n    }" for x in inputs)
-    blocks_out = ",\n".join("    {\n" + _c_ints(y) + "\n    }" for y in outputs)
+    blocks_in = ",\n".join("    {\n" + c_ints(x, indent="      ") + "\n    }" for x in inputs)
+    blocks_out = ",\n".join("    {\n" + c_ints(y, indent="      ") + "\n    }" for y in outputs)
     source = (_GUARD + '#include "golden_vectors.h"\n\nnamespace keras_iusp {\n\n'
               "const int8_t kGoldenInputs[kNumGoldenVectors][kInputSize] = {\n"
               f"{blocks_in}\n}};\n\n"
