@@ -50,3 +50,14 @@ def test_github_anchor_rules():
     assert github_anchor("Run folders, errors and resuming") == "run-folders-errors-and-resuming"
     assert github_anchor("Results at the paper's scale (built-in `synthetic` data)") == \
         "results-at-the-papers-scale-built-in-synthetic-data"
+
+
+README_MAX_LINES = 250
+
+
+def test_readme_stays_a_front_door():
+    """Detail belongs in docs/: the README holds the two commands, one example, the CLI table,
+    one results table per benchmark and the links."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines; move detail into docs/ (at most {README_MAX_LINES})")
