@@ -81,6 +81,7 @@ class StreamingModel:
     warmup_frames: int  # leading output frames that precede the stream's first frame
     tail_frames: int  # last output frames of a clip that differ from the whole-clip model
     pad_frame: np.ndarray  # raw log-mel frame the model sees as zero (the feature mean)
+    cell_clip: float | None = None  # bound of every LSTM cell state (None: not bounded)
 
     @property
     def output_frames(self) -> int:
@@ -92,6 +93,11 @@ class StreamingModel:
 
     def zero_states(self) -> list[np.ndarray]:
         return [np.zeros(s.shape, np.float32) for s in self.states]
+
+
+#: The LSTM cell-state bound of the int8 streaming export: ``tanh(8) = 1 - 2.3e-7``, far inside
+#: one int8 step of ``h`` (1/128), so a clipped unit's output does not change.
+DEFAULT_CELL_CLIP = 8.0
 
 
 def valid_block_frames(model: keras.Model) -> int:
@@ -228,7 +234,7 @@ def _pool(b: _Builder, layer, x):
     return layer(b.time_window(x, layer.name, kt, st, 0, clean=False))
 
 
-def _lstm(b: _Builder, layer, x):
+def _lstm(b: _Builder, layer, x, cell_clip: float | None = None):
     config = layer.get_config()
     if (not config["return_sequences"] or config["go_backwards"] or config["stateful"]
             or config["activation"] != "tanh" or config["recurrent_activation"] != "sigmoid"
@@ -251,6 +257,8 @@ def _lstm(b: _Builder, layer, x):
         gate_i, gate_f = sigmoid(z[:, :units]), sigmoid(z[:, units:2 * units])
         cand, gate_o = tanh(z[:, 2 * units:3 * units]), sigmoid(z[:, 3 * units:])
         c = gate_f * c + gate_i * cand
+        if cell_clip is not None:
+            c = tf.clip_by_value(c, -cell_clip, cell_clip)
         h = gate_o * tanh(c)
         outputs.append(h)
     recur.set_weights([recurrent])
@@ -269,12 +277,22 @@ def _check_chain(model: keras.Model) -> None:
         previous = entry["name"]
 
 
-def build_streaming(model: keras.Model, block_frames: int) -> StreamingModel:
+def build_streaming(model: keras.Model, block_frames: int,
+                    cell_clip: float | None = None) -> StreamingModel:
     """Streaming copy of a whole-clip model for blocks of ``block_frames`` input frames.
 
     ``block_frames`` must be a positive multiple of :func:`valid_block_frames` (2 for the
     CNN-LSTM and DS-CNN students); anything else raises :class:`ConfigError`.
+
+    ``cell_clip`` bounds every LSTM cell state to ``[-cell_clip, cell_clip]`` after each step
+    (as TFLite's LSTM ``cell_clip`` option does). Without it the rebuild is exact; with it, a
+    unit whose state the whole-clip model lets grow without bound (a forget gate near 1) keeps
+    its output, since ``tanh`` has saturated long before :data:`DEFAULT_CELL_CLIP`, while the
+    state stays in a range a per-tensor int8 scale can resolve for the other units. Only a unit
+    that would swing back from beyond the bound differs: it recovers sooner.
     """
+    if cell_clip is not None and not cell_clip > 0:
+        raise ConfigError(f"cell_clip={cell_clip}: expected a positive bound or None")
     check_block_frames(model, block_frames)
     _check_chain(model)
     b = _Builder(int(block_frames), int(model.input.shape[-1]))
@@ -297,7 +315,7 @@ def build_streaming(model: keras.Model, block_frames: int) -> StreamingModel:
         elif isinstance(layer, (layers.MaxPooling2D, layers.AveragePooling2D)):
             x = _pool(b, layer, x)
         elif isinstance(layer, layers.LSTM):
-            x = _lstm(b, layer, x)
+            x = _lstm(b, layer, x, cell_clip)
         elif isinstance(layer, layers.GlobalAveragePooling1D):
             pooled = True
         elif isinstance(layer, (layers.BatchNormalization, layers.ReLU, layers.Dense,
@@ -316,7 +334,7 @@ def build_streaming(model: keras.Model, block_frames: int) -> StreamingModel:
     stream = keras.Model([b.inputs, *b.state_inputs], [logits, *b.state_outputs],
                          name=f"{model.name}_stream{block_frames}")
     return StreamingModel(stream, int(block_frames), b.stride, tuple(b.states), b.delay,
-                          b.tail, pad_frame)
+                          b.tail, pad_frame, cell_clip)
 
 
 def frame_logits_model(model: keras.Model) -> keras.Model:
@@ -405,4 +423,5 @@ def describe(streaming: StreamingModel) -> dict:
         "states": [{"name": s.name, "shape": list(s.shape), "layer": s.layer,
                     "reset_after_blocks": s.reset_after_blocks} for s in streaming.states],
         "state_values": int(sum(int(np.prod(s.shape)) for s in streaming.states)),
+        "lstm_cell_clip": streaming.cell_clip,
     }

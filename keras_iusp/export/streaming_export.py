@@ -23,8 +23,10 @@ import tensorflow as tf
 from keras_iusp.errors import KerasIuspError
 from keras_iusp.export import firmware
 from keras_iusp.export.streaming import (
+    DEFAULT_CELL_CLIP,
     Invoke,
     StreamingModel,
+    build_streaming,
     describe,
     keras_invoke,
     run_stream,
@@ -262,16 +264,16 @@ def stream_model_data_files(model_bytes: bytes) -> dict[str, str]:
 
 def streaming_assets(float_model, block_frames: int, x_train: np.ndarray, x_val: np.ndarray,
                      y_val: np.ndarray, *, representative: int = 200, seed: int = 0,
-                     tflm_blocks: int = 24) -> tuple[dict[str, str], dict[str, bytes],
-                                                    dict[str, Any]]:
+                     tflm_blocks: int = 24, cell_clip: float | None = DEFAULT_CELL_CLIP,
+                     ) -> tuple[dict[str, str], dict[str, bytes], dict[str, Any]]:
     """Everything ``keras-iusp export --streaming`` writes: ``(text files, binary files,
     report)``. The report holds the state layout, validation micro-AUPRC of the float and int8
     streaming models (clip score = mean frame logit), int8-vs-float error, TFLM == LiteRT on a
-    stream of ``tflm_blocks`` blocks, and the measured arena."""
-    from keras_iusp.export.streaming import build_streaming
+    stream of ``tflm_blocks`` blocks, and the measured arena. The streaming model bounds its LSTM
+    cell states at ``cell_clip`` (:func:`keras_iusp.export.streaming.build_streaming`)."""
     from keras_iusp.metrics import micro_auprc
 
-    streaming = build_streaming(float_model, block_frames)
+    streaming = build_streaming(float_model, block_frames, cell_clip)
     int8_bytes = convert_streaming(streaming,
                                    representative_states(streaming, x_train, representative, seed))
     float_bytes = convert_streaming(streaming)
