@@ -1,5 +1,5 @@
 """Every export on an emulated Cortex-M4F: QEMU's ``mps2-an386`` running images built with
-``arm-none-eabi-g++`` and TFLite-Micro's CMSIS-NN kernels (``tests/cortex_m4_target.py``).
+``arm-none-eabi-g++`` and TFLite-Micro's CMSIS-NN kernels (``keras_iusp/export/cortex_m4.py``).
 
 For the committed reference assets and fresh exports of both student families at 0.5 and 1 s
 windows: the golden vectors bit-exact, the front-end golden check passing, and the streaming
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from cortex_m4_target import M4Builder, measure_budget, run_qemu, run_stream_runner
 from toolchain import CORTEX_M4, require
 
 from keras_iusp.evaluate import clip_probabilities
+from keras_iusp.export.cortex_m4 import M4Builder, measure_budget, run_qemu, run_stream_runner
 from keras_iusp.export.verify import io_details
 
 REFERENCE = Path(__file__).resolve().parents[1] / "firmware_assets" / "reference"
@@ -222,3 +222,26 @@ def test_detector_events_on_the_core_equal_the_host_runners(m4, export_folder, c
         other = _with_detector_settings(folder, tmp_path / name, changed)
         assert run_stream_runner(m4.image("stream_runner", other), stream,
                                  tmp_path)["events"] != events, name
+
+
+def test_export_writes_the_instruction_budget(m4, tiny_data, lstm_compressed, tmp_path,
+                                              capsys):
+    """``keras-iusp export`` (no --no-target-budget, toolchain installed) counts the export's
+    instructions on the emulated core and writes them into the report and model_settings.h."""
+    from keras_iusp.cli import main
+    from keras_iusp.export.target_budget import BEGIN
+
+    _, data, _ = tiny_data
+    fw = tmp_path / "fw"
+    assert main(["export", str(lstm_compressed), "--data", str(data), "--out", str(fw),
+                 "--window-seconds", "0.5", "--golden", "1"]) == 0
+    block = json.loads((fw / "export_report.json").read_text())["cortex_m4_budget"]
+    assert "not_measured" not in block, block
+    assert 1e5 < block["invoke_instructions"] < 1e8
+    assert block["mhz_needed_at_1_instruction_per_cycle"] == pytest.approx(
+        block["stream_instructions_per_second"] / 1e6)
+    assert block["arena_bytes_on_target"] >= block["arena_used_bytes"]
+    settings = (fw / "model_settings.h").read_text()
+    assert settings.count(BEGIN) == 1
+    assert f"{block['invoke_instructions']:,} instructions" in settings
+    assert "MHz at 1 instruction/cycle" in capsys.readouterr().out

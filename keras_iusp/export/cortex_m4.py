@@ -1,12 +1,14 @@
 """Build the project's C++ for a Cortex-M4F and run it on QEMU's ``mps2-an386`` machine.
 
-The one place that knows how an image for the emulated target is compiled, linked and run; the
-tests (``tests/test_cortex_m4.py``) and the benchmarks (``benchmarks/target_budget.py``,
-``benchmarks/firmware_size.py``) use it. Images are built with Debian's ``arm-none-eabi-g++``
-against TFLite-Micro's Cortex-M4 CMSIS-NN library in ``../shared/tflm-host`` and the project's
-bare-metal start-up in ``deploy/targets/mps2_an386`` (vector table at 0, FPU on before any float
-instruction, ``.data``/``.bss`` linked in RAM, ``--specs=rdimon.specs`` for ``printf`` and file
-reads over semihosting).
+The one place that knows how an image for the emulated target is compiled, linked and run;
+``keras-iusp export`` (its instruction budget, :mod:`keras_iusp.export.target_budget`), the tests
+(``tests/test_cortex_m4.py``) and the benchmarks (``benchmarks/target_budget.py``,
+``benchmarks/firmware_size.py``) use it. Needs the repository's ``deploy/`` sources beside the
+package and ``../shared/tflm-host`` (as :mod:`keras_iusp.export.host_build`). Images are built
+with Debian's ``arm-none-eabi-g++`` against TFLite-Micro's Cortex-M4 CMSIS-NN library in
+``../shared/tflm-host`` and the project's bare-metal start-up in ``deploy/targets/mps2_an386``
+(vector table at 0, FPU on before any float instruction, ``.data``/``.bss`` linked in RAM,
+``--specs=rdimon.specs`` for ``printf`` and file reads over semihosting).
 
 Programs (:data:`PROGRAMS`): ``golden`` (``deploy/tflm_app/main.cc``: the golden vectors),
 ``frontend_check`` (``deploy/stream_runner/frontend_check.cc``), ``stream_runner``
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TFLM = ROOT.parent / "shared" / "tflm-host"
 #: TFLite-Micro built for a Cortex-M4 with FPU and CMSIS-NN kernels (see its README).
 M4_LIBRARY = TFLM / "lib" / "cortex-m4+fp-cmsis_nn" / "libtensorflow-microlite.a"
@@ -197,6 +199,15 @@ class M4Builder:
               *map(str, self.objects("device", assets)), str(M4_LIBRARY), "-lm", "-o",
               str(elf)])
         return elf
+
+
+def image_size(elf: str | Path) -> dict[str, int]:
+    """``arm-none-eabi-size`` of an image: text, data, bss, flash (text + data) and static RAM
+    (data + bss), in bytes."""
+    text, data, bss = (int(v) for v in _run(["arm-none-eabi-size", str(elf)])
+                       .splitlines()[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss, "flash": text + data,
+            "ram_static": data + bss}
 
 
 def object_stem(name: str) -> str:
