@@ -25,8 +25,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from cortex_m4_target import (  # noqa: E402  (the one place that builds for the Cortex-M4)
+sys.path.insert(0, str(ROOT))
+from keras_iusp.export.cortex_m4 import (  # noqa: E402  (the one place that builds for M4)
     BOARD_LINK_FLAGS,
     CXX_FLAGS,
     M4_LIBRARY,

@@ -57,9 +57,9 @@ def _pcm_stream(data: Path, cache, split: str, max_seconds: float):
 
 def measure(student: str, run: Path, data: Path, cache, blocks: list[int], work: Path,
             stream_seconds: float) -> dict:
-    import cortex_m4_target as m4
     import stream_block_target as sbt
 
+    import keras_iusp.export.cortex_m4 as m4
     from keras_iusp.cli import main
 
     builder = m4.M4Builder(work / "m4")

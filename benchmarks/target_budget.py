@@ -34,67 +34,18 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import firmware_size  # noqa: E402
-from cortex_m4_target import M4Builder, measure_budget, missing_tools  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from keras_iusp.export.cortex_m4 import M4Builder, missing_tools  # noqa: E402
+from keras_iusp.export.target_budget import (  # noqa: E402,F401  (BEGIN, END: tests read them)
+    BEGIN,
+    END,
+    budget_block,
+    settings_comment,
+    write_into_assets,
+)
 
 STUDENTS = ["cnn_lstm_xs", "cnn_lstm_s", "cnn_lstm_m", "cnn_lstm_l", "dscnn_xs", "dscnn_s",
             "dscnn_m", "dscnn_l"]
-BEGIN = "// --- Cortex-M4F instruction budget"
-END = "// --- end of instruction budget"
-
-
-def budget_block(assets: Path, builder: M4Builder) -> dict:
-    """The ``cortex_m4_budget`` entry of one export folder (instructions and whole image)."""
-    report = json.loads((assets / "export_report.json").read_text())
-    budget = measure_budget(builder, assets, timeout=900).to_dict()
-    size = firmware_size.measure(assets, builder)
-    per_second = budget["stream_instructions_per_second"]
-    return {
-        "machine": "QEMU mps2-an386 (Cortex-M4F), -icount shift=0, SysTick around each call",
-        "kernels": "TFLite-Micro with CMSIS-NN, arm-none-eabi-g++ -Os",
-        "note": "instruction counts, not cycle counts: no pipeline, wait states or memory timing",
-        **budget,
-        "invokes_per_second": report["runner"]["invokes_per_second"],
-        "mhz_needed_at_1_instruction_per_cycle": per_second / 1e6,
-        "firmware_flash_bytes": size["size"]["flash"],
-        "firmware_static_ram_bytes": size["size"]["ram_static"],
-    }
-
-
-def settings_comment(block: dict) -> str:
-    """The comment block written into ``model_settings.h`` (between BEGIN and END)."""
-    return (f"{BEGIN} (benchmarks/target_budget.py --assets, QEMU mps2-an386,\n"
-            "// -icount shift=0, CMSIS-NN kernels): instructions, not cycles (no pipeline or\n"
-            "// wait states modelled).\n"
-            f"//   Invoke():                 {block['invoke_instructions']:,} instructions\n"
-            f"//   front end, per hop:       {block['frontend_hop_instructions']:,} instructions\n"
-            f"//   per second of audio:      {block['stream_instructions_per_second']:,} "
-            f"instructions ({block['invokes_per_second']:.2f} invokes/s)\n"
-            f"//   MHz at 1 instruction/cycle: "
-            f"{block['mhz_needed_at_1_instruction_per_cycle']:.1f}\n"
-            f"//   whole image (device_main.cc, -Os, newlib-nano): flash "
-            f"{block['firmware_flash_bytes']:,} B, static RAM "
-            f"{block['firmware_static_ram_bytes']:,} B\n{END}\n")
-
-
-def write_into_assets(assets: Path, block: dict) -> None:
-    """Add the budget to an export folder's report and ``model_settings.h`` (idempotent; each
-    file is written under a temporary name and renamed)."""
-    from keras_iusp.atomic import atomic_write_text
-
-    report_path = assets / "export_report.json"
-    report = json.loads(report_path.read_text())
-    report["cortex_m4_budget"] = block
-    settings_path = assets / "model_settings.h"
-    settings = settings_path.read_text()
-    if BEGIN in settings:
-        settings = settings[:settings.index(BEGIN)] + settings[settings.index(END) + len(END) + 2:]
-    anchor = "}  // namespace keras_iusp"
-    settings = settings.replace(anchor, settings_comment(block) + "\n" + anchor, 1)
-    atomic_write_text(report_path, json.dumps(report, indent=1))
-    atomic_write_text(settings_path, settings)
 
 
 def fresh_export(name: str, window: float, cache, work: Path) -> Path:

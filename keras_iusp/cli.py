@@ -247,7 +247,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
                           golden_vectors=args.golden, targets_dir=args.targets, seed=args.seed,
                           streaming_block_frames=block,
                           operating_point=operating_point)
+    if not args.no_target_budget:
+        from keras_iusp.export.target_budget import write_target_budget
+
+        budget = write_target_budget(args.out)
+        report["cortex_m4_budget"] = budget
     print(format_report(report))
+    if "cortex_m4_budget" in report:
+        b = report["cortex_m4_budget"]
+        print("Cortex-M4F budget (emulated, instructions not cycles): not measured, "
+              + b["not_measured"] if "not_measured" in b else
+              f"Cortex-M4F budget (emulated, instructions not cycles): "
+              f"{b['invoke_instructions']:,} per invoke, "
+              f"{b['mhz_needed_at_1_instruction_per_cycle']:.1f} MHz at 1 instruction/cycle")
     if "streaming" in report:
         s = report["streaming"]
         print(f"streaming model: blocks of {s['block_frames']} frames, arena "
@@ -578,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "on the validation stream (default 0.5)")
     point.add_argument("--false-alarms-per-hour", type=check.positive_float, default=None,
                        help="instead: at most this many false alarms per hour per class")
+    p.add_argument("--no-target-budget", action="store_true",
+                   help="skip counting the instructions on an emulated Cortex-M4F (done by "
+                        "default when arm-none-eabi-g++ and qemu-system-arm are installed)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("evaluate", help="metrics of a run directory or .tflite on a split")

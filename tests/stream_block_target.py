@@ -1,6 +1,6 @@
 """Build and run ``deploy/stream_runner/block_main.cc`` (the block streaming runner) on the host
 (g++ against ``../shared/tflm-host``) and on the emulated Cortex-M4F (CMSIS-NN kernels, QEMU
-``mps2-an386``, through :mod:`cortex_m4_target`), and the Python reference it must equal.
+``mps2-an386``, through :mod:`keras_iusp.export.cortex_m4`), and the Python reference it must equal.
 
 An export folder made with ``keras-iusp export --streaming`` holds everything the program needs:
 the window export's ``frontend.cc``/``model_settings.h`` and ``stream_settings.h`` /
@@ -14,8 +14,9 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-import cortex_m4_target as m4
 import numpy as np
+
+import keras_iusp.export.cortex_m4 as m4
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER_DIR = ROOT / "deploy" / "stream_runner"

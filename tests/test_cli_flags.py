@@ -83,7 +83,7 @@ def test_export_targets_and_evaluate_test_split(tiny_data, lstm_compressed, tmp_
     fw = tmp_path / "fw"
     assert main(["export", str(lstm_compressed), "--data", str(data), "--out", str(fw),
                  "--window-seconds", "0.5", "--golden", "1", "--targets", str(targets),
-                 "--seed", "3"]) == 0
+                 "--seed", "3", "--no-target-budget"]) == 0
     err = capfd.readouterr().err
     assert tensorflow_noise(err) == [] and "fully_quantize" not in err and "XNNPACK" not in err
     report = json.loads((fw / "export_report.json").read_text())

@@ -1,10 +1,12 @@
 """Every export on an emulated Cortex-M4F: QEMU's ``mps2-an386`` running images built with
-``arm-none-eabi-g++`` and TFLite-Micro's CMSIS-NN kernels (``tests/cortex_m4_target.py``).
+``arm-none-eabi-g++`` and TFLite-Micro's CMSIS-NN kernels (``keras_iusp/export/cortex_m4.py``).
 
 For the committed reference assets and fresh exports of both student families at 0.5 and 1 s
 windows: the golden vectors bit-exact, the front-end golden check passing, and the streaming
 runner fed 16-bit PCM files over semihosting giving the host runner's clip scores (and so
-``keras-iusp evaluate``'s within one int8 step). Fails, not skips, under ``CI=true`` when the
+``keras-iusp evaluate``'s within one int8 step); on a continuous stream, the generated detector's
+events on the core equal the host runner's and ``keras_iusp.detect``'s. Images get the arena
+measured on the core (``M4Builder.arena_bytes``). Fails, not skips, under ``CI=true`` when the
 toolchain or the emulator is missing (``tests/toolchain.py``).
 """
 
@@ -12,15 +14,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from cortex_m4_target import M4Builder, measure_budget, run_qemu, run_stream_runner
 from toolchain import CORTEX_M4, require
 
 from keras_iusp.evaluate import clip_probabilities
+from keras_iusp.export.cortex_m4 import M4Builder, measure_budget, run_qemu, run_stream_runner
 from keras_iusp.export.verify import io_details
 
 REFERENCE = Path(__file__).resolve().parents[1] / "firmware_assets" / "reference"
@@ -164,3 +167,81 @@ def test_instruction_counter_is_calibrated_and_counts_a_model(m4, export_folder)
     per_second = (100 * budget.frontend_hop_instructions
                   + report["runner"]["invokes_per_second"] * budget.invoke_instructions)
     assert budget.stream_instructions_per_second == pytest.approx(per_second, rel=0.05)
+
+
+def _with_detector_settings(folder: Path, out: Path, settings) -> Path:
+    """A copy of the export ``folder`` whose ``model_settings.h`` carries ``settings``."""
+    import shutil
+
+    from keras_iusp.export.detector_files import detector_settings_block
+
+    shutil.copytree(folder, out)
+    header = (out / "model_settings.h").read_text()
+    start = header.index("// Always-on event detector")
+    end = header.index("\n", header.index("kDetectorHoldOffWindows")) + 1
+    (out / "model_settings.h").write_text(
+        header[:start] + detector_settings_block(settings, "changed by a test") + header[end:])
+    return out
+
+
+def test_detector_events_on_the_core_equal_the_host_runners(m4, export_folder, clips_pcm,
+                                                             tmp_path):
+    """The clips of a fresh export's data end to end as one stream: the emulated core's runner
+    (CMSIS-NN kernels, arm-none-eabi-g++) prints the events of the generated detector, and they
+    are the host runner's events and keras_iusp.detect's decisions on the same window outputs.
+    A device build whose detector settings differ (a hold-off, a threshold) gives other events."""
+    require("g++", "tflm-host")
+    import dataclasses
+
+    from keras_iusp.detect import DetectorSettings, detect_events
+    from keras_iusp.export.host_build import build_stream_runner
+    from keras_iusp.export.host_build import run_stream_runner as run_on_host
+
+    folder = export_folder("cnn_lstm_xs@0.5s")
+    report = json.loads((folder / "export_report.json").read_text())
+    settings = DetectorSettings.from_dict(report["detector"]["settings"])
+    pcm, _ = clips_pcm
+    stream = pcm.reshape(1, -1)
+    host = run_on_host(build_stream_runner(folder, tmp_path / "host_runner"), stream, tmp_path)
+    events = host["events"]
+    assert events, "the calibrated detector fires nowhere on the stream: nothing to compare"
+    device = run_stream_runner(m4.image("stream_runner", folder), stream, tmp_path)
+    np.testing.assert_array_equal(device["window_logits"], host["window_logits"])
+    python = [(0, e.class_index, e.onset_window, e.offset_window)
+              for e in detect_events(device["window_logits"], settings)]
+    assert device["events"] == events == python
+    # the comparison sees a device build whose detector differs from the host's: a class with
+    # two events loses the second to a longer hold-off, and all of them to a raised threshold
+    first, count = Counter(e[1] for e in events).most_common(1)[0]
+    assert count >= 2, events
+    held = dataclasses.replace(settings, hold_off_windows=tuple(
+        h + 1000 if c == first else h for c, h in enumerate(settings.hold_off_windows)))
+    raised = dataclasses.replace(settings, on_threshold=tuple(
+        128 if c == first else t for c, t in enumerate(settings.on_threshold)))
+    for name, changed in (("hold_off", held), ("threshold", raised)):
+        other = _with_detector_settings(folder, tmp_path / name, changed)
+        assert run_stream_runner(m4.image("stream_runner", other), stream,
+                                 tmp_path)["events"] != events, name
+
+
+def test_export_writes_the_instruction_budget(m4, tiny_data, lstm_compressed, tmp_path,
+                                              capsys):
+    """``keras-iusp export`` (no --no-target-budget, toolchain installed) counts the export's
+    instructions on the emulated core and writes them into the report and model_settings.h."""
+    from keras_iusp.cli import main
+    from keras_iusp.export.target_budget import BEGIN
+
+    _, data, _ = tiny_data
+    fw = tmp_path / "fw"
+    assert main(["export", str(lstm_compressed), "--data", str(data), "--out", str(fw),
+                 "--window-seconds", "0.5", "--golden", "1"]) == 0
+    block = json.loads((fw / "export_report.json").read_text())["cortex_m4_budget"]
+    assert "not_measured" not in block, block
+    assert 1e5 < block["invoke_instructions"] < 1e8
+    assert block["mhz_needed_at_1_instruction_per_cycle"] == pytest.approx(
+        block["stream_instructions_per_second"] / 1e6)
+    assert block["arena_bytes_on_target"] >= block["arena_used_bytes"]
+    settings = (fw / "model_settings.h").read_text()
+    assert settings.count(BEGIN) == 1
+    assert f"{block['invoke_instructions']:,} instructions" in settings
+    assert "MHz at 1 instruction/cycle" in capsys.readouterr().out

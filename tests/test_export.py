@@ -14,13 +14,13 @@ import pytest
 from toolchain import require
 
 from keras_iusp.compress import CompressConfig, compress, load_compressed, overall_sparsity
+from keras_iusp.console import silenced_stderr
 from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
 from keras_iusp.errors import ConfigError
 from keras_iusp.export import export_model
 from keras_iusp.export.firmware import model_ops
 from keras_iusp.export.targets import load_profile, load_profiles
 from keras_iusp.export.verify import (
-    _quiet_stderr,
     _tflm_runs,
     io_details,
     run_litert,
@@ -79,7 +79,7 @@ def test_arena_is_the_measured_minimum(exported):
     model = (root / "fw" / "model.tflite").read_bytes()
     inp, _ = io_details(model)
     sample = np.zeros(inp.shape[1:], np.int8)
-    with _quiet_stderr():
+    with silenced_stderr():
         assert _tflm_runs(model, report["arena_bytes"], sample)
         assert not _tflm_runs(model, report["arena_bytes"] - 16, sample)
     settings = (root / "fw" / "model_settings.h").read_text()

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cortex_m4_target as m4
 import numpy as np
 import pytest
 import soundfile
 import stream_block_target as blocks
 from toolchain import CORTEX_M4, require
 
+import keras_iusp.export.cortex_m4 as m4
 from keras_iusp.cli import main
 from keras_iusp.data import read_sonyc
 from keras_iusp.export.host_build import FrontendLib

@@ -38,3 +38,17 @@ def test_budget_written_into_assets_is_idempotent(tmp_path):
     assert once.rstrip().endswith("#endif  // KERAS_IUSP_MODEL_SETTINGS_H_")
     report = json.loads((tmp_path / "export_report.json").read_text())
     assert report["cortex_m4_budget"]["invoke_instructions"] == 654321
+
+
+def test_budget_without_the_toolchain_is_a_note_not_an_error(tmp_path, monkeypatch):
+    """No Arm toolchain: the report says what is missing, model_settings.h gets no numbers."""
+    from keras_iusp.export import target_budget
+
+    for name in ("model_settings.h", "export_report.json"):
+        shutil.copy(REFERENCE / name, tmp_path / name)
+    monkeypatch.setattr(target_budget, "missing_tools", lambda: ["qemu-system-arm"])
+    block = target_budget.write_target_budget(tmp_path)
+    assert block["not_measured"] == "missing: qemu-system-arm" and "apt-get" in block["how"]
+    report = json.loads((tmp_path / "export_report.json").read_text())
+    assert report["cortex_m4_budget"] == block
+    assert target_budget.BEGIN not in (tmp_path / "model_settings.h").read_text()

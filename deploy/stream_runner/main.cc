@@ -19,6 +19,7 @@
 
 #include <chrono>
 
+#include "arena_size.h"
 #include "detector.h"
 #include "frontend.h"
 #include "model_data.h"
@@ -31,10 +32,8 @@
 
 namespace {
 
-// Kernels optimised for a target (CMSIS-NN, ...) may need a little more scratch than the host
-// build the export measured with, hence the headroom (as in deploy/tflm_app).
-constexpr int kArenaHeadroom = 1024;
-alignas(16) uint8_t g_arena[keras_iusp::kTensorArenaSize + kArenaHeadroom];
+// kTensorArenaSize + headroom, or the arena measured on the target (arena_size.h)
+alignas(16) uint8_t g_arena[keras_iusp::kArenaBytes];
 
 // Hop-long stretch of audio centred on window w of a clip (consecutive windows tile it), as
 // keras_iusp.detect.WindowTiming.tile: event onset = tile start of its onset window, offset =

@@ -20,9 +20,12 @@
 namespace {
 
 // The export measured kTensorArenaSize with the host build of TFLM; kernels optimised for a
-// target (CMSIS-NN, ...) may need a little more scratch memory, hence the headroom.
-constexpr int kArenaHeadroom = 1024;
-alignas(16) uint8_t g_tensor_arena[keras_iusp::kTensorArenaSize + kArenaHeadroom];
+// target (CMSIS-NN, ...) may need more scratch memory, hence the headroom, or the arena
+// measured on the target given as -DKERAS_IUSP_ARENA_BYTES=N (as the Cortex-M4 tests build it).
+#ifndef KERAS_IUSP_ARENA_BYTES
+#define KERAS_IUSP_ARENA_BYTES (keras_iusp::kTensorArenaSize + 1024)
+#endif
+alignas(16) uint8_t g_tensor_arena[KERAS_IUSP_ARENA_BYTES];
 
 float Sigmoid(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
 

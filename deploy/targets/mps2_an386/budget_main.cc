@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "arena_size.h"
 #include "instruction_counter.h"
 #include "model_data.h"
 #include "model_settings.h"
@@ -25,8 +26,8 @@
 
 namespace {
 
-constexpr int kArenaHeadroom = 1024;  // as deploy/stream_runner/main.cc
-alignas(16) uint8_t g_arena[keras_iusp::kTensorArenaSize + kArenaHeadroom];
+// kTensorArenaSize + headroom, or the arena measured on the target (arena_size.h)
+alignas(16) uint8_t g_arena[keras_iusp::kArenaBytes];
 
 // Window hops streamed after the frame ring is full (the steady state measured).
 constexpr int kMeasuredWindowHops = 4;

@@ -1,12 +1,14 @@
 """Build the project's C++ for a Cortex-M4F and run it on QEMU's ``mps2-an386`` machine.
 
-The one place that knows how an image for the emulated target is compiled, linked and run; the
-tests (``tests/test_cortex_m4.py``) and the benchmarks (``benchmarks/target_budget.py``,
-``benchmarks/firmware_size.py``) use it. Images are built with Debian's ``arm-none-eabi-g++``
-against TFLite-Micro's Cortex-M4 CMSIS-NN library in ``../shared/tflm-host`` and the project's
-bare-metal start-up in ``deploy/targets/mps2_an386`` (vector table at 0, FPU on before any float
-instruction, ``.data``/``.bss`` linked in RAM, ``--specs=rdimon.specs`` for ``printf`` and file
-reads over semihosting).
+The one place that knows how an image for the emulated target is compiled, linked and run;
+``keras-iusp export`` (its instruction budget, :mod:`keras_iusp.export.target_budget`), the tests
+(``tests/test_cortex_m4.py``) and the benchmarks (``benchmarks/target_budget.py``,
+``benchmarks/firmware_size.py``) use it. Needs the repository's ``deploy/`` sources beside the
+package and ``../shared/tflm-host`` (as :mod:`keras_iusp.export.host_build`). Images are built
+with Debian's ``arm-none-eabi-g++`` against TFLite-Micro's Cortex-M4 CMSIS-NN library in
+``../shared/tflm-host`` and the project's bare-metal start-up in ``deploy/targets/mps2_an386``
+(vector table at 0, FPU on before any float instruction, ``.data``/``.bss`` linked in RAM,
+``--specs=rdimon.specs`` for ``printf`` and file reads over semihosting).
 
 Programs (:data:`PROGRAMS`): ``golden`` (``deploy/tflm_app/main.cc``: the golden vectors),
 ``frontend_check`` (``deploy/stream_runner/frontend_check.cc``), ``stream_runner``
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TFLM = ROOT.parent / "shared" / "tflm-host"
 #: TFLite-Micro built for a Cortex-M4 with FPU and CMSIS-NN kernels (see its README).
 M4_LIBRARY = TFLM / "lib" / "cortex-m4+fp-cmsis_nn" / "libtensorflow-microlite.a"
@@ -73,10 +76,18 @@ PROGRAMS = {
     "stream_runner": Program((RUNNER_DIR / "main.cc", RUNNER_DIR / "stream_runner.cc"),
                              ("frontend.cc", "model_data.cc", "detector.cc")),
     "device": Program((RUNNER_DIR / "device_main.cc", RUNNER_DIR / "stream_runner.cc"),
-                      ("frontend.cc", "model_data.cc")),
+                      ("frontend.cc", "model_data.cc", "detector.cc")),
     "budget": Program((TARGET_DIR / "budget_main.cc", RUNNER_DIR / "stream_runner.cc"),
                       ("frontend.cc", "model_data.cc")),
 }
+
+
+#: Arena of the probe image that measures what an export's interpreter uses on the target.
+PROBE_ARENA_BYTES = 1 << 21
+#: Added to the arena measured on the target (the arena's tail alignment depends on its size).
+ARENA_MARGIN = 256
+#: What the host-measured arena gets when nothing is measured (``arena_size.h``).
+HOST_ARENA_HEADROOM = 1024
 
 
 class TargetError(RuntimeError):
@@ -105,11 +116,14 @@ class M4Builder:
     def __init__(self, build_dir: str | Path) -> None:
         self.build_dir = Path(build_dir)
         self.build_dir.mkdir(parents=True, exist_ok=True)
-        self._objects: dict[tuple[str, tuple[str, ...]], Path] = {}
+        self._objects: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Path] = {}
+        self._arenas: dict[Path, int] = {}
 
-    def object(self, source: Path, includes: tuple[Path, ...] = ()) -> Path:
-        """The object file of ``source`` compiled with ``includes`` on the include path."""
-        key = (str(source), tuple(str(i) for i in includes))
+    def object(self, source: Path, includes: tuple[Path, ...] = (),
+               defines: tuple[str, ...] = ()) -> Path:
+        """The object file of ``source`` compiled with ``includes`` on the include path and the
+        preprocessor ``defines`` (``NAME=VALUE``)."""
+        key = (str(source), tuple(str(i) for i in includes), defines)
         if key not in self._objects:
             tag = hashlib.sha1(repr(key).encode()).hexdigest()[:10]
             obj = self.build_dir / f"{source.stem}-{tag}.o"
@@ -117,18 +131,48 @@ class M4Builder:
             if source.suffix == ".c":
                 _run(["arm-none-eabi-gcc", *C_FLAGS, "-c", str(source), "-o", str(tmp)])
             else:
-                _run(["arm-none-eabi-g++", *CXX_FLAGS, *(f"-I{i}" for i in includes), "-c",
-                      str(source), "-o", str(tmp)])
+                _run(["arm-none-eabi-g++", *CXX_FLAGS, *(f"-D{d}" for d in defines),
+                      *(f"-I{i}" for i in includes), "-c", str(source), "-o", str(tmp)])
             os.replace(tmp, obj)
             self._objects[key] = obj
         return self._objects[key]
 
     def objects(self, program: str, assets: Path) -> list[Path]:
-        """Every object of ``program`` for the export folder ``assets`` (start-up excluded)."""
+        """Every object of ``program`` for the export folder ``assets`` (start-up excluded);
+        a program with an interpreter gets the arena :meth:`arena_bytes` measured."""
         spec = PROGRAMS[program]
         includes = (TFLM / "include", assets, RUNNER_DIR, TARGET_DIR)
-        return [self.object(s, includes) for s in spec.sources] + [
+        defines = (f"KERAS_IUSP_ARENA_BYTES={self.arena_bytes(assets)}",) if spec.tflm else ()
+        return [self.object(s, includes, defines) for s in spec.sources] + [
             self.object(assets / name, (assets,)) for name in spec.asset_sources]
+
+    def arena_bytes(self, assets: str | Path) -> int:
+        """The tensor arena the images of ``assets`` get on this target: what the interpreter
+        uses on the emulated core (the golden program built with a
+        :data:`PROBE_ARENA_BYTES` arena prints ``arena_used_bytes()``) plus
+        :data:`ARENA_MARGIN`, and never less than the host default (the export's
+        ``kTensorArenaSize`` + :data:`HOST_ARENA_HEADROOM`). Measured once per folder."""
+        assets = Path(assets).resolve()
+        if assets not in self._arenas:
+            includes = (TFLM / "include", assets, RUNNER_DIR, TARGET_DIR)
+            probe = [self.object(HARNESS_DIR / "main.cc", includes,
+                                 (f"KERAS_IUSP_ARENA_BYTES={PROBE_ARENA_BYTES}",)),
+                     *(self.object(assets / name, (assets,))
+                       for name in PROGRAMS["golden"].asset_sources)]
+            tag = hashlib.sha1(str(assets).encode()).hexdigest()[:10]
+            elf = self.build_dir / f"arena_probe-{tag}.elf"
+            _run(["arm-none-eabi-g++", *QEMU_LINK_FLAGS,
+                  str(self.object(TARGET_DIR / "startup.c")), *map(str, probe),
+                  str(M4_LIBRARY), "-lm", "-o", str(elf)])
+            _, out = run_qemu(elf, timeout=300)
+            used = re.search(r"^arena used: (\d+) of", out, re.M)
+            if used is None:
+                raise TargetError(f"{elf}: no arena line in its output:\n{out[-2000:]}")
+            host = int(re.search(r"kTensorArenaSize = (\d+)",
+                                 (assets / "model_settings.h").read_text()).group(1))
+            target = -(-(int(used.group(1)) + ARENA_MARGIN) // 16) * 16
+            self._arenas[assets] = max(host + HOST_ARENA_HEADROOM, target)
+        return self._arenas[assets]
 
     def image(self, program: str, assets: str | Path, name: str | None = None) -> Path:
         """Link ``program`` for ``assets`` into an ELF for QEMU's mps2-an386; returns its path."""
@@ -155,6 +199,15 @@ class M4Builder:
               *map(str, self.objects("device", assets)), str(M4_LIBRARY), "-lm", "-o",
               str(elf)])
         return elf
+
+
+def image_size(elf: str | Path) -> dict[str, int]:
+    """``arm-none-eabi-size`` of an image: text, data, bss, flash (text + data) and static RAM
+    (data + bss), in bytes."""
+    text, data, bss = (int(v) for v in _run(["arm-none-eabi-size", str(elf)])
+                       .splitlines()[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss, "flash": text + data,
+            "ram_static": data + bss}
 
 
 def object_stem(name: str) -> str:
