@@ -18,7 +18,7 @@ import keras_iusp.export.cortex_m4 as m4
 from keras_iusp.cli import main
 from keras_iusp.data import read_sonyc
 from keras_iusp.export.host_build import FrontendLib
-from keras_iusp.export.streaming import build_streaming
+from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming
 from keras_iusp.export.streaming_export import stream_io
 
 BLOCK = 4
@@ -46,7 +46,7 @@ def pcm(tiny_data) -> np.ndarray:
 def reference(export, pcm, lstm_student, tmp_path_factory):
     """``expect(clips, carry_state=True)``: the Python int8 frame logits of each clip."""
     frontend = FrontendLib(export, tmp_path_factory.mktemp("frontend"))
-    streaming = build_streaming(lstm_student.model, BLOCK)
+    streaming = build_streaming(lstm_student.model, BLOCK, DEFAULT_CELL_CLIP)  # as exported
     model = (export / "stream_model.tflite").read_bytes()
     arena = json.loads((export / "stream_report.json").read_text())["arena_bytes"]
 

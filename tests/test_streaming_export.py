@@ -14,7 +14,7 @@ import pytest
 
 from keras_iusp.cli import main
 from keras_iusp.export.firmware import model_ops
-from keras_iusp.export.streaming import build_streaming, keras_invoke, run_stream
+from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming, keras_invoke, run_stream
 from keras_iusp.export.streaming_export import (
     drift,
     stream_io,
@@ -67,7 +67,7 @@ def test_streaming_assets_beside_the_window_export(stream_export):
 def test_int8_stream_in_tflm_follows_float(stream_export, tiny_data, lstm_student):
     _, _, cache = tiny_data
     report = json.loads((stream_export / "stream_report.json").read_text())
-    streaming = build_streaming(lstm_student.model, BLOCK)
+    streaming = build_streaming(lstm_student.model, BLOCK, DEFAULT_CELL_CLIP)  # as exported
     x_val, _ = cache.split("validate")
     clip = np.asarray(x_val[0], np.float32)
     model = (stream_export / "stream_model.tflite").read_bytes()
@@ -84,7 +84,7 @@ def test_int8_state_drift_is_bounded(stream_export, tiny_data, lstm_student):
     """Over a stream many clips long, the int8-vs-float error of the last segment is no larger
     than that of the first (carried int8 state does not drift away)."""
     _, _, cache = tiny_data
-    streaming = build_streaming(lstm_student.model, BLOCK)
+    streaming = build_streaming(lstm_student.model, BLOCK, DEFAULT_CELL_CLIP)  # as exported
     stream = np.concatenate([np.asarray(c, np.float32) for c in cache.features] * 3)
     int8 = tflite_invoke(streaming, (stream_export / "stream_model.tflite").read_bytes())
     flt = tflite_invoke(streaming, (stream_export / "stream_model_float.tflite").read_bytes())
@@ -140,7 +140,7 @@ def test_cpp_runs_the_stream_as_the_header_says(stream_export, tiny_data, lstm_s
     _, _, cache = tiny_data
     report = json.loads((stream_export / "stream_report.json").read_text())
     model = (stream_export / "stream_model.tflite").read_bytes()
-    streaming = build_streaming(lstm_student.model, BLOCK)
+    streaming = build_streaming(lstm_student.model, BLOCK, DEFAULT_CELL_CLIP)  # as exported
     io = stream_io(model)
     block_q = io.input_quant[streaming.model.input_names[0]]
     x_val, _ = cache.split("validate")
