@@ -101,8 +101,7 @@ def quiet_tensorflow() -> None:
     """Import TensorFlow and let it find its devices now, with its Python warnings off.
 
     Called inside :func:`filtered_stderr`, so the start-up lines are dropped. oneDNN stays on
-    (TensorFlow's default): turning it off made a training epoch use 1.9x the CPU time here
-    (benchmarks/results/distill_epoch.json), so its notice is filtered rather than avoided.
+    (TensorFlow's fast CPU default), so its notice is filtered rather than avoided.
     C++ errors (level 2) and Python-side errors are still printed; TensorFlow's Python warnings
     (tf.function retracing notices) and the converter's "Statistics for quantized inputs"
     warning are not, since they are about TensorFlow's internals, not the user's data or

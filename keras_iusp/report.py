@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from keras_iusp.atomic import atomic_path, atomic_write_text
-from keras_iusp.methods import METHODS
-from keras_iusp.methods import label as method_label
+from keras_iusp.methods import (
+    METHODS,
+    label,  # how tables name a method (re-exported)
+)
 from keras_iusp.run_archive import has_weights
 
 #: The built-in methods in the report's default order (``keras_iusp.training.METHODS``, spelled
@@ -45,12 +47,6 @@ def base_methods(rows: list[dict]) -> dict[str, str]:
     """Method name -> training method, from the rows (rows written before variants existed have
     no ``base_method``: their method is their own base)."""
     return {r["method"]: r.get("base_method", r["method"]) for r in rows}
-
-
-def label(method: str) -> str:
-    """How a method is named in tables: the registry's label (KD, SP, IUSP, baseline), a
-    variant by its configured name."""
-    return method_label(method)
 
 
 def summarize(rows: list[dict], methods: list[str] | None = None) -> list[dict]:

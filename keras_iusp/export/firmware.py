@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_iusp.errors import KerasIuspError
-from keras_iusp.export.c_literals import c_bytes, c_float, c_floats, c_ints  # noqa: F401 (c_float: re-exported)
+from keras_iusp.export.c_literals import c_bytes, c_float, c_floats, c_ints
 from keras_iusp.features import FeatureConfig
 
 #: TFLite builtin operator name -> ``MicroMutableOpResolver`` registration method: every builtin
