@@ -113,6 +113,13 @@ class CompressConfig:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected an integer >= 0")
 
 
+def copy_model(model: keras.Model) -> keras.Model:
+    """A new model with ``model``'s architecture and a copy of its weights (no shared layers)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def resolve_layer_name(model: keras.Model, name: str) -> str:
     """The name of ``name`` after TFMOT wrapped it (``quant_x``, ``prune_low_magnitude_x``)."""
     names = {layer.name for layer in model.layers}
@@ -281,6 +288,10 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
              verbose="auto", overwrite: bool = False) -> Path:
     """Prune + QAT a distilled student and write a compressed run directory.
 
+    ``student_run.model`` is left as it was: the work is done on a copy (TFMOT's pruning and QAT
+    wrappers hold the layers they wrap, so training them in place would retrain the caller's
+    model).
+
     The directory holds ``model.keras`` (the pruned float model, which the float TFLite comes
     from), ``qat.weights.h5`` (the QAT model's weights and fake-quant ranges), ``model_info.json``
     and ``compress_report.json``.
@@ -309,7 +320,7 @@ def compress(student_run: TrainedModel, cache: FeatureCache, out: str | os.PathL
         shutil.rmtree(out)
     work = out / WORK_DIRNAME
     work.mkdir(parents=True, exist_ok=True)
-    model = student_run.model
+    model = copy_model(student_run.model)
     report: dict[str, Any] = {"config": asdict(config), "method": trained_method,
                               "fine_tune_method": distill_config.method}
     pruned_path = work / "pruned.keras"

@@ -148,6 +148,16 @@ def test_pruned_lstm_kernels_stay_at_target_sparsity(lstm_compressed, lstm_expor
     assert zeros >= LSTM_SPARSITY - 0.03
 
 
+def test_compress_leaves_the_callers_student_as_it_was(lstm_student, lstm_compressed):
+    """TFMOT's wrappers hold the layers they wrap: compressing must work on a copy, or the
+    caller's in-memory student would come back pruned and fine-tuned."""
+    from keras_iusp.training import load_run
+
+    on_disk = load_run(lstm_student.path).model
+    for kept, saved in zip(lstm_student.model.weights, on_disk.weights, strict=True):
+        np.testing.assert_array_equal(kept.numpy(), saved.numpy(), err_msg=kept.name)
+
+
 def test_compress_report_notes_every_weighted_layer(lstm_compressed):
     report = json.loads((lstm_compressed / "compress_report.json").read_text())
     notes = report["layers"]
