@@ -31,12 +31,13 @@ def _epoch_times(clips: int, methods: list[str], repeats: int) -> dict:
     import numpy as np
     import tf_keras as keras
 
-    from keras_iusp.data import build_feature_cache, read_dataset, synthesize
-    from keras_iusp.distiller import Distiller
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.data import read_dataset, synthesize
+    from keras_iusp.distill.distiller import Distiller
+    from keras_iusp.distill.teacher_targets import teacher_outputs
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
     from keras_iusp.models import build_model
-    from keras_iusp.teacher_cache import teacher_outputs
-    from keras_iusp.training import DistillConfig, distillation_losses, training_datasets
+    from keras_iusp.train.training import DistillConfig, distillation_losses, training_datasets
 
     work = Path(tempfile.mkdtemp(prefix="kiusp_epoch_"))
     synthesize(work / "data", clips=clips, seed=0, clip_seconds=10.0, sample_rate=16000,
@@ -79,7 +80,7 @@ def _epoch_times(clips: int, methods: list[str], repeats: int) -> dict:
 def _machine() -> dict:
     import tensorflow as tf
 
-    from keras_iusp.experiment import machine_description
+    from keras_iusp.experiments.grid import machine_description
 
     return {"cpu": machine_description(), "cpu_count": os.cpu_count(),
             "load_average": os.getloadavg(), "tensorflow": tf.__version__,

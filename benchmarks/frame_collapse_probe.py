@@ -78,10 +78,11 @@ def main() -> None:
 
     import numpy as np
 
-    from keras_iusp.atomic import atomic_write_text
-    from keras_iusp.data import build_feature_cache, read_dataset
-    from keras_iusp.report import layer_output_batches
-    from keras_iusp.training import DEFAULT_TEACHER_LAYER, load_run
+    from keras_iusp.data import read_dataset
+    from keras_iusp.experiments.report import layer_output_batches
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.train.training import DEFAULT_TEACHER_LAYER, load_run
+    from keras_iusp.utils.atomic import atomic_write_text
 
     # the features the runs were trained on: the teacher's (students take theirs from it)
     cache = build_feature_cache(read_dataset(args.data, "majority"),

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_iusp import losses  # noqa: E402
-from keras_iusp.atomic import atomic_write_text  # noqa: E402
+from keras_iusp.distill import losses  # noqa: E402
+from keras_iusp.utils.atomic import atomic_write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (teacher frames, student frames, teacher features, student features)

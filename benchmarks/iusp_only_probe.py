@@ -43,7 +43,7 @@ def _distances(t_out, s_out, forms) -> dict[str, float]:
     """Mean per-clip IUSP distance in each form (the exact low-rank path; no T x T maps)."""
     import numpy as np
 
-    from keras_iusp.losses import iusp_loss
+    from keras_iusp.distill.losses import iusp_loss
 
     out = {}
     for form in forms:
@@ -73,16 +73,17 @@ def main() -> None:
 
     import tf_keras as keras
 
-    from keras_iusp.atomic import atomic_write_text
-    from keras_iusp.data import build_feature_cache, read_dataset
-    from keras_iusp.data.pipeline import make_dataset
-    from keras_iusp.distillation import IUSPDistillation
-    from keras_iusp.distiller import Distiller
-    from keras_iusp.features import FeatureConfig
-    from keras_iusp.losses import IUSP_FORMS
+    from keras_iusp.data import read_dataset
+    from keras_iusp.distill.distillation import IUSPDistillation
+    from keras_iusp.distill.distiller import Distiller
+    from keras_iusp.distill.losses import IUSP_FORMS
+    from keras_iusp.distill.teacher_targets import teacher_outputs
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
+    from keras_iusp.features.pipeline import make_dataset
     from keras_iusp.models import MODEL_SPECS, build_model
-    from keras_iusp.teacher_cache import teacher_outputs
-    from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
+    from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
+    from keras_iusp.utils.atomic import atomic_write_text
 
     cache = build_feature_cache(read_dataset(args.data, "majority"),
                                 FeatureConfig(clip_seconds=args.clip_seconds))

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keras_iusp.atomic import atomic_write_text  # noqa: E402
+from keras_iusp.utils.atomic import atomic_write_text  # noqa: E402
 
 CONFIG = """name = "jobs_throughput"
 [data]

@@ -22,7 +22,7 @@ the teacher is nearer the truth than they are.
 
 With ``--fold-teachers DIR`` (``keras-iusp train-fold-teachers --out DIR``) the probe adds
 ``train_cross_fitted``: the same statistics for the training clips as KD sees them when each
-is scored by the fold teacher that did not train on it (:mod:`keras_iusp.cross_fit`).
+is scored by the fold teacher that did not train on it (:mod:`keras_iusp.experiments.cross_fit`).
 
 Results go to ``benchmarks/results/kd_target_probe.json`` (``--out`` for another file).
 
@@ -85,9 +85,10 @@ def main() -> None:
                                              / "kd_target_probe.json"))
     args = parser.parse_args()
 
-    from keras_iusp.atomic import atomic_write_text
-    from keras_iusp.data import build_feature_cache, read_dataset
-    from keras_iusp.training import load_run
+    from keras_iusp.data import read_dataset
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.train.training import load_run
+    from keras_iusp.utils.atomic import atomic_write_text
 
     teacher = load_run(args.teacher)
     cache = build_feature_cache(read_dataset(args.data, "majority"), teacher.feature_config)
@@ -104,8 +105,8 @@ def main() -> None:
         logits_of[split] = teacher.model.predict(np.asarray(features, np.float32),
                                                  batch_size=16, verbose=0)
     if args.fold_teachers:
-        from keras_iusp.cross_fit import held_out_folds, load_fold_teachers
-        from keras_iusp.teacher_cache import check_folds
+        from keras_iusp.distill.teacher_targets import check_folds
+        from keras_iusp.experiments.cross_fit import held_out_folds, load_fold_teachers
 
         folds = load_fold_teachers(args.fold_teachers)
         fold_vals = [recorded_val_auprc(run) for run in folds]

@@ -49,11 +49,12 @@ def main() -> None:
     import tensorflow as tf
 
     from keras_iusp.compress import CompressConfig, compress
-    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
+    from keras_iusp.data import read_sonyc, synthesize
     from keras_iusp.export import export_model
     from keras_iusp.export.targets import format_target_table
-    from keras_iusp.features import FeatureConfig
-    from keras_iusp.training import DistillConfig, distill, load_run, train_teacher
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
+    from keras_iusp.train.training import DistillConfig, distill, load_run, train_teacher
 
     work = Path(args.work)
     data = work / "data"

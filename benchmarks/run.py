@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-# Same TensorFlow set-up as the CLI (keras_iusp.cli): TensorFlow's own oneDNN default (on for
+# Same TensorFlow set-up as the CLI (keras_iusp.cli.main): TensorFlow's own oneDNN default (on for
 # x86 Linux) unless the caller sets TF_ENABLE_ONEDNN_OPTS.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -72,7 +72,7 @@ def machine_info() -> dict:
     import tensorflow as tf
     import tf_keras
 
-    from keras_iusp import losses
+    from keras_iusp.distill import losses
 
     cpu = platform.processor() or ""
     try:
@@ -143,7 +143,7 @@ def relu_features(rng, batch, frames, width):
 def bench_loss(cfg: dict) -> dict:
     import tensorflow as tf
 
-    from keras_iusp import losses
+    from keras_iusp.distill import losses
 
     def compiled(implementation):
         @tf.function
@@ -219,10 +219,10 @@ def bench_loss(cfg: dict) -> dict:
 def _distiller(method: str, implementation: str | None, teacher, frames: int, n_mels: int):
     import tf_keras as keras
 
-    from keras_iusp.distillation import IUSPDistillation
-    from keras_iusp.distiller import Distiller
+    from keras_iusp.distill.distillation import IUSPDistillation
+    from keras_iusp.distill.distiller import Distiller
     from keras_iusp.models import MODEL_SPECS, build_model
-    from keras_iusp.training import DistillConfig, distillation_losses
+    from keras_iusp.train.training import DistillConfig, distillation_losses
 
     config = DistillConfig(method=method)
     student = build_model("cnn_lstm_xs", (frames, n_mels))
@@ -249,9 +249,9 @@ def bench_step(cfg: dict) -> dict:
     import tensorflow as tf
     import tf_keras as keras
 
-    from keras_iusp import losses
+    from keras_iusp.distill import losses
     from keras_iusp.models import build_model
-    from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
 
     b, n_mels = cfg["batch"], cfg["n_mels"]
     rows = []
@@ -305,11 +305,12 @@ def bench_step(cfg: dict) -> dict:
     return {"description": "One distillation train step (Distiller.train_on_batch on fixed "
                            "tensors: forward of student and frozen teacher, losses, backward, "
                            "Adam update) of cnn_lstm_xs with teacher_cnn, losses and weights "
-                           "as keras_iusp.training.distillation_losses builds them (IUSP/SP on "
-                           "the default layers). Median wall seconds over interleaved rounds "
+                           "as keras_iusp.train.training.distillation_losses builds them "
+                           "(IUSP/SP on the default layers). Median wall seconds over interleaved "
+                           "rounds "
                            "after warm-up; ratio_to_kd against the KD step of the same run; "
                            "cpu_s is process CPU time (robust to other load). with_pipeline: "
-                           "Distiller.fit over keras_iusp.data.make_dataset of an in-memory "
+                           "Distiller.fit over keras_iusp.features.make_dataset of an in-memory "
                            "array (shuffled), median time between consecutive batch starts.",
             "config": cfg, "results": rows}
 
@@ -318,7 +319,7 @@ def _pipeline_steps(distillers: dict, x, y, cfg: dict) -> dict:
     """Per-step time of ``fit`` fed by ``make_dataset`` (gather + batching + prefetch)."""
     import tf_keras as keras
 
-    from keras_iusp.data import make_dataset
+    from keras_iusp.features import make_dataset
 
     class BatchTimer(keras.callbacks.Callback):
         """Wall time at the start of every batch and at the end of training."""
@@ -387,7 +388,7 @@ def _float32_kept(teacher, student, x) -> dict:
     (``LOWRANK_FLOAT32_RTOL = 0``); if not, the timed steps also paid the float64 recompute."""
     import tf_keras as keras
 
-    from keras_iusp import losses
+    from keras_iusp.distill import losses
 
     t = keras.Model(teacher.input, teacher.get_layer("embedding").output)(x)
     s = keras.Model(student.input, student.get_layer("lstm").output)(x)
@@ -409,11 +410,11 @@ def bench_fullrate(cfg: dict) -> dict:
     import tensorflow as tf
     import tf_keras as keras
 
-    from keras_iusp import losses
-    from keras_iusp.distillation import IUSPDistillation
-    from keras_iusp.distiller import Distiller
+    from keras_iusp.distill import losses
+    from keras_iusp.distill.distillation import IUSPDistillation
+    from keras_iusp.distill.distiller import Distiller
     from keras_iusp.models.zoo import build_cnn_lstm
-    from keras_iusp.training import DistillConfig, distillation_losses
+    from keras_iusp.train.training import DistillConfig, distillation_losses
 
     b, frames, n_mels = cfg["batch"], cfg["frames"], cfg["n_mels"]
     keras.utils.set_random_seed(0)
@@ -480,13 +481,14 @@ def bench_fullrate(cfg: dict) -> dict:
                            "(16, 32 channels) pooled only in frequency, IUSP on its embedding "
                            "[1000, 128]; student = CNN-LSTM (conv 8/16, LSTM 32) whose lstm "
                            "output is [500, 32]; losses and weights from "
-                           "keras_iusp.training.distillation_losses (DistillConfig defaults), "
-                           "per IUSP form and implementation. Median wall seconds over "
+                           "keras_iusp.train.training.distillation_losses "
+                           "(DistillConfig defaults), per IUSP form and implementation. Median "
+                           "wall seconds over "
                            "interleaved rounds after warm-up; ratio_to_kd (medians), "
                            "min_ratio_to_kd (fastest runs), cpu_ratio_to_kd (process CPU). "
                            "lowrank_float32_kept: whether the low-rank loss kept its float32 "
                            "evaluation on the benchmark batch (else it was recomputed in "
-                           "float64, see keras_iusp.losses._lowrank_squared).",
+                           "float64, see keras_iusp.distill.losses._lowrank_squared).",
             "config": cfg, "results": row}
 
 
@@ -515,7 +517,7 @@ def memory_worker(spec: dict) -> dict:
     """Run in a fresh process: peak RSS growth while running ``spec`` (after a warm-up)."""
     import tensorflow as tf
 
-    from keras_iusp import losses
+    from keras_iusp.distill import losses
 
     if spec["kind"] == "loss":
         rng = np.random.default_rng(0)
@@ -619,7 +621,8 @@ def bench_memory(cfg: dict) -> dict:
 
 
 def bench_features(cfg: dict) -> dict:
-    from keras_iusp.data import build_feature_cache, read_dataset, synthesize
+    from keras_iusp.data import read_dataset, synthesize
+    from keras_iusp.features import build_feature_cache
 
     with tempfile.TemporaryDirectory(prefix="keras-iusp-bench-") as tmp:
         start = time.perf_counter()

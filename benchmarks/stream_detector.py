@@ -40,11 +40,12 @@ def main() -> None:
                                              "stream_detector.json"))
     args = parser.parse_args()
 
-    from keras_iusp.atomic import atomic_write_text
-    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
+    from keras_iusp.data import read_sonyc, synthesize
     from keras_iusp.export.pipeline import add_detector
-    from keras_iusp.features import FeatureConfig
-    from keras_iusp.stream_eval import evaluate_stream, format_stream_evaluation
+    from keras_iusp.export.stream_eval import evaluate_stream, format_stream_evaluation
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
+    from keras_iusp.utils.atomic import atomic_write_text
 
     data = Path(args.work) / "data"
     if not (data / "synth_config.json").is_file():

@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the JSON here")
     args = parser.parse_args(argv)
 
-    from keras_iusp.atomic import atomic_write_text
-    from keras_iusp.data.cache import load_feature_cache
     from keras_iusp.export.streaming_export import streaming_assets
-    from keras_iusp.training import load_run
+    from keras_iusp.features.cache import load_feature_cache
+    from keras_iusp.train.training import load_run
+    from keras_iusp.utils.atomic import atomic_write_text
 
     run = load_run(args.run)
     cache = load_feature_cache(run.info["data_cache"])

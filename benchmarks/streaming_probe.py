@@ -61,7 +61,7 @@ def main() -> None:
 
     import numpy as np
 
-    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
+    from keras_iusp.data import read_sonyc, synthesize
     from keras_iusp.export.convert import random_windows, rebuild_for_window, to_tflite
     from keras_iusp.export.streaming import build_streaming, describe
     from keras_iusp.export.streaming_export import (
@@ -73,9 +73,10 @@ def main() -> None:
         tflite_invoke,
     )
     from keras_iusp.export.verify import measure_arena, windowed_clip_scores
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
     from keras_iusp.metrics import micro_auprc
-    from keras_iusp.training import DistillConfig, distill, load_run
+    from keras_iusp.train.training import DistillConfig, distill, load_run
 
     work = Path(args.work)
     data = work / "data"

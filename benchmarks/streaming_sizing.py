@@ -60,7 +60,7 @@ def measure(student: str, run: Path, data: Path, cache, blocks: list[int], work:
     import stream_block_target as sbt
 
     import keras_iusp.export.cortex_m4 as m4
-    from keras_iusp.cli import main
+    from keras_iusp.cli.main import main
 
     builder = m4.M4Builder(work / "m4")
     rows = []
@@ -129,10 +129,11 @@ def main_(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-seconds", type=float, default=6.0)
     args = parser.parse_args(argv)
 
-    from keras_iusp.atomic import atomic_write_text
-    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
-    from keras_iusp.features import FeatureConfig
-    from keras_iusp.training import DistillConfig, distill
+    from keras_iusp.data import read_sonyc, synthesize
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
+    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.utils.atomic import atomic_write_text
 
     args.work.mkdir(parents=True, exist_ok=True)
     runs = dict(item.split("=", 1) for item in args.run)

@@ -44,7 +44,7 @@ def measure(seed: int, cache, teacher, work: Path, block: int = 4) -> dict:
         stream_io,
         tflite_invoke,
     )
-    from keras_iusp.training import DistillConfig, distill
+    from keras_iusp.train.training import DistillConfig, distill
 
     x_train, _ = cache.split("train")
     x_val, _ = cache.split("validate")
@@ -77,9 +77,10 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/streaming_state_calibration"))
     parser.add_argument("seeds", type=int, nargs="+")
     args = parser.parse_args()
-    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
-    from keras_iusp.features import FeatureConfig
-    from keras_iusp.training import train_teacher
+    from keras_iusp.data import read_sonyc, synthesize
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
+    from keras_iusp.train.training import train_teacher
 
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / "data"

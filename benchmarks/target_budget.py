@@ -51,7 +51,7 @@ STUDENTS = ["cnn_lstm_xs", "cnn_lstm_s", "cnn_lstm_m", "cnn_lstm_l", "dscnn_xs",
 def fresh_export(name: str, window: float, cache, work: Path) -> Path:
     """A one-epoch baseline run of ``name`` exported at ``window`` seconds (reused if present)."""
     from keras_iusp.export import export_model
-    from keras_iusp.training import DistillConfig, distill
+    from keras_iusp.train.training import DistillConfig, distill
 
     run = work / name
     if not (run / "metrics.json").is_file():
@@ -135,8 +135,9 @@ def main() -> None:
         print(json.dumps(block, indent=1))
         return
 
-    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.data import read_sonyc, synthesize
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
 
     clip_seconds = args.clip_seconds
     if clip_seconds < max(args.window_seconds):
@@ -186,7 +187,7 @@ def main() -> None:
                                                     r["window_request_seconds"])),
             }
             out.parent.mkdir(parents=True, exist_ok=True)
-            from keras_iusp.atomic import atomic_write_text
+            from keras_iusp.utils.atomic import atomic_write_text
 
             atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(table(result["rows"]))

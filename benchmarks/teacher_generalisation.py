@@ -2,7 +2,7 @@
 
 Diagnosis for the real-recordings benchmark (docs/real_audio.md), read from the caches a grid run
 leaves beside the data (the feature cache and the teacher-output cache of
-``keras_iusp.teacher_cache``), so it needs no TensorFlow and trains nothing:
+``keras_iusp.distill.teacher_targets``), so it needs no TensorFlow and trains nothing:
 
 - ``train``: the teacher's clip scores on its own training clips, against the crowd labels it
   was trained on and against the builder's ground truth;
@@ -34,7 +34,7 @@ from sklearn.metrics import average_precision_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from keras_iusp.atomic import atomic_write_text  # noqa: E402 (after the path set-up)
+from keras_iusp.utils.atomic import atomic_write_text  # noqa: E402 (after the path set-up)
 
 SPLITS = ("train", "validate")
 
@@ -89,7 +89,7 @@ def _students(runs: list[Path], features: Path, pool_features: Path, views: dict
     """Micro-AUPRC of each student run on ``views`` (split -> rows; train also against the
     ground truth) and on the pool against the ground truth."""
     # TensorFlow only when students are scored: the teacher's part reads cached logits
-    from keras_iusp.training import load_run
+    from keras_iusp.train.training import load_run
 
     clips = np.load(features / "features.npy", mmap_mode="r")
     pool = np.load(pool_features / "features.npy", mmap_mode="r")

@@ -80,10 +80,11 @@ def main() -> None:
     import numpy as np
     import tf_keras as keras
 
-    from keras_iusp.atomic import atomic_write_text
-    from keras_iusp.data import build_feature_cache, read_dataset
-    from keras_iusp.features import FeatureConfig
-    from keras_iusp.training import load_run
+    from keras_iusp.data import read_dataset
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
+    from keras_iusp.train.training import load_run
+    from keras_iusp.utils.atomic import atomic_write_text
 
     cache = build_feature_cache(read_dataset(args.data, "majority"),
                                 FeatureConfig(clip_seconds=args.clip_seconds))

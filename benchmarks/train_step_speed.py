@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from keras_iusp.atomic import atomic_write_text  # noqa: E402 (after the path set-up)
+from keras_iusp.utils.atomic import atomic_write_text  # noqa: E402 (after the path set-up)
 
 TRAIN_CLIPS = 480
 
@@ -61,8 +61,8 @@ def _with_unroll(model):
 def _distiller(teacher, student, jit: bool):
     import tf_keras as keras
 
-    from keras_iusp.distiller import Distiller
-    from keras_iusp.training import DistillConfig, distillation_losses
+    from keras_iusp.distill.distiller import Distiller
+    from keras_iusp.train.training import DistillConfig, distillation_losses
 
     items, weights, w_s = distillation_losses(DistillConfig(method="iusp"), "cnn_lstm")
     d = Distiller(teacher, student, items, weights, w_s)
@@ -75,8 +75,8 @@ def run(students: list[str], rounds: int, steps: int, check_steps: int, rtol: fl
     import numpy as np
     import tf_keras as keras
 
-    from keras_iusp.distiller import feature_extractor
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.distill.distiller import feature_extractor
+    from keras_iusp.features.logmel import FeatureConfig
     from keras_iusp.models import build_model, model_summary
 
     frames, mels = FeatureConfig(clip_seconds=clip_seconds).num_frames(), 64

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from keras_iusp.atomic import atomic_write_text  # noqa: E402 (after the path set-up)
+from keras_iusp.utils.atomic import atomic_write_text  # noqa: E402 (after the path set-up)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from run import machine_info
 
-    from keras_iusp.augment import default_augmentation
-    from keras_iusp.data import build_feature_cache, read_dataset, synthesize
-    from keras_iusp.features import FeatureConfig
-    from keras_iusp.training import DistillConfig, distill, load_run, train_teacher
+    from keras_iusp.data import read_dataset, synthesize
+    from keras_iusp.distill.augment import default_augmentation
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
+    from keras_iusp.train.training import DistillConfig, distill, load_run, train_teacher
 
     start = time.perf_counter()
     machine = machine_info()

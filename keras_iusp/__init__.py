@@ -13,16 +13,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Distiller": "keras_iusp.distiller",
-    "StopDistillation": "keras_iusp.distiller",
-    "DistillationLoss": "keras_iusp.distillation",
-    "LogitsDistillation": "keras_iusp.distillation",
-    "IUSPDistillation": "keras_iusp.distillation",
-    "SPDistillation": "keras_iusp.distillation",
-    "FeatureConfig": "keras_iusp.features",
+    "Distiller": "keras_iusp.distill.distiller",
+    "StopDistillation": "keras_iusp.distill.distiller",
+    "DistillationLoss": "keras_iusp.distill.distillation",
+    "LogitsDistillation": "keras_iusp.distill.distillation",
+    "IUSPDistillation": "keras_iusp.distill.distillation",
+    "SPDistillation": "keras_iusp.distill.distillation",
+    "FeatureConfig": "keras_iusp.features.logmel",
     "build_model": "keras_iusp.models",
     "model_summary": "keras_iusp.models",
-    "KerasIuspError": "keras_iusp.errors",
+    "KerasIuspError": "keras_iusp.utils.errors",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -29,15 +29,12 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from keras_iusp.atomic import atomic_path, atomic_write_text
-from keras_iusp.data.cache import FeatureCache
-from keras_iusp.distiller import Distiller
-from keras_iusp.errors import ConfigError
+from keras_iusp.distill.distiller import Distiller
+from keras_iusp.features.cache import FeatureCache
 from keras_iusp.models import MODEL_SPECS
 from keras_iusp.models.layers import FeatureStandardization
-from keras_iusp.provenance import provenance
-from keras_iusp.resume import WORK_DIRNAME, finish, fit_resumable
-from keras_iusp.training import (
+from keras_iusp.train.resume import WORK_DIRNAME, finish, fit_resumable
+from keras_iusp.train.training import (
     DistillConfig,
     TrainedModel,
     distillation_losses,
@@ -45,6 +42,9 @@ from keras_iusp.training import (
     save_run,
     training_datasets,
 )
+from keras_iusp.utils.atomic import atomic_path, atomic_write_text
+from keras_iusp.utils.errors import ConfigError
+from keras_iusp.utils.provenance import provenance
 
 QUANT = tfmot.quantization.keras
 SPARSITY = tfmot.sparsity.keras

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_iusp.errors import ConfigError
+from keras_iusp.event_metrics import event_counts
+from keras_iusp.utils.errors import ConfigError
 
 #: ``on_threshold`` value that no smoothed int8 score reaches: the class never fires.
 NEVER = 128
@@ -244,7 +245,6 @@ def calibrate(logits: np.ndarray, reference: list[tuple[str, float, float]],
     "operating_point", "collar", "per_class"}`` (validation precision/recall/F1/false alarms
     per hour of each class's chosen setting).
     """
-    from keras_iusp.event_metrics import event_counts
 
     logits = np.asarray(logits)
     hours = logits.shape[0] * timing.hop_seconds / 3600.0

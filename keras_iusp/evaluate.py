@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_iusp.data.cache import FeatureCache
-from keras_iusp.errors import KerasIuspError
-from keras_iusp.features import FeatureConfig
+from keras_iusp.export.verify import io_details, windowed_clip_scores
+from keras_iusp.features.cache import FeatureCache
+from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.metrics import evaluate_scores
+from keras_iusp.train.training import load_run
+from keras_iusp.utils.errors import KerasIuspError
 
 
 def model_feature_config(model_path: str | os.PathLike) -> FeatureConfig:
@@ -29,7 +31,6 @@ def model_feature_config(model_path: str | os.PathLike) -> FeatureConfig:
                                  "config from (evaluate .tflite files inside an export folder)")
         return FeatureConfig.from_dict(json.loads(report.read_text())["feature_config"],
                                        source=str(report))
-    from keras_iusp.training import load_run
 
     return load_run(path).feature_config
 
@@ -38,12 +39,10 @@ def clip_probabilities(model_path: str | os.PathLike, features: np.ndarray) -> n
     """``[N, C]`` probabilities of a run directory's model or of a ``.tflite`` file."""
     path = Path(model_path)
     if path.suffix == ".tflite":
-        from keras_iusp.export.verify import io_details, windowed_clip_scores
 
         data = path.read_bytes()
         frames = io_details(data)[0].shape[1]
         return windowed_clip_scores(data, features, hop=max(1, frames // 2))
-    from keras_iusp.training import load_run
 
     model = load_run(path).model
     logits = model.predict(np.asarray(features, np.float32), batch_size=16, verbose=0)

@@ -45,8 +45,9 @@ TINY_SECONDS = 1.0
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """``(root, data_dir, cache)``: a 24-clip synthetic set of 1 s clips and its feature cache."""
-    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.data import read_sonyc, synthesize
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
 
     root = tmp_path_factory.mktemp("tiny")
     synthesize(root / "data", clips=TINY_CLIPS, seed=11, clip_seconds=TINY_SECONDS,
@@ -59,7 +60,7 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_teacher(tiny_data):
     """A teacher_cnn run trained for one epoch on :func:`tiny_data`."""
-    from keras_iusp.training import train_teacher
+    from keras_iusp.train.training import train_teacher
 
     root, _, cache = tiny_data
     return train_teacher(cache, root / "teacher", epochs=1, batch_size=8, verbose=0)
@@ -68,7 +69,7 @@ def tiny_teacher(tiny_data):
 @pytest.fixture(scope="session")
 def lstm_student(tiny_data, tiny_teacher):
     """A cnn_lstm_xs run distilled with IUSP (KD + IUSP terms) for one epoch."""
-    from keras_iusp.training import DistillConfig, distill
+    from keras_iusp.train.training import DistillConfig, distill
 
     root, _, cache = tiny_data
     return distill(cache, tiny_teacher, "cnn_lstm_xs", root / "lstm_student",

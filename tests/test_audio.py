@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_iusp.data import fit_length, load_audio, read_audio
-from keras_iusp.errors import AudioError
+from keras_iusp.utils.errors import AudioError
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])

@@ -1,12 +1,12 @@
-"""Augmentations drawn inside the training step (keras_iusp.augment)."""
+"""Augmentations drawn inside the training step (keras_iusp.distill.augment)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from keras_iusp.augment import AugmentConfig, augment_batch, default_augmentation
-from keras_iusp.errors import ConfigError
+from keras_iusp.distill.augment import AugmentConfig, augment_batch, default_augmentation
+from keras_iusp.utils.errors import ConfigError
 
 
 def _batch(b=6, t=40, f=16, c=None, seed=0):

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.cli import main
+from keras_iusp.cli.main import main
 from keras_iusp.data import load_audio, read_audio, read_dataset, read_label_csv, read_sonyc
 from keras_iusp.data.schema import COARSE_COLUMNS
-from keras_iusp.errors import AudioError, ConfigError, DataError, KerasIuspError
-from keras_iusp.features import FeatureConfig
+from keras_iusp.features.logmel import FeatureConfig
+from keras_iusp.utils.errors import AudioError, ConfigError, DataError, KerasIuspError
 
 ID = ["split", "sensor_id", "audio_filename", "annotator_id"]
 IGNORED = ["borough", "1-1_small-sounding-engine_presence", "1-X_engine-of-uncertain-size_presence",

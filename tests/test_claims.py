@@ -12,11 +12,18 @@ import sys
 import time
 from pathlib import Path
 
-from keras_iusp.claims import CLAIM_NAME, LOCK_NAME, claim_holder, claimed, release, try_claim
+from keras_iusp.experiments.claims import (
+    CLAIM_NAME,
+    LOCK_NAME,
+    claim_holder,
+    claimed,
+    release,
+    try_claim,
+)
 
 HOLDER = """
 import sys, time
-from keras_iusp.claims import try_claim
+from keras_iusp.experiments.claims import try_claim
 print(try_claim(sys.argv[1]), flush=True)
 time.sleep(120)
 """
@@ -105,11 +112,11 @@ def test_racing_processes_never_share_a_cell(tmp_path):
 
 def test_experiment_jobs_trains_each_cell_once_across_processes(tmp_path, tiny_grid_header,
                                                                 capsys, monkeypatch):
-    import keras_iusp.training
-    from keras_iusp.experiment import load_config, run_experiment
+    import keras_iusp.train.training
+    from keras_iusp.experiments.grid import load_config, run_experiment
 
     out = tmp_path / "out"
-    distill = keras_iusp.training.distill
+    distill = keras_iusp.train.training.distill
 
     def distill_once_the_worker_works(*args, **kwargs):
         # The parent's runs take a second each; without this the parent could finish them all
@@ -120,7 +127,7 @@ def test_experiment_jobs_trains_each_cell_once_across_processes(tmp_path, tiny_g
             time.sleep(0.2)
         return distill(*args, **kwargs)
 
-    monkeypatch.setattr(keras_iusp.training, "distill", distill_once_the_worker_works)
+    monkeypatch.setattr(keras_iusp.train.training, "distill", distill_once_the_worker_works)
 
     path = tmp_path / "grid.toml"
     path.write_text(tiny_grid_header("jobs") + """
@@ -149,7 +156,7 @@ eval_split = "validate"
 
 
 def test_experiment_refuses_a_bad_jobs_count(tmp_path, capsys):
-    from keras_iusp.cli import main
+    from keras_iusp.cli.main import main
 
     config = Path(__file__).resolve().parents[1] / "configs" / "experiment_small.toml"
     assert main(["experiment", "--config", str(config), "--out", str(tmp_path),
@@ -160,7 +167,7 @@ def test_experiment_refuses_a_bad_jobs_count(tmp_path, capsys):
 
 PARENT = """
 import multiprocessing, sys, time
-from keras_iusp.experiment import exit_with_parent
+from keras_iusp.experiments.grid import exit_with_parent
 
 def child():
     exit_with_parent(poll_seconds=0.2)

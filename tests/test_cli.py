@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from keras_iusp.cli import main
+from keras_iusp.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path):
         ["synth", str(tmp_path / "s"), "--clips", "0"],
     ]
     for args in cases:
-        proc = subprocess.run([sys.executable, "-m", "keras_iusp.cli", *args],
+        proc = subprocess.run([sys.executable, "-m", "keras_iusp.cli.main", *args],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
@@ -140,8 +140,8 @@ def test_distill_accepts_the_flags_its_method_reads():
     """The refusal above is not a blanket one: each method's own flags all pass the check
     together, and the list of each method's flags matches the settings the grid compares for
     that method."""
-    from keras_iusp.cli import _METHOD_FLAGS, _check_method_flags, build_parser
-    from keras_iusp.experiment import RELEVANT_SETTINGS
+    from keras_iusp.cli.main import _METHOD_FLAGS, _check_method_flags, build_parser
+    from keras_iusp.experiments.grid import RELEVANT_SETTINGS
 
     values = {"temperature": "2", "student_loss_weight": "0.3", "kd_weight": "1",
               "distill_epochs": "5", "sp_weight": "10", "iusp_weight": "3",
@@ -165,7 +165,7 @@ def test_distill_accepts_the_flags_its_method_reads():
 def test_fold_teachers_chain_from_the_command_line(tiny_data, tiny_teacher, tmp_path, capsys):
     """train-fold-teachers repeats the teacher's recipe on each fold's complement; distill
     --fold-teachers then teaches every training clip with the teacher that held it out."""
-    from keras_iusp.training import load_run
+    from keras_iusp.train.training import load_run
 
     _, data, _ = tiny_data
     folds = tmp_path / "folds"

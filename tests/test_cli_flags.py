@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.cli import main
-from keras_iusp.experiment import load_config
+from keras_iusp.cli.main import main
+from keras_iusp.experiments.grid import load_config
 from keras_iusp.models import MODEL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +118,8 @@ def test_distill_cli_defaults_are_the_library_recipe():
     """The CLI documents the recipe's defaults without importing TensorFlow; they must agree."""
     import re
 
-    from keras_iusp.cli import build_parser
-    from keras_iusp.training import DistillConfig
+    from keras_iusp.cli.main import build_parser
+    from keras_iusp.train.training import DistillConfig
 
     parser = build_parser()
     distill = next(a for a in parser._subparsers._group_actions[0].choices.items()
@@ -139,11 +139,11 @@ def test_every_default_teacher_is_the_zoo_default():
     and importing it (as the CLI does before its quiet start-up) loads no TensorFlow."""
     import inspect
 
-    from keras_iusp.cli import build_parser
-    from keras_iusp.defaults import DEFAULT_TEACHER
-    from keras_iusp.experiment import TeacherSection
-    from keras_iusp.quickstart import TEACHER
-    from keras_iusp.training import train_teacher
+    from keras_iusp.cli.main import build_parser
+    from keras_iusp.experiments.grid import TeacherSection
+    from keras_iusp.experiments.quickstart import TEACHER
+    from keras_iusp.train.defaults import DEFAULT_TEACHER
+    from keras_iusp.train.training import train_teacher
 
     parser = build_parser()
     train = next(a for a in parser._subparsers._group_actions[0].choices.items()
@@ -153,7 +153,8 @@ def test_every_default_teacher_is_the_zoo_default():
     assert MODEL_SPECS[DEFAULT_TEACHER].role == "teacher"
     assert cli_default == TeacherSection().model == TEACHER == DEFAULT_TEACHER
     assert inspect.signature(train_teacher).parameters["model_name"].default == DEFAULT_TEACHER
-    probe = ("import sys, keras_iusp.defaults, keras_iusp.cli, keras_iusp.quickstart; "
+    probe = ("import sys, keras_iusp.train.defaults, keras_iusp.cli.main, "
+             "keras_iusp.experiments.quickstart; "
              "print(sorted(m for m in sys.modules if m.split('.')[0] in "
              "('tensorflow', 'tf_keras')))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

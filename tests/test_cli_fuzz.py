@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keras_iusp import arg_types
-from keras_iusp.cli import build_parser, main
+from keras_iusp.cli import arg_types
+from keras_iusp.cli.main import build_parser, main
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -47,7 +47,8 @@ CHECKED = [(name, a.option_strings[-1] if a.option_strings else None, a)
 def test_every_numeric_flag_has_a_range():
     plain = [(name, a.dest) for name, p in SUBCOMMANDS.items() for a in p._actions
              if a.type in (int, float)]
-    assert plain == [], f"numeric flags without a range validator (keras_iusp.arg_types): {plain}"
+    assert plain == [], ("numeric flags without a range validator "
+                         f"(keras_iusp.cli.arg_types): {plain}")
     assert {name for name, _, _ in CHECKED} == set(SUBCOMMANDS)  # each has flags to fuzz
 
 

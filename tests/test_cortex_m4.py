@@ -43,7 +43,7 @@ def m4(tmp_path_factory) -> M4Builder:
 @pytest.fixture(scope="session")
 def fresh_runs(tiny_data, tmp_path_factory):
     """One-epoch baseline runs of the smallest student of each family (no teacher needed)."""
-    from keras_iusp.training import DistillConfig, distill
+    from keras_iusp.train.training import DistillConfig, distill
 
     _, _, cache = tiny_data
     root = tmp_path_factory.mktemp("m4_runs")
@@ -140,7 +140,7 @@ def test_stream_runner_on_the_core_equals_the_host_runner(key, m4, export_folder
 def test_a_clip_shorter_than_one_window_is_refused_on_the_core(m4, export_folder, clips_pcm,
                                                                 tmp_path):
     """Half a window of audio: the device runner and `evaluate` both refuse with a message."""
-    from keras_iusp.errors import KerasIuspError
+    from keras_iusp.utils.errors import KerasIuspError
 
     folder = export_folder("cnn_lstm_xs@1s")
     pcm, cache = clips_pcm
@@ -228,7 +228,7 @@ def test_export_writes_the_instruction_budget(m4, tiny_data, lstm_compressed, tm
                                               capsys):
     """``keras-iusp export`` (no --no-target-budget, toolchain installed) counts the export's
     instructions on the emulated core and writes them into the report and model_settings.h."""
-    from keras_iusp.cli import main
+    from keras_iusp.cli.main import main
     from keras_iusp.export.target_budget import BEGIN
 
     _, data, _ = tiny_data

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.atomic import recover_dir
+from keras_iusp.utils.atomic import recover_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = textwrap.dedent("""
     import os, shutil, sys
     from pathlib import Path
-    from keras_iusp import atomic
+    from keras_iusp.utils import atomic
 
     out, when = Path(sys.argv[1]), sys.argv[2]
     tmp = atomic.staging_dir(out)
@@ -97,8 +97,8 @@ def test_a_live_writer_s_folders_are_left_alone(tmp_path: Path):
 def test_export_recovers_an_interrupted_swap_before_anything_else(tmp_path: Path):
     """``export_model`` puts the folder right first, so even an export that then fails (here:
     no such run) leaves the old assets in place."""
-    from keras_iusp.errors import KerasIuspError
     from keras_iusp.export import export_model
+    from keras_iusp.utils.errors import KerasIuspError
 
     out = tmp_path / "fw"
     _old_assets(out)
@@ -123,7 +123,7 @@ eval_split = "validate"
 
 def _finish_cell(out: Path, seed: int, labels: np.ndarray) -> None:
     """What a finished cell holds for result collection (metrics, info, cached scores)."""
-    from keras_iusp.experiment import cell_dir
+    from keras_iusp.experiments.grid import cell_dir
 
     run = cell_dir(out, "cnn_lstm_xs", "baseline", seed)
     run.mkdir(parents=True)
@@ -136,7 +136,7 @@ def test_an_older_view_never_overwrites_a_newer_results_json(tmp_path: Path, mon
     """Process A scans the grid (one cell finished), then B finishes the second cell and
     collects; A writes last. Without the results lock A's one-row view replaced B's two rows;
     with it B waits for A and scans afresh, so the file ends with both cells."""
-    import keras_iusp.experiment as experiment
+    import keras_iusp.experiments.grid as experiment
 
     (tmp_path / "c.toml").write_text(GRID.format(data=tmp_path))
     config = experiment.load_config(tmp_path / "c.toml")

@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 
 def test_folds_partition_the_training_clips_evenly_and_by_seed():
-    from keras_iusp.cross_fit import fold_assignment
+    from keras_iusp.experiments.cross_fit import fold_assignment
 
     a = fold_assignment(11, 3, seed=5)
     assert sorted(np.bincount(a, minlength=3).tolist()) == [3, 4, 4]
@@ -35,8 +35,8 @@ def _clone(model, shift: float):
 
 
 def test_each_training_clip_is_scored_by_the_teacher_that_held_it_out(tiny_data, tiny_teacher):
-    from keras_iusp.cross_fit import fold_assignment
-    from keras_iusp.teacher_cache import cross_fitted_outputs, teacher_outputs
+    from keras_iusp.distill.teacher_targets import cross_fitted_outputs, teacher_outputs
+    from keras_iusp.experiments.cross_fit import fold_assignment
 
     _, _, cache = tiny_data
     main = tiny_teacher.model
@@ -74,7 +74,7 @@ def test_each_training_clip_is_scored_by_the_teacher_that_held_it_out(tiny_data,
 
 
 def test_folds_must_cover_every_training_clip_once(tiny_data, tiny_teacher):
-    from keras_iusp.teacher_cache import cross_fitted_outputs
+    from keras_iusp.distill.teacher_targets import cross_fitted_outputs
 
     _, _, cache = tiny_data
     n_train = int((cache.splits == "train").sum())
@@ -89,7 +89,7 @@ def test_folds_must_cover_every_training_clip_once(tiny_data, tiny_teacher):
 
 @pytest.fixture(scope="module")
 def fold_teachers(tiny_data, tiny_teacher):
-    from keras_iusp.cross_fit import train_fold_teachers
+    from keras_iusp.experiments.cross_fit import train_fold_teachers
 
     root, _, cache = tiny_data
     return train_fold_teachers(cache, root / "teacher_folds", 2, tiny_teacher, verbose=0)
@@ -97,8 +97,12 @@ def fold_teachers(tiny_data, tiny_teacher):
 
 def test_fold_teachers_repeat_the_recipe_on_the_other_folds(tiny_data, tiny_teacher,
                                                             fold_teachers, capsys):
-    from keras_iusp.cross_fit import fold_assignment, held_out_folds, train_fold_teachers
-    from keras_iusp.training import TrainedModel
+    from keras_iusp.experiments.cross_fit import (
+        fold_assignment,
+        held_out_folds,
+        train_fold_teachers,
+    )
+    from keras_iusp.train.training import TrainedModel
 
     root, _, cache = tiny_data
     n_train = int((cache.splits == "train").sum())
@@ -140,7 +144,7 @@ def test_an_interrupted_fold_teacher_resumes_only_on_the_same_clips(tiny_data, t
                                                                     tmp_path):
     """A fold whose training started (``.work`` holds state) under another assignment, or with
     no record of it, would resume on weights that saw clips it is now to score."""
-    from keras_iusp.cross_fit import FOLD_RECORD, train_fold_teachers
+    from keras_iusp.experiments.cross_fit import FOLD_RECORD, train_fold_teachers
 
     _, _, cache = tiny_data
     work = tmp_path / "folds" / "fold0" / ".work"
@@ -157,7 +161,7 @@ def test_cross_fitted_distillation_with_one_teacher_everywhere_equals_the_plain_
         tiny_data, tiny_teacher):
     """With every fold teacher the full teacher itself, the cross-fitted outputs are the plain
     ones placed row by row: identical training, so any misplaced row would show."""
-    from keras_iusp.training import DistillConfig, TrainedModel, distill
+    from keras_iusp.train.training import DistillConfig, TrainedModel, distill
 
     root, _, cache = tiny_data
     n_train = int((cache.splits == "train").sum())
@@ -184,7 +188,7 @@ def test_cross_fitted_distillation_with_one_teacher_everywhere_equals_the_plain_
 
 def test_cross_fitted_distillation_uses_the_fold_teachers(tiny_data, tiny_teacher,
                                                           fold_teachers):
-    from keras_iusp.training import DistillConfig, distill
+    from keras_iusp.train.training import DistillConfig, distill
 
     root, _, cache = tiny_data
     config = DistillConfig(method="kd", epochs=1, batch_size=8, cross_fitted=True)
@@ -201,7 +205,7 @@ def test_cross_fitted_distillation_uses_the_fold_teachers(tiny_data, tiny_teache
     ({"teacher_cache": False}, "needs the teacher-output cache"),
 ])
 def test_cross_fitted_settings_that_cannot_work_are_refused(settings, message):
-    from keras_iusp.training import DistillConfig
+    from keras_iusp.train.training import DistillConfig
 
     with pytest.raises(ConfigError, match=message):
         DistillConfig(**{"method": "kd", "cross_fitted": True, **settings})
@@ -222,8 +226,8 @@ cross_fitted = true
 
 def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, tiny_teacher,
                                                                      tiny_grid_header, capsys):
-    from keras_iusp.experiment import cell_dir, load_config, run_experiment
-    from keras_iusp.training import load_run
+    from keras_iusp.experiments.grid import cell_dir, load_config, run_experiment
+    from keras_iusp.train.training import load_run
 
     path = tmp_path / "cf.toml"
     path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID)
@@ -265,7 +269,7 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
     assert restored["fold_teachers"] == [str(elsewhere / "teacher_folds" / f"fold{k}")
                                          for k in range(2)]
     # the cell's fold teachers changed (retrained differently): its run is not reused
-    from keras_iusp.training import save_run
+    from keras_iusp.train.training import save_run
 
     fold0 = load_run(folds[0])
     fold0.model.set_weights([w + 0.01 for w in fold0.model.get_weights()])
@@ -282,7 +286,7 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
 
 
 def test_a_grid_wide_cross_fitted_leaves_the_baseline_alone(tmp_path, tiny_grid_header):
-    from keras_iusp.experiment import load_config
+    from keras_iusp.experiments.grid import load_config
 
     path = tmp_path / "cf.toml"
     path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID.replace(
@@ -303,7 +307,7 @@ def test_a_grid_wide_cross_fitted_leaves_the_baseline_alone(tmp_path, tiny_grid_
     (("cross_fitted = true", 'cross_fitted = "yes"'), "cross_fitted = 'yes': expected bool"),
 ])
 def test_cross_fit_config_errors_name_the_table(tmp_path, tiny_grid_header, change, message):
-    from keras_iusp.experiment import load_config
+    from keras_iusp.experiments.grid import load_config
 
     path = tmp_path / "bad.toml"
     path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID.replace(*change))
@@ -312,8 +316,8 @@ def test_cross_fit_config_errors_name_the_table(tmp_path, tiny_grid_header, chan
 
 
 def test_runs_recorded_before_cross_fitting_existed_read_as_not_cross_fitted():
-    from keras_iusp.experiment import settings_differences
-    from keras_iusp.training import DistillConfig
+    from keras_iusp.experiments.grid import settings_differences
+    from keras_iusp.train.training import DistillConfig
 
     config = DistillConfig(method="kd")
     old = {k: v for k, v in config.hyperparameters().items() if k != "cross_fitted"}

@@ -82,7 +82,7 @@ def test_detector_rules_by_hand():
 
 
 def test_settings_are_checked():
-    from keras_iusp.errors import ConfigError
+    from keras_iusp.utils.errors import ConfigError
 
     for bad in [(0, (1,), (0,), (0,)), (9, (1,), (0,), (0,)), (1, (1,), (2,), (0,)),
                 (1, (1,), (-128,), (0,)), (1, (1,), (0,), (-1,)), (1, (1, 2), (0,), (0,))]:
@@ -224,7 +224,7 @@ def test_calibration_disables_a_class_that_never_varies():
 
 
 def test_operating_point_is_checked():
-    from keras_iusp.errors import ConfigError
+    from keras_iusp.utils.errors import ConfigError
 
     for kwargs in [{}, {"target_precision": 0.5, "false_alarms_per_hour": 1.0},
                    {"target_precision": 0.0}, {"target_precision": 1.2},
@@ -234,7 +234,7 @@ def test_operating_point_is_checked():
 
 
 def test_evaluate_stream_cli(lstm_export, tiny_data, tmp_path, capsys):
-    from keras_iusp.cli import main
+    from keras_iusp.cli.main import main
 
     folder, report = lstm_export
     _, data_dir, _ = tiny_data
@@ -255,9 +255,10 @@ def test_evaluate_stream_cli(lstm_export, tiny_data, tmp_path, capsys):
 
 def test_clip_level_fallback_without_event_times(tiny_data, tmp_path):
     """A dataset without synth_config.json (SONYC-UST): each labelled clip is one event."""
-    from keras_iusp.data import build_feature_cache, read_sonyc
-    from keras_iusp.features import FeatureConfig
-    from keras_iusp.stream_eval import CLIP_SOURCE, build_stream, reference_events
+    from keras_iusp.data import read_sonyc
+    from keras_iusp.export.stream_eval import CLIP_SOURCE, build_stream, reference_events
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
 
     _, data_dir, _ = tiny_data
     copy = tmp_path / "sonyc_like"
@@ -277,7 +278,7 @@ def test_clip_level_fallback_without_event_times(tiny_data, tmp_path):
 
 
 def test_stream_cli_bad_input(tmp_path, capsys, lstm_student):
-    from keras_iusp.cli import main
+    from keras_iusp.cli.main import main
 
     assert main(["evaluate", str(lstm_student.path), "--data", str(tmp_path), "--stream"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

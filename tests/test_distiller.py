@@ -8,9 +8,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 import keras_iusp
-from keras_iusp import losses
-from keras_iusp.errors import ConfigError
+from keras_iusp.distill import losses
 from keras_iusp.models import build_model
+from keras_iusp.utils.errors import ConfigError
 
 T, MELS, C = 48, 16, 8
 

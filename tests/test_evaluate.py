@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.cli import main
-from keras_iusp.errors import ConfigError
-from keras_iusp.experiment import load_config, run_experiment
+from keras_iusp.cli.main import main
+from keras_iusp.experiments.grid import load_config, run_experiment
+from keras_iusp.experiments.report import summarize
 from keras_iusp.metrics import evaluate_scores, macro_auprc, micro_auprc, micro_f1, per_class_ap
-from keras_iusp.report import summarize
+from keras_iusp.utils.errors import ConfigError
 
 
 def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -192,7 +192,7 @@ def test_cli_grid_trains_only_the_named_methods(grid, capsys, tmp_path):
 def test_grid_refuses_a_finished_teacher_of_another_model(grid, tmp_path):
     """The grid's config names no teacher model, so it trained the default; a config asking
     for another model must not reuse that teacher."""
-    from keras_iusp.defaults import DEFAULT_TEACHER
+    from keras_iusp.train.defaults import DEFAULT_TEACHER
 
     root, config, _ = grid
     other_model = "teacher_cnn" if DEFAULT_TEACHER != "teacher_cnn" else "teacher_cnn_meanmax"
@@ -298,7 +298,7 @@ def test_mean_iusp_distances_match_numpy_per_clip_mean():
     over the clips (same frame count here, so no resize), computed independently in numpy."""
     import tf_keras as keras
 
-    from keras_iusp.report import mean_iusp_distances
+    from keras_iusp.experiments.report import mean_iusp_distances
 
     inputs = keras.Input((6, 5))
     teacher = keras.Model(inputs, keras.layers.Dense(4, name="embedding")(inputs))

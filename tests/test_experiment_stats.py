@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.errors import ConfigError
-from keras_iusp.experiment import grid_cells, load_config
-from keras_iusp.report import (
+from keras_iusp.experiments.grid import grid_cells, load_config
+from keras_iusp.experiments.report import (
     format_paired,
     paired_difference,
     paired_table,
     per_class_gains,
     teacher_gap_share,
 )
+from keras_iusp.utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,8 +145,8 @@ def test_per_class_gains_are_paired_means():
 
 
 def test_tuning_writes_loadable_method_tables(tmp_path, tiny_data):
-    from keras_iusp.experiment import ExperimentConfig, GridSection, TeacherSection
-    from keras_iusp.tune import run_tuning
+    from keras_iusp.experiments.grid import ExperimentConfig, GridSection, TeacherSection
+    from keras_iusp.experiments.tune import run_tuning
 
     _, data_dir, _ = tiny_data
     config = ExperimentConfig(
@@ -191,7 +191,7 @@ def _history(run: Path, val_auprc, student_loss, val_student_loss) -> dict:
 
 
 def test_label_fit_reads_the_kept_epoch_and_the_last_training_loss(tmp_path):
-    from keras_iusp.report import format_label_fit, label_fit
+    from keras_iusp.experiments.report import format_label_fit, label_fit
 
     rows = [
         {**_history(tmp_path / "b0", [0.5, 0.7, 0.6], [0.5, 0.4, 0.3], [0.6, 0.45, 0.5]),
@@ -223,8 +223,8 @@ def test_label_fit_reads_the_kept_epoch_and_the_last_training_loss(tmp_path):
 def test_label_fit_and_best_weights_skip_diverged_epochs(tmp_path):
     import tf_keras as keras
 
-    from keras_iusp.report import label_fit
-    from keras_iusp.resume import BestWeights
+    from keras_iusp.experiments.report import label_fit
+    from keras_iusp.train.resume import BestWeights
 
     nan = float("nan")
     rows = [{**_history(tmp_path / "r", [0.5, nan, 0.4], [0.5, 0.4, 0.3], [0.6, 0.5, 0.7]),
@@ -249,8 +249,8 @@ def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path,
     later call, starts its second trial from the baseline's winner (read from the baseline's
     study) with KD's own settings. Finished runs are reused, not retrained, when a study has to
     re-run their trial, and a study scored on other seeds is refused before any work."""
-    from keras_iusp.experiment import ExperimentConfig, GridSection, TeacherSection
-    from keras_iusp.tune import run_tuning
+    from keras_iusp.experiments.grid import ExperimentConfig, GridSection, TeacherSection
+    from keras_iusp.experiments.tune import run_tuning
 
     _, data_dir, _ = tiny_data
     config = ExperimentConfig(
@@ -298,8 +298,8 @@ def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path,
 
 
 def test_warm_start_takes_the_parents_shared_parameters_only():
-    from keras_iusp.experiment import ExperimentConfig, GridSection
-    from keras_iusp.tune import warm_start_params
+    from keras_iusp.experiments.grid import ExperimentConfig, GridSection
+    from keras_iusp.experiments.tune import warm_start_params
 
     config = ExperimentConfig(
         name="t", grid=GridSection(students=["cnn_lstm_xs"], methods=["kd", "iusp"],

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.errors import ConfigError
-from keras_iusp.experiment import (
+from keras_iusp.experiments.grid import (
     PENDING_SETTINGS,
     cell_dir,
     check_run_settings,
@@ -18,7 +17,7 @@ from keras_iusp.experiment import (
     load_config,
     settings_differences,
 )
-from keras_iusp.report import (
+from keras_iusp.experiments.report import (
     comparison_pairs,
     format_class_gains,
     format_distances,
@@ -30,7 +29,8 @@ from keras_iusp.report import (
     similarity_students,
     summarize,
 )
-from keras_iusp.training import DistillConfig
+from keras_iusp.train.training import DistillConfig
+from keras_iusp.utils.errors import ConfigError
 
 VARIANTS = """
 [grid]
@@ -103,7 +103,7 @@ def test_bad_variants_name_the_file_and_table(tmp_path, text, table, message):
 
 
 def test_tune_skips_variants_and_refuses_them_by_name(tmp_path, capsys):
-    from keras_iusp.tune import run_tuning
+    from keras_iusp.experiments.tune import run_tuning
 
     config = _load(tmp_path, VARIANTS)
     with pytest.raises(ConfigError, match="'iusp_paper' is a variant of 'iusp'"):
@@ -326,7 +326,7 @@ def test_settings_a_method_ignores_do_not_matter(tmp_path):
 
 
 def test_unfinished_runs_are_checked_from_their_pending_settings(tmp_path):
-    from keras_iusp.experiment import _record_pending_settings
+    from keras_iusp.experiments.grid import _record_pending_settings
 
     run = tmp_path / "run"
     first = DistillConfig(method="kd", epochs=4)
@@ -360,7 +360,7 @@ def _install(run, out: Path, config, student: str, method: str, seed: int, teach
 
 def test_grid_with_variants_reports_and_guards_its_runs(tmp_path, tiny_teacher, lstm_student,
                                                         tiny_grid_header, capsys):
-    from keras_iusp.experiment import run_experiment
+    from keras_iusp.experiments.grid import run_experiment
 
     text = tiny_grid_header("variants") + """
 [grid]

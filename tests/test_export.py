@@ -14,9 +14,7 @@ import pytest
 from toolchain import require
 
 from keras_iusp.compress import CompressConfig, compress, load_compressed, overall_sparsity
-from keras_iusp.console import silenced_stderr
-from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
-from keras_iusp.errors import ConfigError
+from keras_iusp.data import read_sonyc, synthesize
 from keras_iusp.export import export_model
 from keras_iusp.export.firmware import model_ops
 from keras_iusp.export.targets import load_profile, load_profiles
@@ -27,8 +25,11 @@ from keras_iusp.export.verify import (
     run_tflm,
     window_starts,
 )
-from keras_iusp.features import FeatureConfig
-from keras_iusp.training import DistillConfig, distill, load_run
+from keras_iusp.features import build_feature_cache
+from keras_iusp.features.logmel import FeatureConfig
+from keras_iusp.train.training import DistillConfig, distill, load_run
+from keras_iusp.utils.console import silenced_stderr
+from keras_iusp.utils.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from keras_iusp.export import firmware
-from keras_iusp.features import FeatureConfig
+from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.models import MODEL_SPECS, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def test_resolver_table_is_tflm_s():
 
 
 def test_an_op_without_a_tflm_kernel_is_one_clear_error():
-    from keras_iusp.errors import KerasIuspError
+    from keras_iusp.utils.errors import KerasIuspError
 
     with pytest.raises(KerasIuspError, match=r"\['RFFT2D'\] that TFLite-Micro has no kernel"):
         firmware.op_resolver_file(["CONV_2D", "RFFT2D"])
@@ -81,8 +81,8 @@ def test_every_zoo_model_runs_in_tflm(name: str):
 
 def test_teacher_run_exports_from_the_command_line(tiny_data, tmp_path: Path, capsys):
     """``keras-iusp export TEACHER_RUN``: a mean+max-pooled teacher (REDUCE_MAX) exports."""
-    from keras_iusp.cli import main
-    from keras_iusp.training import train_teacher
+    from keras_iusp.cli.main import main
+    from keras_iusp.train.training import train_teacher
 
     _, data, cache = tiny_data
     run = train_teacher(cache, tmp_path / "teacher", model_name="teacher_cnn_meanmax", epochs=1,

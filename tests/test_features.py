@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.data import build_feature_cache, make_dataset, read_dataset
-from keras_iusp.errors import AudioError, ConfigError, DataError
-from keras_iusp.features import FeatureConfig, log_mel, mel_matrix
+from keras_iusp.data import read_dataset
+from keras_iusp.features import build_feature_cache, make_dataset
+from keras_iusp.features.logmel import FeatureConfig, log_mel, mel_matrix
+from keras_iusp.utils.errors import AudioError, ConfigError, DataError
 
 SMALL = FeatureConfig(clip_seconds=0.5)
 
@@ -96,7 +97,7 @@ def test_cache_reused_then_rebuilt_when_stale(tiny_dataset: Path, monkeypatch, t
     index = read_dataset(tiny_dataset / "labels.csv")
     first = build_feature_cache(index, SMALL, progress=False)
 
-    import keras_iusp.data.cache as cache_module
+    import keras_iusp.features.cache as cache_module
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a valid cache must not decode audio again")

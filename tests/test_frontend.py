@@ -19,12 +19,13 @@ import soundfile
 import soxr
 from toolchain import require
 
-from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
+from keras_iusp.data import read_sonyc, synthesize
 from keras_iusp.data.audio import load_audio
 from keras_iusp.export import firmware, frontend
 from keras_iusp.export.host_build import FrontendLib, build_frontend_check
 from keras_iusp.export.verify import TensorQuant
-from keras_iusp.features import FeatureConfig, log_mel
+from keras_iusp.features import build_feature_cache
+from keras_iusp.features.logmel import FeatureConfig, log_mel
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -180,7 +181,7 @@ def test_reference_front_end_passes_its_golden_vectors(tmp_path):
 
 
 def test_sparse_mel_is_the_dense_matrix():
-    from keras_iusp.features import mel_matrix
+    from keras_iusp.features.logmel import mel_matrix
 
     sparse = frontend.sparse_mel(CONFIG)
     dense = mel_matrix(CONFIG)

@@ -18,7 +18,7 @@ from hypothesis.control import currently_in_test_context
 from keras_iusp.data import read_audio, read_dataset, read_label_csv, read_sonyc
 from keras_iusp.data.index import DatasetIndex
 from keras_iusp.data.schema import COARSE_COLUMNS, ID_COLUMNS
-from keras_iusp.errors import AudioError, KerasIuspError
+from keras_iusp.utils.errors import AudioError, KerasIuspError
 
 # --------------------------------------------------------------------------------------------
 # Annotations / label CSV

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_iusp import losses
-from keras_iusp.distillation import IUSPDistillation
-from keras_iusp.errors import ConfigError
+from keras_iusp.distill import losses
+from keras_iusp.distill.distillation import IUSPDistillation
+from keras_iusp.utils.errors import ConfigError
 
 RTOL = 1e-4
 
@@ -442,7 +442,7 @@ def test_iusp_distillation_passes_the_form_through(rng):
 
 
 def test_distill_config_form_reaches_the_loss():
-    from keras_iusp.training import DistillConfig, distillation_losses
+    from keras_iusp.train.training import DistillConfig, distillation_losses
 
     assert DistillConfig().iusp_form == losses.DEFAULT_IUSP_FORM
     for form in FORMS:

@@ -50,8 +50,8 @@ def test_cross_fitted_split_matches_the_library_outputs(tiny_data, tiny_teacher,
 
     import numpy as np
 
-    from keras_iusp.cross_fit import held_out_folds, train_fold_teachers
-    from keras_iusp.teacher_cache import cross_fitted_outputs
+    from keras_iusp.distill.teacher_targets import cross_fitted_outputs
+    from keras_iusp.experiments.cross_fit import held_out_folds, train_fold_teachers
 
     _, data, cache = tiny_data
     folds = train_fold_teachers(cache, tmp_path / "folds", 2, tiny_teacher, verbose=0)

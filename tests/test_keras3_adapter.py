@@ -1,4 +1,4 @@
-"""keras_iusp.keras3: IUSP/SP as keras.distillation losses inside a Keras 3 Distiller."""
+"""keras_iusp.distill.keras3: IUSP/SP as keras.distillation losses inside a Keras 3 Distiller."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ if keras.config.backend() != "tensorflow":  # pragma: no cover - the project run
 
 import tensorflow as tf  # noqa: E402
 
-from keras_iusp import losses  # noqa: E402
-from keras_iusp.errors import ConfigError  # noqa: E402
-from keras_iusp.keras3 import IUSPDistillation, SPDistillation  # noqa: E402
+from keras_iusp.distill import losses  # noqa: E402
+from keras_iusp.distill.keras3 import IUSPDistillation, SPDistillation  # noqa: E402
+from keras_iusp.utils.errors import ConfigError  # noqa: E402
 
 T_FRAMES, N_MELS, N_CLASSES = 16, 8, 8
 

@@ -1,4 +1,5 @@
-"""keras_iusp.losses against independent numpy references written here (no TF in the oracles)."""
+"""keras_iusp.distill.losses against independent numpy references written here (no TF in the
+oracles)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_iusp import losses
+from keras_iusp.distill import losses
 
 RTOL = 1e-5
 ATOL = 1e-6

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from keras_iusp import methods
-from keras_iusp.cli import _METHOD_FLAGS, build_parser
-from keras_iusp.experiment import RELEVANT_SETTINGS
-from keras_iusp.report import label
-from keras_iusp.training import METHODS
-from keras_iusp.tune import SEARCH_SPACE
+from keras_iusp.cli.main import _METHOD_FLAGS, build_parser
+from keras_iusp.distill import methods
+from keras_iusp.experiments.grid import RELEVANT_SETTINGS
+from keras_iusp.experiments.report import label
+from keras_iusp.experiments.tune import SEARCH_SPACE
+from keras_iusp.train.training import METHODS
 
 
 def _choices(command: str, dest: str) -> tuple:
@@ -42,7 +42,7 @@ def test_method_flags_are_the_settings_distill_sets_with_its_own_flags():
 
 
 def test_the_registry_loads_without_tensorflow():
-    code = "import sys, keras_iusp.methods; print('tensorflow' in sys.modules)"
+    code = "import sys, keras_iusp.distill.methods; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_iusp.plots import layer_similarity, pick_repetitive_clip
+from keras_iusp.experiments.figures import layer_similarity, pick_repetitive_clip
 
 # The CLI's own quickstart, shrunk: clips of 1 s and one prune/QAT epoch are not CLI options, so
-# the subprocess binds them into run_quickstart before calling keras_iusp.cli.main with real argv.
+# the subprocess binds them into run_quickstart before calling keras_iusp.cli.main.main with real
+# argv.
 TINY_CLI = """
 import functools, sys
-import keras_iusp.quickstart as q
+import keras_iusp.experiments.quickstart as q
 q.run_quickstart = functools.partial(q.run_quickstart, clip_seconds=1.0, prune_epochs=1,
                                      qat_epochs=1)
-from keras_iusp.cli import main
+from keras_iusp.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -87,7 +88,7 @@ def test_layer_similarity_in_each_form():
 def test_similarity_figure_compares_each_student_with_its_own_teacher_layer(tmp_path):
     import tf_keras as keras
 
-    from keras_iusp.plots import plot_teacher_student_similarity
+    from keras_iusp.experiments.figures import plot_teacher_student_similarity
 
     inputs = keras.Input((6, 4))
     a = keras.layers.Dense(3, name="a", use_bias=False)(inputs)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keras_iusp.console import filtered_stderr, is_startup_noise
+from keras_iusp.utils.console import filtered_stderr, is_startup_noise
 
 # absl/TensorFlow C++ log line: "I0000 00:00:1795855668.419235    4170 port.cc:153] ..."
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]", re.M)
@@ -36,7 +36,7 @@ def tensorflow_noise(stderr: str) -> list[str]:
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "keras_iusp.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "keras_iusp.cli.main", *args], capture_output=True,
                           text=True, timeout=timeout, env=fresh_user_env())
 
 

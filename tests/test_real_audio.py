@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_iusp.cli import main
+from keras_iusp.cli.main import main
 from keras_iusp.data import read_dataset
 from keras_iusp.data.crowd import (
     CONFUSABLE,
@@ -22,7 +22,7 @@ from keras_iusp.data.crowd import (
 from keras_iusp.data.real_audio import build_real_audio
 from keras_iusp.data.schema import COARSE_CLASSES
 from keras_iusp.data.synth import CSV_COLUMNS, synthesize
-from keras_iusp.errors import DataError
+from keras_iusp.utils.errors import DataError
 
 _ROLES = (*COARSE_CLASSES, "background", "distractor")
 

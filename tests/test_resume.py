@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.cli import main
+from keras_iusp.cli.main import main
 
-CLI = [sys.executable, "-m", "keras_iusp.cli"]
+CLI = [sys.executable, "-m", "keras_iusp.cli.main"]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def _assert_same_weights(a: list[np.ndarray], b: list[np.ndarray]) -> None:
 
 
 def _model_weights(run: Path) -> list[np.ndarray]:
-    from keras_iusp.training import load_run
+    from keras_iusp.train.training import load_run
 
     return load_run(run).model.get_weights()
 

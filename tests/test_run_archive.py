@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.errors import ConfigError
-from keras_iusp.experiment import ExperimentConfig, grid_cells
-from keras_iusp.run_archive import TEACHER_FILE, archive_runs, has_weights, restore_runs
+from keras_iusp.experiments.archive import TEACHER_FILE, archive_runs, has_weights, restore_runs
+from keras_iusp.experiments.grid import ExperimentConfig, grid_cells
+from keras_iusp.utils.errors import ConfigError
 
 
 def _run(grid: Path, student: str, method: str, seed: int, finished: bool = True) -> Path:
@@ -138,7 +138,8 @@ def test_restore_leaves_a_run_that_another_process_is_training(tmp_path, capsys)
     other = tmp_path / "other"
     busy = _run(other, "s", "kd", 0, finished=False)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from keras_iusp.claims import try_claim; "
+        [sys.executable, "-c", "import sys, time; "
+         "from keras_iusp.experiments.claims import try_claim; "
          f"assert try_claim({str(busy)!r}); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:

@@ -10,7 +10,7 @@ import pytest
 
 from keras_iusp.data import aggregate, read_dataset, read_label_csv, read_sonyc
 from keras_iusp.data.schema import COARSE_CLASSES, COARSE_COLUMNS
-from keras_iusp.errors import DataError
+from keras_iusp.utils.errors import DataError
 
 FINE_AND_EXTRA = ["borough", "1-1_small-sounding-engine_presence", "5-3_siren_presence",
                   "5-3_siren_proximity", "8-1_dog-barking-whining_proximity", "my_extra_column"]

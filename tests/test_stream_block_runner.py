@@ -15,7 +15,7 @@ import stream_block_target as blocks
 from toolchain import CORTEX_M4, require
 
 import keras_iusp.export.cortex_m4 as m4
-from keras_iusp.cli import main
+from keras_iusp.cli.main import main
 from keras_iusp.data import read_sonyc
 from keras_iusp.export.host_build import FrontendLib
 from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming

@@ -16,12 +16,13 @@ import soundfile
 import soxr
 from toolchain import require
 
-from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
+from keras_iusp.data import read_sonyc, synthesize
 from keras_iusp.data.audio import load_audio
 from keras_iusp.evaluate import clip_probabilities, evaluate_model
 from keras_iusp.export.host_build import TFLM_HOST, build_stream_runner, run_stream_runner
 from keras_iusp.export.verify import io_details
-from keras_iusp.features import FeatureConfig, log_mel
+from keras_iusp.features import build_feature_cache
+from keras_iusp.features.logmel import FeatureConfig, log_mel
 
 REFERENCE = Path(__file__).resolve().parents[1] / "firmware_assets" / "reference"
 LIBRARY = TFLM_HOST / "lib" / "libtensorflow-microlite.a"
@@ -168,7 +169,7 @@ def test_runner_on_a_fresh_export_equals_evaluate(lstm_export, tiny_data, tmp_pa
 def test_a_clip_shorter_than_one_window_is_an_error_on_both_sides(runner, data, tmp_path):
     """Half a window of audio: the runner exits 2 with a message instead of -128 logits, and
     `evaluate` on clips of that length says the same instead of failing on a tensor shape."""
-    from keras_iusp.errors import KerasIuspError
+    from keras_iusp.utils.errors import KerasIuspError
 
     root, _, pcm = data
     short = pcm[:2, :8000]  # 0.5 s: 48 frames, the reference window is 98

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from keras_iusp.errors import ConfigError
 from keras_iusp.export.streaming import (
     build_streaming,
     clip_logits,
@@ -20,6 +19,7 @@ from keras_iusp.export.streaming import (
     valid_block_frames,
 )
 from keras_iusp.models import build_model
+from keras_iusp.utils.errors import ConfigError
 
 FRAMES = 40  # a multiple of the students' time stride (2)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_iusp.errors import ConfigError
 from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming, keras_invoke, run_stream
 from keras_iusp.export.streaming_export import (
     convert_streaming,
@@ -14,6 +13,7 @@ from keras_iusp.export.streaming_export import (
     tflite_invoke,
 )
 from keras_iusp.models import build_model
+from keras_iusp.utils.errors import ConfigError
 
 FRAMES, MELS, BLOCK = 40, 64, 2
 

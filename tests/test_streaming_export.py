@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.cli import main
+from keras_iusp.cli.main import main
 from keras_iusp.export.firmware import model_ops
 from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming, keras_invoke, run_stream
 from keras_iusp.export.streaming_export import (

@@ -24,7 +24,7 @@ from keras_iusp.data.synth_sounds import (
     render_event,
     render_labelled_event,
 )
-from keras_iusp.errors import ConfigError, DataError
+from keras_iusp.utils.errors import ConfigError, DataError
 
 SR = 16000
 
@@ -410,8 +410,8 @@ def test_failed_run_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def test_plot_class_examples_writes_a_png(tmp_path):
     pytest.importorskip("tensorflow")
-    pytest.importorskip("keras_iusp.features")
-    from keras_iusp.data.synth_plot import plot_class_examples
+    pytest.importorskip("keras_iusp.features.logmel")
+    from keras_iusp.features.synth_plot import plot_class_examples
 
     out = plot_class_examples(tmp_path / "fig" / "classes.png", seed=1, seconds=1.0)
     assert out == tmp_path / "fig" / "classes.png"

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 
 @pytest.mark.parametrize("method", ["kd", "sp", "iusp"])
 def test_identical_losses_with_and_without_the_cache(tiny_data, tiny_teacher, method):
-    from keras_iusp.training import DistillConfig, distill
+    from keras_iusp.train.training import DistillConfig, distill
 
     root, _, cache = tiny_data
     histories = {}
@@ -29,7 +29,7 @@ def test_identical_losses_with_and_without_the_cache(tiny_data, tiny_teacher, me
 
 
 def test_outputs_match_the_teacher_and_are_reused(tiny_data, tiny_teacher, capsys):
-    from keras_iusp.teacher_cache import teacher_outputs
+    from keras_iusp.distill.teacher_targets import teacher_outputs
 
     _, _, cache = tiny_data
     first = teacher_outputs(tiny_teacher.model, ["block3", "embedding"], cache)
@@ -48,7 +48,7 @@ def test_outputs_match_the_teacher_and_are_reused(tiny_data, tiny_teacher, capsy
 def test_a_changed_teacher_gets_new_outputs(tiny_data, tiny_teacher):
     import tf_keras as keras
 
-    from keras_iusp.teacher_cache import teacher_outputs
+    from keras_iusp.distill.teacher_targets import teacher_outputs
 
     _, _, cache = tiny_data
     original = teacher_outputs(tiny_teacher.model, ["embedding"], cache, verbose=False)
@@ -65,19 +65,19 @@ def test_a_changed_teacher_gets_new_outputs(tiny_data, tiny_teacher):
 
 
 def test_unknown_layer_is_named(tiny_data, tiny_teacher):
-    from keras_iusp.teacher_cache import teacher_outputs
+    from keras_iusp.distill.teacher_targets import teacher_outputs
 
     with pytest.raises(ConfigError, match="no layer 'nope'"):
         teacher_outputs(tiny_teacher.model, ["nope"], tiny_data[2])
 
 
 def test_cached_outputs_refused_with_augmentation(tiny_data, tiny_teacher):
-    from keras_iusp.augment import AugmentConfig
-    from keras_iusp.data import make_dataset
-    from keras_iusp.distillation import LogitsDistillation
-    from keras_iusp.distiller import Distiller
+    from keras_iusp.distill.augment import AugmentConfig
+    from keras_iusp.distill.distillation import LogitsDistillation
+    from keras_iusp.distill.distiller import Distiller
+    from keras_iusp.distill.teacher_targets import teacher_outputs
+    from keras_iusp.features import make_dataset
     from keras_iusp.models import build_model
-    from keras_iusp.teacher_cache import teacher_outputs
 
     _, _, cache = tiny_data
     x, y = cache.split("train")

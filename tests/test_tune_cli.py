@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.cli import main
+from keras_iusp.cli.main import main
 from keras_iusp.data.schema import COARSE_COLUMNS
 
 
@@ -51,8 +51,9 @@ def _tune(tmp_path: Path, name: str, data: Path, teacher: Path, capsys) -> dict:
 
 
 def test_tune_from_the_cli_ignores_the_test_labels(tiny_data, tiny_teacher, tmp_path, capsys):
-    from keras_iusp.data import build_feature_cache, read_sonyc
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.data import read_sonyc
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
 
     _, data, _ = tiny_data
     plain = _copy_dataset(data, tmp_path / "plain", scramble_test=False)

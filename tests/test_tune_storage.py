@@ -92,7 +92,7 @@ def _config(tmp_path: Path, header: str) -> Path:
 
 
 def _tune(config: Path, out: Path, storage: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "keras_iusp.cli", "tune", "--config", str(config),
+    cmd = [sys.executable, "-m", "keras_iusp.cli.main", "tune", "--config", str(config),
            "--out", str(out), "--trials", str(TRIALS), "--methods", *METHODS,
            "--storage", storage]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -111,8 +111,8 @@ def shared_and_alone(postgres, tmp_path_factory, tiny_data, tiny_teacher):
     """Two ``keras-iusp tune`` processes on one database and, meanwhile, the same search in this
     process alone on another database; the two processes are killed if anything fails or runs
     past the limit, so none outlives the test."""
-    from keras_iusp.experiment import load_config
-    from keras_iusp.tune import run_tuning
+    from keras_iusp.experiments.grid import load_config
+    from keras_iusp.experiments.tune import run_tuning
 
     tmp = tmp_path_factory.mktemp("tune_storage")
     _, data_dir, _ = tiny_data
@@ -175,7 +175,7 @@ def test_shared_study_has_the_winners_of_one_process(shared_and_alone):
     "postgresql+psycopg2://nobody@/none?host=/nonexistent-socket-dir",
 ])
 def test_bad_storage_url_is_one_error_line(tmp_path, capsys, url, tiny_grid_header):
-    from keras_iusp.cli import main
+    from keras_iusp.cli.main import main
 
     config = _config(tmp_path, tiny_grid_header("shared_tune"))
     out = tmp_path / "out"
@@ -191,8 +191,8 @@ def test_startup_draws_follow_the_trial_number():
     one sampler draws alone; TPE's own start-up would give both processes the same draws."""
     import optuna
 
-    from keras_iusp.tune import SEARCH_SPACE, _suggest
-    from keras_iusp.tune_shared import TrialSeededSampler
+    from keras_iusp.experiments.tune import SEARCH_SPACE, _suggest
+    from keras_iusp.experiments.tune_storage import TrialSeededSampler
 
     space = SEARCH_SPACE["iusp"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -220,8 +220,8 @@ def test_dead_process_trial_is_run_again_with_its_parameters(tmp_path):
 
     import optuna
 
-    from keras_iusp.tune import _run_budget
-    from keras_iusp.tune_shared import StudyLock, TrialSeededSampler
+    from keras_iusp.experiments.tune import _run_budget
+    from keras_iusp.experiments.tune_storage import StudyLock, TrialSeededSampler
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     storage = optuna.storages.RDBStorage(

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.cli import main
-from keras_iusp.errors import ConfigError, DataError
+from keras_iusp.cli.main import main
+from keras_iusp.utils.errors import ConfigError, DataError
 
 POOL_CLIPS = 10
 
@@ -36,7 +36,7 @@ def pool_dir(tiny_data):
 
 @pytest.fixture(scope="module")
 def pool_cache(tiny_data, pool_dir):
-    from keras_iusp.training import unlabeled_cache
+    from keras_iusp.train.training import unlabeled_cache
 
     _, _, cache = tiny_data
     return unlabeled_cache(pool_dir / "unlabeled", cache)
@@ -45,9 +45,9 @@ def pool_cache(tiny_data, pool_dir):
 def _distiller(teacher, cache, seed: int = 0):
     import tf_keras as keras
 
-    from keras_iusp.distiller import Distiller
+    from keras_iusp.distill.distiller import Distiller
     from keras_iusp.models import build_model
-    from keras_iusp.training import DistillConfig, distillation_losses
+    from keras_iusp.train.training import DistillConfig, distillation_losses
 
     keras.utils.set_random_seed(seed)
     student = build_model("cnn_lstm_xs", cache.features.shape[1:], len(cache.class_names),
@@ -125,7 +125,7 @@ def test_train_step_ignores_unlabelled_labels(tiny_data, tiny_teacher, pool_cach
 
 
 def test_teacher_cache_on_pool_is_exact(tiny_data, tiny_teacher, pool_cache):
-    from keras_iusp.teacher_cache import teacher_outputs
+    from keras_iusp.distill.teacher_targets import teacher_outputs
 
     _, _, cache = tiny_data
     d = _distiller(tiny_teacher.model, cache)
@@ -139,8 +139,8 @@ def test_teacher_cache_on_pool_is_exact(tiny_data, tiny_teacher, pool_cache):
 
 def test_mixed_batches_carry_each_pool_clip_with_its_own_outputs(tiny_data, tiny_teacher,
                                                                  pool_cache):
-    from keras_iusp.teacher_cache import teacher_outputs
-    from keras_iusp.training import training_datasets
+    from keras_iusp.distill.teacher_targets import teacher_outputs
+    from keras_iusp.train.training import training_datasets
 
     _, _, cache = tiny_data
     layers = _distiller(tiny_teacher.model, cache).teacher_output_layers
@@ -266,7 +266,7 @@ def test_bad_unlabeled_paths_are_one_line_errors(tmp_path, capsys, tiny_data, ti
 
 
 def test_library_refuses_a_pool_for_the_baseline_and_bad_ratios():
-    from keras_iusp.training import DistillConfig
+    from keras_iusp.train.training import DistillConfig
 
     with pytest.raises(ConfigError, match="baseline"):
         DistillConfig(method="baseline", unlabeled="pool")
@@ -279,8 +279,8 @@ def test_library_refuses_a_pool_for_the_baseline_and_bad_ratios():
 
 
 def test_grid_and_tune_see_the_pool(tmp_path, tiny_grid_header, pool_dir):
-    from keras_iusp.experiment import load_config, settings_differences
-    from keras_iusp.tune import search_space
+    from keras_iusp.experiments.grid import load_config, settings_differences
+    from keras_iusp.experiments.tune import search_space
 
     path = tmp_path / "grid.toml"
     grid = '[grid]\nstudents = ["cnn_lstm_xs"]\nmethods = ["kd", "kd_pool"]\nseeds = [0]\n'

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from keras_iusp.errors import ConfigError
 from keras_iusp.models import MODEL_SPECS, build_model
 from keras_iusp.models.zoo import build_teacher_cnn
+from keras_iusp.utils.errors import ConfigError
 
 T, MELS = 40, 16
 

@@ -3,7 +3,7 @@
 #define KERAS_IUSP_FRONTEND_H_
 
 // Streaming log-mel front end, identical to the features the model was trained on
-// (keras_iusp.features.log_mel_tf): PCM / 32768, periodic Hann window, 512-point real FFT,
+// (keras_iusp.features.logmel.log_mel_tf): PCM / 32768, periodic Hann window, 512-point real FFT,
 // power, sparse mel filterbank (50-8000 Hz), log(mel + kLogOffset).
 // C++11, no heap, no exceptions, only the C standard library.
 

@@ -3,7 +3,7 @@
 Real SONYC-UST audio is 44.1 or 48 kHz, user data can be anything soundfile reads (WAV, FLAC,
 OGG, ...). Every clip is turned into float32 mono at the feature rate, then padded or trimmed to
 the configured duration. Anything that would poison training silently (no samples, NaN/inf,
-undecodable, truncated or absurd data) is an :class:`~keras_iusp.errors.AudioError` naming the
+undecodable, truncated or absurd data) is an :class:`~keras_iusp.utils.errors.AudioError` naming the
 file, on one line.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_iusp.errors import AudioError
+from keras_iusp.utils.errors import AudioError
 
 #: Plausible sample rates of an audio file header, in Hz. Outside this range the header is corrupt
 #: (or the file is not audio), and resampling would make an empty or gigantic signal.

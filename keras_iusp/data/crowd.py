@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from keras_iusp.data.schema import COARSE_CLASSES
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 __all__ = ["CONFUSABLE", "AnnotatorProfile", "CrowdErrorModel", "annotator_profiles",
            "crowd_labels"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_iusp.data.schema import SPLITS
-from keras_iusp.errors import DataError
+from keras_iusp.utils.errors import DataError
 
 
 @dataclass(frozen=True)

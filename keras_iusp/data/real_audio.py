@@ -50,7 +50,7 @@ from keras_iusp.data.schema import COARSE_CLASSES, FINE_CLASSES, SPLITS, VERIFIE
 from keras_iusp.data.sound_archives import read_member
 from keras_iusp.data.synth import CSV_COLUMNS
 from keras_iusp.data.synth_sounds import render_background
-from keras_iusp.errors import ConfigError, DataError
+from keras_iusp.utils.errors import ConfigError, DataError
 
 __all__ = ["DEFAULT_CROWD", "DEFAULT_MANIFEST", "build_real_audio", "fetch_sources",
            "load_manifest"]

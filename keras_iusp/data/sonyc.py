@@ -29,7 +29,7 @@ from keras_iusp.data.schema import (
     SPLITS,
     VERIFIED_ANNOTATOR,
 )
-from keras_iusp.errors import DataError
+from keras_iusp.utils.errors import DataError
 
 #: Rules for turning several crowd annotations of one clip into one label.
 TRAIN_RULES = ("any", "majority")

@@ -17,7 +17,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from keras_iusp.errors import DataError
+from keras_iusp.utils.errors import DataError
 
 __all__ = ["cat_members", "rcc_members", "read_member"]
 

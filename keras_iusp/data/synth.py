@@ -57,7 +57,7 @@ from keras_iusp.data.synth_sounds import (
     render_background,
     render_labelled_event,
 )
-from keras_iusp.errors import ConfigError, DataError
+from keras_iusp.utils.errors import ConfigError, DataError
 
 __all__ = ["CSV_COLUMNS", "SYNTH_PRESETS", "synthesize"]
 

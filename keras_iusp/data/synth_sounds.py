@@ -30,7 +30,7 @@ import numpy as np
 from scipy import signal
 
 from keras_iusp.data.schema import COARSE_CLASSES, FINE_CLASSES
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 __all__ = [
     "REPETITIVE_SUBTYPES",

@@ -4,8 +4,8 @@ A pool is either a folder of audio files (read in sorted name order, not recursi
 whose ``audio_filename`` column names the files (relative to the CSV's folder) and which holds
 no label column. It becomes a :class:`~keras_iusp.data.DatasetIndex` with every clip in the
 ``train`` split and all-zero labels, so the usual feature cache
-(:func:`~keras_iusp.data.build_feature_cache`) and teacher-output cache
-(:func:`keras_iusp.teacher_cache.teacher_outputs`) serve it unchanged; the zero labels are
+(:func:`~keras_iusp.features.build_feature_cache`) and teacher-output cache
+(:func:`keras_iusp.distill.teacher_targets.teacher_outputs`) serve it unchanged; the zero labels are
 never read as labels: :func:`mix_unlabeled` marks each pool row with ``label_mask = 0``, and
 the :class:`~keras_iusp.Distiller` computes the label loss on ``label_mask = 1`` rows only.
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_iusp.data.index import DatasetIndex
 from keras_iusp.data.schema import COARSE_COLUMNS
-from keras_iusp.errors import DataError
+from keras_iusp.utils.errors import DataError
 
 #: File name endings read as audio in a pool folder (what ``soundfile`` decodes).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
@@ -106,7 +106,7 @@ def mix_unlabeled(labelled, pool_features: np.ndarray, per_batch: int, *, seed: 
                   steps_per_epoch: int, pool_extras: Sequence[np.ndarray] = ()):
     """Append ``per_batch`` pool clips to every batch of the labelled dataset ``labelled``.
 
-    ``labelled`` is a :func:`~keras_iusp.data.make_dataset` training dataset (elements
+    ``labelled`` is a :func:`~keras_iusp.features.make_dataset` training dataset (elements
     ``(x, y)`` or ``((x, *extras), y)``, with ``pool_extras`` then the same extras for the pool,
     e.g. the teacher's cached outputs on it). Each element of the result is
     ``({"features": x, "teacher_outputs": (...), "label_mask": m}, y)``: the labelled rows

@@ -14,12 +14,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from keras_iusp.errors import ConfigError
+from keras_iusp.compress import QUANT, custom_objects
+from keras_iusp.utils.errors import ConfigError
 
 
 def rebuild_for_window(model: keras.Model, frames: int) -> keras.Model:
     """Same layers and weights, input ``[1, frames, n_mels]`` (batch fixed to 1)."""
-    from keras_iusp.compress import QUANT, custom_objects
 
     n_mels = int(model.input.shape[-1])
     with QUANT.quantize_scope(custom_objects()):

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_iusp.export.host_build import parse_runner_output
+
 ROOT = Path(__file__).resolve().parents[2]
 TFLM = ROOT.parent / "shared" / "tflm-host"
 #: TFLite-Micro built for a Cortex-M4 with FPU and CMSIS-NN kernels (see its README).
@@ -239,7 +241,6 @@ def run_stream_runner(elf: str | Path, pcm_clips: np.ndarray, work: str | Path) 
     """Stream ``[N, samples]`` int16 clips through the runner on the emulated core (the PCM file
     is read over semihosting); the same parsed result as the host runner's
     (``keras_iusp.export.host_build.run_stream_runner``)."""
-    from keras_iusp.export.host_build import parse_runner_output
 
     clips = np.ascontiguousarray(pcm_clips, np.int16)
     raw = Path(work).resolve() / "clips_m4.pcm"

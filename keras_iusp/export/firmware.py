@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_iusp.errors import KerasIuspError
 from keras_iusp.export.c_literals import c_bytes, c_float, c_floats, c_ints
-from keras_iusp.features import FeatureConfig
+from keras_iusp.features.logmel import FeatureConfig
+from keras_iusp.utils.errors import KerasIuspError
 
 #: TFLite builtin operator name -> ``MicroMutableOpResolver`` registration method: every builtin
 #: that TFLite-Micro's ``micro_mutable_op_resolver.h`` registers (``test_export_zoo.py`` checks

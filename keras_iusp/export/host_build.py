@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_iusp.errors import KerasIuspError
+from keras_iusp.utils.errors import KerasIuspError
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER_DIR = ROOT / "deploy" / "stream_runner"

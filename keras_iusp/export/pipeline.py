@@ -4,8 +4,8 @@ Verification is part of every export, not an option: the int8 model runs in the 
 interpreter and in LiteRT on real validation windows, their outputs are compared, the smallest
 arena is measured, and validation micro-AUPRC of the windowed int8 model is reported next to the
 whole-clip float model. The asset folder is written under a temporary name and swapped in
-(:func:`keras_iusp.atomic.replace_dir`), so a killed export leaves either the old assets or the
-new ones; one killed between the two renames of the swap is put right by the next export.
+(:func:`keras_iusp.utils.atomic.replace_dir`), so a killed export leaves either the old assets or
+the new ones; one killed between the two renames of the swap is put right by the next export.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from keras_iusp.atomic import recover_dir, replace_dir, staging_dir
-from keras_iusp.data.cache import FeatureCache
-from keras_iusp.errors import ConfigError, KerasIuspError
+from keras_iusp.compress import load_compressed, overall_sparsity, sparsity_report
+from keras_iusp.detect import DetectorSettings
 from keras_iusp.export import firmware, frontend
 from keras_iusp.export.convert import random_windows, rebuild_for_window, to_tflite
 from keras_iusp.export.detector_files import detector_files, detector_settings_block
+from keras_iusp.export.stream_eval import calibrate_detector
+from keras_iusp.export.streaming import check_block_frames
+from keras_iusp.export.streaming_export import streaming_assets
 from keras_iusp.export.targets import format_target_table, load_profiles
 from keras_iusp.export.verify import (
     io_details,
@@ -34,15 +36,18 @@ from keras_iusp.export.verify import (
     tflm_ms_per_window,
     windowed_clip_scores,
 )
-from keras_iusp.features import FeatureConfig
+from keras_iusp.features.cache import FeatureCache
+from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.metrics import micro_auprc
-from keras_iusp.stream_eval import calibrate_detector
+from keras_iusp.models import build_model
+from keras_iusp.models.summary import model_summary
+from keras_iusp.train.training import load_run
+from keras_iusp.utils.atomic import atomic_write_text, recover_dir, replace_dir, staging_dir
+from keras_iusp.utils.errors import ConfigError, KerasIuspError
 
 
 def _load_models(run_dir: Path):
     """(int8 source model, float model, info): QAT model when the run was compressed."""
-    from keras_iusp.compress import load_compressed
-    from keras_iusp.training import load_run
 
     if (run_dir / "qat.weights.h5").is_file():
         return load_compressed(run_dir)
@@ -51,7 +56,6 @@ def _load_models(run_dir: Path):
 
 
 def _detector_block(block: dict[str, Any]) -> str:
-    from keras_iusp.detect import DetectorSettings
 
     return detector_settings_block(DetectorSettings.from_dict(block["settings"]),
                                    f"{block['operating_point_text']}, event onsets matched "
@@ -72,7 +76,7 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
     :data:`keras_iusp.detect.DEFAULT_OPERATING_POINT`) is what the event detector is calibrated
     for on the validation split as a stream (seeded by ``seed``).
 
-    Raises :class:`~keras_iusp.errors.KerasIuspError` when the converted model uses an op that
+    Raises :class:`~keras_iusp.utils.errors.KerasIuspError` when the converted model uses an op that
     TFLite-Micro has no kernel for, before anything is written.
     """
     run_dir, out = Path(run_dir), Path(out)
@@ -81,7 +85,6 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
         print(f"export: {recovered}")
     qat_model, float_model, info = _load_models(run_dir)
     if streaming_block_frames is not None:
-        from keras_iusp.export.streaming import check_block_frames
         check_block_frames(float_model, streaming_block_frames)
     config = FeatureConfig.from_dict(info["feature_config"])
     if config != cache.config:
@@ -119,7 +122,6 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
         "float_windowed_auprc": micro_auprc(y_val, windowed_clip_scores(float_bytes, x_val, hop)),
         "int8_windowed_auprc": micro_auprc(y_val, windowed_clip_scores(int8_bytes, x_val, hop)),
     }
-    from keras_iusp.compress import overall_sparsity, sparsity_report
 
     report = {
         "model": info["model_name"],
@@ -151,7 +153,6 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
                          for p in load_profiles(targets_dir)]
     stream_texts, stream_binaries = {}, {}
     if streaming_block_frames is not None:
-        from keras_iusp.export.streaming_export import streaming_assets
         stream_texts, stream_binaries, report["streaming"] = streaming_assets(
             float_model, streaming_block_frames, x_train, x_val, y_val, seed=seed)
 
@@ -187,8 +188,6 @@ def runner_report(report: dict[str, Any], float_model, frames: int, hop: int,
                   tflm_ms: float) -> dict[str, Any]:
     """Cost of the streaming runner (``deploy/stream_runner``) on the device, per window and in
     RAM: the front end's state, the int8 frame ring of one window and the measured arena."""
-    from keras_iusp.export.convert import rebuild_for_window
-    from keras_iusp.models.summary import model_summary
 
     config = FeatureConfig.from_dict(report["feature_config"])
     fe = report["frontend"]
@@ -310,8 +309,6 @@ def add_frontend(folder: str | os.PathLike, targets_dir: str | os.PathLike | Non
     ``export_report.json`` and ``model.tflite``: nothing about the model is retrained or
     re-quantised. The model's MACs come from its zoo architecture (they do not depend on the
     weights). Files are written under temporary names and renamed into place."""
-    from keras_iusp.atomic import atomic_write_text
-    from keras_iusp.models import build_model
 
     folder = Path(folder)
     report_path = folder / "export_report.json"
@@ -362,7 +359,6 @@ def add_detector(folder: str | os.PathLike, cache: FeatureCache, *, seed: int = 
     written under temporary names and renamed into place."""
     import re
 
-    from keras_iusp.atomic import atomic_write_text
 
     folder = Path(folder)
     report_path, settings_path = folder / "export_report.json", folder / "model_settings.h"

@@ -47,8 +47,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from keras_iusp.errors import ConfigError
 from keras_iusp.models.layers import FeatureStandardization, StepDropout
+from keras_iusp.utils.errors import ConfigError
 
 layers = keras.layers
 

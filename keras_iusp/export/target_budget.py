@@ -17,7 +17,6 @@ import json
 import tempfile
 from pathlib import Path
 
-from keras_iusp.atomic import atomic_write_text
 from keras_iusp.export.cortex_m4 import (
     M4Builder,
     TargetError,
@@ -25,6 +24,7 @@ from keras_iusp.export.cortex_m4 import (
     measure_budget,
     missing_tools,
 )
+from keras_iusp.utils.atomic import atomic_write_text
 
 BEGIN = "// --- Cortex-M4F instruction budget"
 END = "// --- end of instruction budget"

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_iusp.console import silenced_stderr
-from keras_iusp.errors import KerasIuspError
+from keras_iusp.utils.console import silenced_stderr
+from keras_iusp.utils.errors import KerasIuspError
 
 
 @dataclass(frozen=True)

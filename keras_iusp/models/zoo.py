@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import tf_keras as keras
 
-from keras_iusp.data.cache import FeatureStats
-from keras_iusp.errors import ConfigError
+from keras_iusp.features.cache import FeatureStats
 from keras_iusp.models.layers import FeatureStandardization, StepDropout
+from keras_iusp.utils.errors import ConfigError
 
 layers = keras.layers
 

@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 if TYPE_CHECKING:  # TensorFlow is imported where it is used: the config is read by the CLI
     import tensorflow as tf  # before TensorFlow may load (quiet start-up)

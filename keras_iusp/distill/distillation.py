@@ -12,9 +12,9 @@ from typing import Any
 
 import tf_keras as keras
 
-from keras_iusp import losses
-from keras_iusp.errors import ConfigError
+from keras_iusp.distill import losses
 from keras_iusp.models.summary import time_axis_layers
+from keras_iusp.utils.errors import ConfigError
 
 
 class DistillationLoss:
@@ -73,7 +73,8 @@ class LogitsDistillation(DistillationLoss):
     """Classic KD on soft targets, *multi-label* form (sigmoid per class, not softmax).
 
     Per example: ``T² · mean_c BCE(sigmoid(z_t/T), sigmoid(z_s/T))``
-    (:func:`keras_iusp.losses.kd_loss`). Sound-event tagging is multi-label, so the soft target of
+    (:func:`keras_iusp.distill.losses.kd_loss`). Sound-event tagging is multi-label, so the soft
+    target of
     each class is its own Bernoulli; a softmax over classes would make co-occurring events compete.
     """
 
@@ -97,10 +98,10 @@ class IUSPDistillation(DistillationLoss):
 
     Per clip: ``||G_t - resize(G_s)||²_F / T_t²`` where ``G`` is the frame-by-frame
     self-similarity of the layer output in the chosen ``form``
-    (:func:`keras_iusp.losses.iusp_loss`). Both layers must keep a time axis; their lengths and
-    widths may differ. Use several objects for several pairs.
+    (:func:`keras_iusp.distill.losses.iusp_loss`). Both layers must keep a time axis; their lengths
+    and widths may differ. Use several objects for several pairs.
 
-    ``form`` (default :data:`keras_iusp.losses.DEFAULT_IUSP_FORM`, ``"cosine"``):
+    ``form`` (default :data:`keras_iusp.distill.losses.DEFAULT_IUSP_FORM`, ``"cosine"``):
 
     - ``"paper"``: Chang et al.'s map, ``G = Q Qᵀ`` with L2-normalised rows; the loss scales
       like ``1/T_t`` (at most ``4/T_t``).
@@ -111,7 +112,8 @@ class IUSPDistillation(DistillationLoss):
     so one weight serves any frame count. The paper form barely trains a student on ReLU
     teacher features (its map is mostly a constant); see ``docs/iusp_diagnosis.md``.
 
-    ``implementation`` is passed to :func:`~keras_iusp.losses.iusp_loss`: ``"auto"`` (default)
+    ``implementation`` is passed to :func:`~keras_iusp.distill.losses.iusp_loss`: ``"auto"``
+    (default)
     picks the faster of ``"reference"`` (builds the ``T × T`` maps) and ``"lowrank"`` (the same
     value from ``D × D`` Gram matrices) for the layers' shapes.
     """
@@ -144,7 +146,7 @@ class IUSPDistillation(DistillationLoss):
 class SPDistillation(DistillationLoss):
     """Similarity-preserving KD (Tung & Mori, ICCV 2019): batch-wise ``b×b`` similarities.
 
-    One value per batch (:func:`keras_iusp.losses.sp_loss`). Under ``tf.distribute`` the
+    One value per batch (:func:`keras_iusp.distill.losses.sp_loss`). Under ``tf.distribute`` the
     Distiller gathers the layer outputs of all replicas first, so the loss is that of the global
     batch, as on one device.
     """

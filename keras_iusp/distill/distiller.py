@@ -18,10 +18,10 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from keras_iusp.augment import AugmentConfig, augment_batch
-from keras_iusp.distillation import DistillationLoss
-from keras_iusp.errors import ConfigError
+from keras_iusp.distill.augment import AugmentConfig, augment_batch
+from keras_iusp.distill.distillation import DistillationLoss
 from keras_iusp.models.probe import layer_probe
+from keras_iusp.utils.errors import ConfigError
 
 #: Key of the label loss among the per-step loss reports (its metric name is ``label_loss_name``).
 _LABEL_LOSS = "student_loss"
@@ -54,7 +54,7 @@ class Distiller(keras.Model):
             (several IUSP/SP entries = several layer pairs). ``None``/empty = baseline.
         distillation_loss_weights: one weight per distillation loss (default all 1).
         student_loss_weight: weight of the supervised loss on labels, in ``[0, 1]``.
-        augmentation: an :class:`~keras_iusp.augment.AugmentConfig` drawn per training batch
+        augmentation: an :class:`~keras_iusp.distill.augment.AugmentConfig` drawn per training batch
             (mixup, SpecAugment masks, crops). Teacher and student see the *same* augmented batch
             (consistent teaching); draws are a function of (seed, step), so runs of different
             methods with one seed see identical augmentations.
@@ -63,7 +63,8 @@ class Distiller(keras.Model):
 
     Teacher outputs may be supplied with the data instead of computed in every step: when a
     batch's ``x`` is a tuple ``(features, logits, layer_1, ...)`` in the order of
-    :attr:`teacher_output_layers` (see :mod:`keras_iusp.teacher_cache`), the teacher is not run.
+    :attr:`teacher_output_layers` (see :mod:`keras_iusp.distill.teacher_targets`), the teacher is
+    not run.
     That is exact only for un-augmented inputs, so it is refused together with ``augmentation``.
 
     Batches may mix labelled and unlabelled clips (:func:`keras_iusp.data.unlabeled.mix_unlabeled`):

@@ -4,7 +4,7 @@ The project trains with ``tf_keras``; this module is the only place that imports
 (``keras>=3.15``), for users of ``keras.distillation.Distiller``::
 
     import keras
-    from keras_iusp.keras3 import IUSPDistillation
+    from keras_iusp.distill.keras3 import IUSPDistillation
 
     distiller = keras.distillation.Distiller(
         teacher=teacher, student=student,
@@ -21,7 +21,8 @@ Both classes subclass ``keras.distillation.FeatureDistillation`` so they reuse i
 handling: the ``Distiller`` sees ``teacher_layer_name`` / ``student_layer_name``, builds one
 feature-extractor model per network and hands the two layers' outputs to
 :meth:`compute_loss`, which calls the very same TensorFlow functions as the ``tf_keras`` code
-(:func:`keras_iusp.losses.iusp_loss`, :func:`keras_iusp.losses.sp_loss`) and reduces them to the
+(:func:`keras_iusp.distill.losses.iusp_loss`, :func:`keras_iusp.distill.losses.sp_loss`) and
+reduces them to the
 scalar the ``Distiller`` requires (batch mean for IUSP; SP is already a batch-level scalar).
 Those functions are TensorFlow code, so the Keras 3 backend must be ``tensorflow``
 (``KERAS_BACKEND=tensorflow``, the default).
@@ -34,15 +35,15 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_iusp import losses
-from keras_iusp.errors import ConfigError
+from keras_iusp.distill import losses
+from keras_iusp.utils.errors import ConfigError
 
 __all__ = ["IUSPDistillation", "SPDistillation"]
 
 if not hasattr(keras, "distillation"):  # pragma: no cover - guarded by the keras>=3.15 pin
     raise ImportError(
-        f"keras_iusp.keras3 needs keras.distillation (Keras >= 3.15); the installed Keras is "
-        f"{keras.__version__}"
+        "keras_iusp.distill.keras3 needs keras.distillation (Keras >= 3.15); the installed "
+        f"Keras is {keras.__version__}"
     )
 
 
@@ -102,7 +103,7 @@ class IUSPDistillation(_TFFeatureDistillation):
 
     Loss: ``mean_b ||G_t,b - resize(G_s,b, T_t)||²_F / T_t²`` over the clips of the batch, with
     ``G`` each clip's frame self-similarity in the chosen ``form``
-    (:func:`keras_iusp.losses.iusp_loss`). The named layers must output ``[B, T, ...]``
+    (:func:`keras_iusp.distill.losses.iusp_loss`). The named layers must output ``[B, T, ...]``
     (e.g. ``Conv1D``/``Conv2D``/recurrent outputs with a time axis); the teacher and student
     may differ in frame count and width. The teacher's features carry no gradient.
 
@@ -115,7 +116,7 @@ class IUSPDistillation(_TFFeatureDistillation):
             L2-normalised rows; the loss then scales like ``1/T_t``). Same forms, same values
             as the ``tf_keras`` :class:`keras_iusp.IUSPDistillation`.
         implementation: ``"auto"`` (default), ``"reference"`` or ``"lowrank"``; all give the
-            same value (see :func:`keras_iusp.losses.iusp_loss`).
+            same value (see :func:`keras_iusp.distill.losses.iusp_loss`).
     """
 
     def __init__(self, teacher_layer_name: str | None = None,
@@ -151,7 +152,7 @@ class SPDistillation(_TFFeatureDistillation):
     """Similarity-preserving distillation (Tung & Mori, ICCV 2019).
 
     Loss: ``||G_t - G_s||²_F / b²`` with ``G`` the row-normalised ``b × b`` Gram matrix of the
-    batch's flattened activations (:func:`keras_iusp.losses.sp_loss`). Any layer shapes work
+    batch's flattened activations (:func:`keras_iusp.distill.losses.sp_loss`). Any layer shapes work
     as long as the batch axis comes first. The teacher's features carry no gradient.
 
     Args:

@@ -23,11 +23,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from keras_iusp.atomic import atomic_path, atomic_write_text
-from keras_iusp.claims import CLAIM_NAME, LOCK_NAME, claim_holder, claimed
-from keras_iusp.errors import ConfigError
-from keras_iusp.paths import same_path
-from keras_iusp.run_folder import METRICS_FILE, is_finished
+from keras_iusp.experiments.claims import CLAIM_NAME, LOCK_NAME, claim_holder, claimed
+from keras_iusp.train.run_folder import METRICS_FILE, is_finished
+from keras_iusp.utils.atomic import atomic_path, atomic_write_text
+from keras_iusp.utils.errors import ConfigError
+from keras_iusp.utils.paths import same_path
 
 #: Files of a run folder that its record keeps (weights are left out on purpose).
 RECORD_FILES = (METRICS_FILE, "model_info.json", "history.json", "wall.json")
@@ -67,8 +67,8 @@ def archive_runs(grid_out: str | Path, dest: str | Path, teacher_fingerprint: st
     Only complete records are archived: a run must hold every file in ``required`` (e.g. its
     clip scores on the evaluated split, written when the grid collects it), and a distilled run
     must name ``teacher_path``, the grid's teacher, since the archive vouches for that teacher
-    (``teacher_fingerprint``, see :func:`keras_iusp.teacher_cache.weights_fingerprint`). Each
-    record replaces its earlier copy as a whole, so no file of an earlier model survives in it.
+    (``teacher_fingerprint``, see :func:`keras_iusp.distill.teacher_targets.weights_fingerprint`).
+    Each record replaces its earlier copy as a whole, so no file of an earlier model survives in it.
     ``dest`` may hold records of earlier sessions: they are kept, but only for the same teacher.
     """
 
@@ -180,8 +180,9 @@ def _restore_info(source: Path, target: Path, teacher_path: str | Path, grid_out
     if info.get("teacher") is not None:
         info["teacher"] = str(teacher_path)
     if info.get("fold_teachers"):
-        # vouched for by their weights (the grid's restore checks them), like the teacher
-        from keras_iusp.cross_fit import fold_dir
+        # vouched for by their weights (the grid's restore checks them), like the teacher;
+        # imported here because cross_fit loads TensorFlow and reading an archive must not
+        from keras_iusp.experiments.cross_fit import fold_dir
 
         info["fold_teachers"] = [str(fold_dir(grid_out / "teacher_folds", k))
                                  for k in range(len(info["fold_teachers"]))]

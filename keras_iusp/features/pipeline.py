@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_iusp.data.cache import FeatureStats
+from keras_iusp.features.cache import FeatureStats
 
 
 def make_dataset(
@@ -28,8 +28,8 @@ def make_dataset(
     """A ``tf.data.Dataset`` of ``(features [B, T, n_mels], labels [B, C])`` float32 batches.
 
     With ``extras`` (per-clip arrays ``[N, ...]``, e.g. a teacher's cached outputs from
-    :mod:`keras_iusp.teacher_cache`), each element is ``((features, *extras), labels)``: the
-    extra rows are gathered with the same indices as the features, so they stay aligned under
+    :mod:`keras_iusp.distill.teacher_targets`), each element is ``((features, *extras), labels)``:
+    the extra rows are gathered with the same indices as the features, so they stay aligned under
     shuffling.
 
     Args:
@@ -107,5 +107,6 @@ def make_dataset(
             ds = ds.map(lambda x, y: ((x - mean) * inv_std, y),
                         num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    ds.shuffle_epoch = epoch  # read by keras_iusp.training.ShuffleEpoch; None when not shuffled
+    # read by keras_iusp.train.training.ShuffleEpoch; None when not shuffled
+    ds.shuffle_epoch = epoch
     return ds

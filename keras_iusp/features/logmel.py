@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ fails to take the lock and skips the cell, so no run is trained twice.
 
 The kernel drops the lock when its process ends in any way (killed, out of memory, crashed), so
 the claim of a dead process is free again at once, whatever happened to its process id or host
-name; its run then resumes from its last epoch (:mod:`keras_iusp.resume`). ``<run dir>/.claim``
-only tells people who holds the cell (host and process id).
+name; its run then resumes from its last epoch (:mod:`keras_iusp.train.resume`). ``<run
+dir>/.claim`` only tells people who holds the cell (host and process id).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Studies live in an SQLite file (Optuna's RDB storage), so an interrupted search 
 stopped: finished trials are kept, an interrupted one is resumed from its last epoch (its run
 directory is resumable like any distillation). ``--storage URL`` (PostgreSQL, MySQL) keeps them
 in a database instead, shared by several ``tune`` processes on several machines
-(:mod:`keras_iusp.tune_shared`; ``docs/distributed.md``).
+(:mod:`keras_iusp.experiments.tune_storage`; ``docs/distributed.md``).
 
 The first trial of every method is the grid's default settings (``enqueue_trial``), so tuning can
 only improve on them on validation. The second trial of a distillation method starts from its
@@ -38,21 +38,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from keras_iusp.atomic import atomic_write_text
-from keras_iusp.augment import default_augmentation
-from keras_iusp.errors import ConfigError
-from keras_iusp.experiment import (
+from keras_iusp.distill.augment import default_augmentation
+from keras_iusp.distill.methods import search_spaces
+from keras_iusp.experiments.grid import (
     ExperimentConfig,
     check_run_settings,
     prepare_data,
     prepare_teacher,
 )
-from keras_iusp.methods import search_spaces
-from keras_iusp.run_folder import METRICS_FILE, is_finished
-from keras_iusp.training import distill
-from keras_iusp.tune_shared import StudyLock, TrialSeededSampler, fail_dead_trials, open_storage
+from keras_iusp.experiments.tune_storage import (
+    StudyLock,
+    TrialSeededSampler,
+    fail_dead_trials,
+    open_storage,
+)
+from keras_iusp.train.run_folder import METRICS_FILE, is_finished
+from keras_iusp.train.training import distill
+from keras_iusp.utils.atomic import atomic_write_text
+from keras_iusp.utils.errors import ConfigError
 
-#: What each method may tune (the registry's search spaces, :mod:`keras_iusp.methods`).
+#: What each method may tune (the registry's search spaces, :mod:`keras_iusp.distill.methods`).
 SEARCH_SPACE: dict[str, dict[str, tuple]] = search_spaces()
 
 
@@ -135,8 +140,8 @@ def _open_study(optuna, tune_dir: Path, method: str, seed: int, trials: int,
     scored on other seeds (their means would not compare with new ones). A study written before
     seeds were recorded was scored on ``[seed]``, the only seed a trial then trained.
 
-    ``shared`` (an RDB storage from :func:`keras_iusp.tune_shared.open_storage`) holds the study
-    ``study_name`` instead, with a sampler whose startup draws follow the trial number."""
+    ``shared`` (an RDB storage from :func:`keras_iusp.experiments.tune_storage.open_storage`) holds
+    the study ``study_name`` instead, with a sampler whose startup draws follow the trial number."""
     if shared is None:
         storage = f"sqlite:///{(tune_dir / f'{method}.db').resolve()}"
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(trials, 3))
@@ -190,7 +195,8 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
     ``storage`` (an Optuna RDB URL, e.g. ``postgresql://USER@HOST/DATABASE``) holds the studies
     instead of the ``.db`` files, named ``CONFIG_NAME/METHOD``: every process given the same URL
     and config works on the same studies, and together they run ``trials`` trials per method
-    (:mod:`keras_iusp.tune_shared`). The first ``min(trials, 3)`` trials of a method, and so its
+    (:mod:`keras_iusp.experiments.tune_storage`). The first ``min(trials, 3)`` trials of a method,
+    and so its
     winner when ``trials <= 3``, are then the same whatever the number of processes; later trials
     depend on which trials had finished when they started.
     """

@@ -9,7 +9,7 @@ gains. Figures: micro-AUPRC vs parameters per method, precision-recall curves, t
 self-similarity matrices on a repetitive clip, and the per-class gain of IUSP over SP.
 
 A grid may also hold *variants* (ablation arms such as ``iusp_paper``: IUSP with another setting;
-see :class:`keras_iusp.experiment.ExperimentConfig`). Rows then carry the variant's name as
+see :class:`keras_iusp.experiments.grid.ExperimentConfig`). Rows then carry the variant's name as
 ``method`` and its training method as ``base_method``; every table follows the configured methods,
 and each variant is compared, seed by seed, with the baseline, with its base method and, for an
 IUSP variant, with SP.
@@ -22,15 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_iusp.atomic import atomic_path, atomic_write_text
-from keras_iusp.methods import (
+from keras_iusp.distill.methods import (
     METHODS,
     label,  # how tables name a method (re-exported)
 )
-from keras_iusp.run_archive import has_weights
+from keras_iusp.experiments.archive import has_weights
+from keras_iusp.utils.atomic import atomic_path, atomic_write_text
 
-#: The built-in methods in the report's default order (``keras_iusp.training.METHODS``, spelled
-#: out so that reading results does not import TensorFlow).
+# Modules that load TensorFlow (models, losses, training) are imported inside the functions that
+# run models: tabulating results (`experiment --report-only`) must not load TensorFlow.
+
+#: The built-in methods in the report's default order (``keras_iusp.train.training.METHODS``,
+#: spelled out so that reading results does not import TensorFlow).
 BUILTIN = METHODS
 
 
@@ -195,8 +198,8 @@ def mean_iusp_distances(teacher_model, student_model, student_layer: str, featur
     content, so only the mean says whether training brought the student's frame structure
     closer to the teacher's. ``teacher_batches`` reuses the teacher's layer outputs.
     """
-    from keras_iusp.losses import IUSP_FORMS, iusp_loss
-    from keras_iusp.training import DEFAULT_TEACHER_LAYER
+    from keras_iusp.distill.losses import IUSP_FORMS, iusp_loss
+    from keras_iusp.train.training import DEFAULT_TEACHER_LAYER
 
     t_out = teacher_batches if teacher_batches is not None else layer_output_batches(
         teacher_model, DEFAULT_TEACHER_LAYER, features, batch_size)
@@ -217,10 +220,10 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
     show each arm in its own form and in the others: a form that only lowers its own distance
     has learned the form, not the teacher's structure).
     """
-    from keras_iusp.losses import DEFAULT_IUSP_FORM
+    from keras_iusp.distill.losses import DEFAULT_IUSP_FORM
+    from keras_iusp.distill.teacher_targets import weights_fingerprint
     from keras_iusp.models import MODEL_SPECS
-    from keras_iusp.teacher_cache import weights_fingerprint
-    from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
+    from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
 
     features, _ = cache.split(split)
     fingerprint = weights_fingerprint(teacher.model)
@@ -254,8 +257,8 @@ def _recorded_distances(run_dir: Path, split: str, fingerprint: str, student_lay
     """A run's IUSP distances kept by an earlier report, when measured against this teacher at
     the same layers over as many clips, with every form known today; else None (measure
     again). The record is dropped whenever the grid retrains the run's folder."""
-    from keras_iusp.losses import IUSP_FORMS
-    from keras_iusp.training import DEFAULT_TEACHER_LAYER
+    from keras_iusp.distill.losses import IUSP_FORMS
+    from keras_iusp.train.training import DEFAULT_TEACHER_LAYER
 
     path = run_dir / f"iusp_distance_{split}.json"
     if not path.is_file():
@@ -338,7 +341,7 @@ def label_fit(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
         if not path.is_file():
             continue
         h = json.loads(path.read_text())
-        # the kept epoch as keras_iusp.resume.BestWeights picks it: the first finite maximum
+        # the kept epoch as keras_iusp.train.resume.BestWeights picks it: the first finite maximum
         scores = np.array(h.get("val_auprc", []), np.float64)
         scores[~np.isfinite(scores)] = -np.inf
         if not scores.size or not np.isfinite(scores.max()) or not h.get("student_loss"):
@@ -454,7 +457,7 @@ def run_layers(run: str | Path, student: str) -> tuple[str, str | None]:
     """``(teacher_layer, student_layer)`` that a run's settings name (its ``model_info.json``
     hyper-parameters), each falling back to the default layer when unset or unrecorded."""
     from keras_iusp.models import MODEL_SPECS
-    from keras_iusp.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
 
     path = Path(run) / "model_info.json"
     hyper = {}
@@ -529,8 +532,11 @@ def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, spl
 
     shown = similarity_students(rows, smallest, seed, methods)
     if shown:
-        from keras_iusp.plots import pick_repetitive_clip, plot_teacher_student_similarity
-        from keras_iusp.training import load_run
+        from keras_iusp.experiments.figures import (
+            pick_repetitive_clip,
+            plot_teacher_student_similarity,
+        )
+        from keras_iusp.train.training import load_run
 
         features, _ = cache.split(split)
         clip = pick_repetitive_clip(labels, cache.class_names)
@@ -691,7 +697,7 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
                   "",
                   format_distances(distances, methods),
                   ""]
-        from keras_iusp.losses import DEFAULT_IUSP_FORM
+        from keras_iusp.distill.losses import DEFAULT_IUSP_FORM
 
         trained_forms = {config.settings(m)["iusp_form"] or DEFAULT_IUSP_FORM
                          for m in methods if config.base_method(m) == "iusp"}

@@ -3,7 +3,7 @@
 A run keeps its scratch state in ``<run dir>/.work/``: Keras ``BackupAndRestore`` checkpoints
 (model, optimizer, epoch), the best-validation weights with their score, and the per-epoch log.
 Starting the same run again continues from the last finished epoch. Shuffling is a function of
-(seed, epoch) (:func:`keras_iusp.data.make_dataset`), so the resumed epochs see the same batches
+(seed, epoch) (:func:`keras_iusp.features.make_dataset`), so the resumed epochs see the same batches
 as an uninterrupted run. When ``fit`` completes, the best weights are restored and the scratch
 folder is removed by the caller once the run directory is written.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import tf_keras as keras
 
-from keras_iusp.atomic import atomic_path, atomic_write_text
+from keras_iusp.utils.atomic import atomic_path, atomic_write_text
 
 WORK_DIRNAME = ".work"
 

@@ -5,7 +5,7 @@ time it sees it un-augmented, yet a plain distillation step recomputes them for 
 every epoch of every student of a grid: the teacher's forward pass then costs more than the
 student's whole step. This module runs the teacher once over the whole feature cache and stores
 ``logits`` and each requested layer as ``.npy`` files, which
-:func:`keras_iusp.data.make_dataset` (``extras=``) streams beside the features and the
+:func:`keras_iusp.features.make_dataset` (``extras=``) streams beside the features and the
 :class:`~keras_iusp.Distiller` uses instead of running the teacher.
 
 The folder name hashes the teacher's weights, the feature cache's key and the layer names, so a
@@ -27,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_iusp.data.cache import FeatureCache
-from keras_iusp.errors import ConfigError
+from keras_iusp.features.cache import FeatureCache
+from keras_iusp.utils.errors import ConfigError
+
+# The distiller (tf_keras) is imported inside the function that runs the teacher: reading a
+# cache's fingerprint (the report and the archive do) must not load TensorFlow.
 
 CACHE_VERSION = 1
 
@@ -149,7 +152,7 @@ def _outputs(key_fields: dict, groups, layer_names: tuple[str, ...], cache: Feat
     scores its rows of the feature cache (the groups together cover every row)."""
     import tf_keras as keras
 
-    from keras_iusp.distiller import feature_extractor
+    from keras_iusp.distill.distiller import feature_extractor
 
     text = json.dumps(key_fields)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]

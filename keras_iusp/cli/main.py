@@ -1,7 +1,7 @@
 """``keras-iusp`` command line.
 
 Each sub-command is a thin wrapper over a library function, so anything the CLI does can be done
-from Python too. User errors (:class:`~keras_iusp.errors.KerasIuspError`) end in one line on
+from Python too. User errors (:class:`~keras_iusp.utils.errors.KerasIuspError`) end in one line on
 stderr and exit code 2, never a traceback.
 """
 
@@ -14,11 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from keras_iusp import arg_types as check
-from keras_iusp.console import filtered_stderr, is_startup_noise, quiet_tensorflow
-from keras_iusp.defaults import DEFAULT_TEACHER
-from keras_iusp.errors import ConfigError, KerasIuspError
-from keras_iusp.methods import METHODS, REGISTRY
+from keras_iusp.cli import arg_types as check
+from keras_iusp.distill.methods import METHODS, REGISTRY
+from keras_iusp.train.defaults import DEFAULT_TEACHER
+from keras_iusp.utils.console import filtered_stderr, is_startup_noise, quiet_tensorflow
+from keras_iusp.utils.errors import ConfigError, KerasIuspError
+
+# Each command imports what it runs inside its handler: `keras-iusp --help`, a bad flag and the
+# quiet start-up filter must not wait for TensorFlow (tests/test_cli_flags.py checks it).
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -40,7 +43,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         print(f"wrote {args.unlabeled} unlabelled clips to {Path(out) / 'unlabeled'} (listed in "
               "unlabeled.csv; distill --unlabeled takes either)")
     if args.plot:
-        from keras_iusp.data.synth_plot import plot_class_examples
+        from keras_iusp.features.synth_plot import plot_class_examples
 
         png = plot_class_examples(Path(out) / "class_examples.png", seed=args.seed)
         print(f"class spectrograms: {png}")
@@ -69,8 +72,9 @@ def _cmd_build_real_audio(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from keras_iusp.data import build_feature_cache, read_dataset
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.data import read_dataset
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
 
     index = read_dataset(args.data, args.train_rule,
                          missing_audio="skip" if args.skip_bad else "raise")
@@ -87,8 +91,9 @@ def _cmd_features(args: argparse.Namespace) -> int:
 def _load_cache(data: str, clip_seconds: float | None, train_rule: str, skip_bad: bool,
                 config=None):
     """The feature cache of ``data`` for ``config``, else for clips of ``clip_seconds``."""
-    from keras_iusp.data import build_feature_cache, read_dataset
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.data import read_dataset
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
 
     index = read_dataset(data, train_rule, missing_audio="skip" if skip_bad else "raise")
     print(index.describe())
@@ -100,8 +105,8 @@ def _load_cache(data: str, clip_seconds: float | None, train_rule: str, skip_bad
 
 
 def _cmd_train_teacher(args: argparse.Namespace) -> int:
-    from keras_iusp.augment import default_augmentation
-    from keras_iusp.training import train_teacher
+    from keras_iusp.distill.augment import default_augmentation
+    from keras_iusp.train.training import train_teacher
 
     cache = _load_cache(args.data, args.clip_seconds, args.train_rule, args.skip_bad)
     frames = int(cache.features.shape[1])
@@ -116,8 +121,8 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_fold_teachers(args: argparse.Namespace) -> int:
-    from keras_iusp.cross_fit import train_fold_teachers
-    from keras_iusp.training import load_run
+    from keras_iusp.experiments.cross_fit import train_fold_teachers
+    from keras_iusp.train.training import load_run
 
     teacher = load_run(args.teacher)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
@@ -129,7 +134,7 @@ def _cmd_train_fold_teachers(args: argparse.Namespace) -> int:
 
 
 #: ``keras-iusp distill`` flags (``DistillConfig`` field names) that only some methods read.
-#: method -> the distill flags only it reads (from the registry, keras_iusp.methods)
+#: method -> the distill flags only it reads (from the registry, keras_iusp.distill.methods)
 _METHOD_FLAGS = {name: m.flags for name, m in REGISTRY.items() if m.flags}
 
 
@@ -179,8 +184,8 @@ def _check_unlabeled_args(args: argparse.Namespace) -> None:
 def _cmd_distill(args: argparse.Namespace) -> int:
     _check_method_flags(args)  # before TensorFlow loads: a wrong command fails at once
     _check_unlabeled_args(args)
-    from keras_iusp.augment import default_augmentation
-    from keras_iusp.training import DistillConfig, distill, load_run
+    from keras_iusp.distill.augment import default_augmentation
+    from keras_iusp.train.training import DistillConfig, distill, load_run
 
     teacher = load_run(args.teacher)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
@@ -202,7 +207,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
            else {}))
     folds = None
     if args.fold_teachers:
-        from keras_iusp.cross_fit import load_fold_teachers
+        from keras_iusp.experiments.cross_fit import load_fold_teachers
 
         folds = load_fold_teachers(args.fold_teachers)
     run = distill(cache, teacher, args.student, args.out, config, overwrite=args.overwrite,
@@ -213,7 +218,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 def _cmd_compress(args: argparse.Namespace) -> int:
     from keras_iusp.compress import CompressConfig, compress
-    from keras_iusp.training import load_run
+    from keras_iusp.train.training import load_run
 
     student = load_run(args.run)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
@@ -230,7 +235,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from keras_iusp.export import export_model, format_report
-    from keras_iusp.training import load_run
+    from keras_iusp.train.training import load_run
 
     operating_point = _operating_point(args)
     run = load_run(args.model)
@@ -285,8 +290,8 @@ def _operating_point(args: argparse.Namespace):
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from keras_iusp.atomic import atomic_write_text
     from keras_iusp.evaluate import evaluate_model, format_evaluation, model_feature_config
+    from keras_iusp.utils.atomic import atomic_write_text
 
     if args.stream and Path(args.model).suffix != ".tflite":
         raise ConfigError(f"--stream: {args.model} is not a .tflite; give the model.tflite of an "
@@ -296,7 +301,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     config = model_feature_config(args.model)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad, config=config)
     if args.stream:
-        from keras_iusp.stream_eval import evaluate_stream, format_stream_evaluation
+        from keras_iusp.export.stream_eval import evaluate_stream, format_stream_evaluation
 
         result = evaluate_stream(args.model, cache, args.split, seed=args.seed,
                                  collar=args.collar)
@@ -313,7 +318,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from keras_iusp.experiment import load_config, run_experiment
+    from keras_iusp.experiments.grid import load_config, run_experiment
 
     config = load_config(args.config)
     out = args.out or f"runs/experiment_{config.name}"
@@ -329,8 +334,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from keras_iusp.experiment import load_config
-    from keras_iusp.tune import run_tuning
+    from keras_iusp.experiments.grid import load_config
+    from keras_iusp.experiments.tune import run_tuning
 
     config = load_config(args.config)
     out = Path(args.out or f"runs/experiment_{config.name}")
@@ -345,7 +350,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from keras_iusp.features import FeatureConfig
+    from keras_iusp.features.logmel import FeatureConfig
     from keras_iusp.models import MODEL_SPECS, build_model, format_summary, model_summary
 
     config = FeatureConfig(clip_seconds=args.clip_seconds)
@@ -364,7 +369,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
-    from keras_iusp.quickstart import run_quickstart
+    from keras_iusp.experiments.quickstart import run_quickstart
 
     run_quickstart(Path(args.out), clips=args.clips, seed=args.seed, overwrite=args.overwrite,
                    teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs)
@@ -501,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--teacher-layer", default=None, help="teacher layer for SP/IUSP")
     p.add_argument("--student-layer", default=None, help="student layer for SP/IUSP")
-    # Defaults (None here) come from keras_iusp.training.DistillConfig, the measured recipe;
+    # Defaults (None here) come from keras_iusp.train.training.DistillConfig, the measured recipe;
     # importing it would load TensorFlow before the quiet start-up filter is in place.
     p.add_argument("--temperature", type=check.positive_float, default=None,
                    help="KD temperature (default 1)")

@@ -8,7 +8,7 @@ a kept run whose recorded settings differ from what the config now gives its cel
 are written to ``results.json`` and ``results.csv`` after every run this process trains (with
 every finished run of the grid, whichever process trained it); ``report.md`` and figures are
 written at the end. ``jobs`` > 1 trains several runs at once in worker processes; each run is
-claimed by one process (:mod:`keras_iusp.claims`).
+claimed by one process (:mod:`keras_iusp.experiments.claims`).
 """
 
 from __future__ import annotations
@@ -28,25 +28,23 @@ from typing import Any
 
 import numpy as np
 
-from keras_iusp.atomic import atomic_path, atomic_write_text
-from keras_iusp.augment import AugmentConfig
-from keras_iusp.claims import claim_holder, claimed, results_lock
-from keras_iusp.cross_fit import fold_dir, train_fold_teachers
-from keras_iusp.data import build_feature_cache, read_dataset, synthesize
-from keras_iusp.defaults import DEFAULT_TEACHER
-from keras_iusp.errors import ConfigError
+from keras_iusp.data import read_dataset, synthesize
+from keras_iusp.distill.augment import AugmentConfig
+from keras_iusp.distill.methods import REGISTRY
+from keras_iusp.distill.teacher_targets import weights_fingerprint
 from keras_iusp.evaluate import clip_probabilities
-from keras_iusp.features import FeatureConfig
-from keras_iusp.methods import REGISTRY
+from keras_iusp.experiments.archive import RECORD_PATTERNS, archive_runs, has_weights, restore_runs
+from keras_iusp.experiments.claims import claim_holder, claimed, results_lock
+from keras_iusp.experiments.cross_fit import fold_dir, train_fold_teachers
+from keras_iusp.experiments.report import write_report
+from keras_iusp.features import build_feature_cache
+from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.metrics import evaluate_scores
 from keras_iusp.models import MODEL_SPECS
-from keras_iusp.paths import same_path
-from keras_iusp.report import write_report
-from keras_iusp.resume import WORK_DIRNAME
-from keras_iusp.run_archive import RECORD_PATTERNS, archive_runs, has_weights, restore_runs
-from keras_iusp.run_folder import is_finished
-from keras_iusp.teacher_cache import weights_fingerprint
-from keras_iusp.training import (
+from keras_iusp.train.defaults import DEFAULT_TEACHER
+from keras_iusp.train.resume import WORK_DIRNAME
+from keras_iusp.train.run_folder import is_finished
+from keras_iusp.train.training import (
     DEFAULT_STUDENT_LAYER,
     DEFAULT_TEACHER_LAYER,
     METHODS,
@@ -56,6 +54,9 @@ from keras_iusp.training import (
     load_run,
     train_teacher,
 )
+from keras_iusp.utils.atomic import atomic_path, atomic_write_text
+from keras_iusp.utils.errors import ConfigError
+from keras_iusp.utils.paths import same_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -102,12 +103,12 @@ class TeacherSection:
     lr_schedule: str = "cosine"
     warmup_epochs: int = 1
     seed: int = 0
-    #: Augmentation while training the teacher (keras_iusp.augment.AugmentConfig keys); ``{}``
-    #: = none. ``mixup_alpha``, ``time_masks``/``time_mask_frames``, ``freq_masks``/
+    #: Augmentation while training the teacher (keras_iusp.distill.augment.AugmentConfig keys);
+    #: ``{}`` = none. ``mixup_alpha``, ``time_masks``/``time_mask_frames``, ``freq_masks``/
     #: ``freq_mask_bins``, ``crop_fraction``.
     augmentation: dict = field(default_factory=dict)
-    #: Cross-fitting folds (keras_iusp.cross_fit): K >= 2 trains K more teachers with this
-    #: recipe, each on the training clips outside its fold, for methods with ``cross_fitted``;
+    #: Cross-fitting folds (keras_iusp.experiments.cross_fit): K >= 2 trains K more teachers with
+    #: this recipe, each on the training clips outside its fold, for methods with ``cross_fitted``;
     #: 0 trains none.
     cross_fit_folds: int = 0
 
@@ -135,7 +136,7 @@ class GridSection:
     warmup_epochs: int = 1
     teacher_cache: bool = True
     #: Distil only in the first N epochs, then labels alone (0: every epoch); see
-    #: :class:`~keras_iusp.distiller.StopDistillation`.
+    #: :class:`~keras_iusp.distill.distiller.StopDistillation`.
     distill_epochs: int = 0
     #: Augmentation of every student's training batches (teacher and student see the same batch).
     augmentation: dict = field(default_factory=dict)
@@ -163,7 +164,7 @@ class ExperimentConfig:
     #: Per-method overrides of grid settings, e.g. ``{"kd": {"temperature": 2.0}}``: what each
     #: method's tuning chose (``keras-iusp tune``), so every method runs with its own best values.
     #: A table under any other name is a *variant* (an ablation arm in the same paired grid):
-    #: it carries ``"method"``, one of :data:`~keras_iusp.training.METHODS`, and its overrides
+    #: it carries ``"method"``, one of :data:`~keras_iusp.train.training.METHODS`, and its overrides
     #: apply on top of that base method's own table, e.g.
     #: ``{"iusp_paper": {"method": "iusp", "iusp_form": "paper"}}``.
     method: dict = field(default_factory=dict)
@@ -227,7 +228,8 @@ class ExperimentConfig:
         return ""
 
     def distill_config(self, method: str, seed: int, out: str | os.PathLike | None = None):
-        """The :class:`~keras_iusp.training.DistillConfig` of one grid cell (of its base method
+        """The :class:`~keras_iusp.train.training.DistillConfig` of one grid cell (of its base
+        method
         for a variant); ``out`` (the experiment folder) locates a synthetic unlabelled pool."""
 
         s = self.settings(method)
@@ -740,7 +742,7 @@ def _train_cell(config: ExperimentConfig, out: Path, cache, teacher, cell: tuple
                 number: int, total: int, verbose: int | str,
                 fold_teachers: list | None = None) -> bool:
     """Train one grid cell unless it is finished or another live process holds it (see
-    :mod:`keras_iusp.claims`); True when this process trained it."""
+    :mod:`keras_iusp.experiments.claims`); True when this process trained it."""
 
     student, method, seed = cell
     run_dir = cell_dir(out, student, method, seed)
@@ -847,7 +849,7 @@ def _collect_rows(config: ExperimentConfig, out: Path, features, labels, class_n
     eval split's clip scores are cached in each run folder. Writes results.json/.csv, under the
     folder's results lock, so that processes sharing ``out`` do not overwrite a newer view."""
 
-    with results_lock(out):  # scan and write as one step (see keras_iusp.claims)
+    with results_lock(out):  # scan and write as one step (see keras_iusp.experiments.claims)
         return _collect_rows_locked(config, out, features, labels, class_names)
 
 
@@ -891,8 +893,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     ``train=False`` trains nothing: it reports the runs finished so far (a partial grid says so
     in its report). ``jobs`` > 1 trains that many cells at once: ``jobs - 1`` worker processes
     (logs in ``out/workers/``) work through the grid beside this one, each cell claimed by one
-    process (:mod:`keras_iusp.claims`); results and the report are written here. Workers are
-    started with ``multiprocessing``'s *spawn* method, so a script that calls this with
+    process (:mod:`keras_iusp.experiments.claims`); results and the report are written here.
+    Workers are started with ``multiprocessing``'s *spawn* method, so a script that calls this with
     ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard. A second ``experiment``
     on the same folder, started once the data and the teacher (and, for cross-fitted methods,
     the fold teachers in ``out/teacher_folds``) exist, skips the cells this one
@@ -902,7 +904,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *,
     ``students`` / ``methods`` restrict what this call *trains* to those grid students and
     methods (e.g. the larger students in a session of their own); the results and the report
     still cover every finished run of the grid. ``restore`` copies the run records of an archive
-    (:mod:`keras_iusp.run_archive`) into the folder first, so their runs count as finished;
+    (:mod:`keras_iusp.experiments.archive`) into the folder first, so their runs count as finished;
     ``archive`` copies every finished run's record there at the end (after the report, which
     records each run's IUSP distance), e.g. a folder that is committed.
     """

@@ -25,9 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from keras_iusp.data.cache import FeatureCache
-from keras_iusp.detect import DetectorSettings, WindowTiming, detect_events
-from keras_iusp.errors import KerasIuspError
+from keras_iusp.detect import (
+    DEFAULT_OPERATING_POINT,
+    DetectorSettings,
+    WindowTiming,
+    calibrate,
+    detect_events,
+)
+from keras_iusp.event_metrics import summarise
+from keras_iusp.export.verify import io_details, window_outputs
+from keras_iusp.features.cache import FeatureCache
+from keras_iusp.utils.errors import KerasIuspError
 
 SYNTH_SOURCE = "synthetic event onsets and durations (synth_config.json)"
 CLIP_SOURCE = "clip-level events (no event times in the dataset: each labelled clip is one event)"
@@ -104,7 +112,6 @@ def reference_events(stream: Stream, cache: FeatureCache) -> tuple[list[tuple[st
 
 
 def stream_timing(model_bytes: bytes, cache: FeatureCache) -> WindowTiming:
-    from keras_iusp.export.verify import io_details
 
     frames = io_details(model_bytes)[0].shape[1]
     return WindowTiming(frames, max(1, frames // 2), cache.config.hop_ms / 1000.0,
@@ -113,7 +120,6 @@ def stream_timing(model_bytes: bytes, cache: FeatureCache) -> WindowTiming:
 
 def run_stream(model_bytes: bytes, stream: Stream, timing: WindowTiming) -> np.ndarray:
     """Int8 window outputs ``[W, C]`` of the model over the stream."""
-    from keras_iusp.export.verify import window_outputs
 
     if len(stream.frames) < timing.frames:
         raise KerasIuspError(f"stream of {len(stream.frames)} frames is shorter than one window "
@@ -125,7 +131,6 @@ def score_events(logits: np.ndarray, settings: DetectorSettings, timing: WindowT
                  reference: list[tuple[str, float, float]], class_names: list[str],
                  collar: float) -> dict[str, Any]:
     """Detector events on ``logits`` and their metrics against ``reference``."""
-    from keras_iusp.event_metrics import summarise
 
     events = detect_events(logits, settings)
     estimated = [(class_names[e.class_index], *timing.event_seconds(e)) for e in events]
@@ -209,8 +214,6 @@ def calibrate_detector(model_bytes: bytes, cache: FeatureCache, *, seed: int = 0
                        operating_point=None, collar: float = 1.0) -> dict[str, Any]:
     """The export's ``detector`` block: settings calibrated on the validation split as a stream
     (:func:`keras_iusp.detect.calibrate`) and that stream's event metrics with them."""
-    from keras_iusp.detect import DEFAULT_OPERATING_POINT, calibrate
-    from keras_iusp.export.verify import io_details
 
     timing = stream_timing(model_bytes, cache)
     stream = build_stream(cache, "validate", seed)

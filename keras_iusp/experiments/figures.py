@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_iusp.atomic import atomic_path
+from keras_iusp.utils.atomic import atomic_path
+
+# TensorFlow-backed modules are imported inside the figures that run a model, so that importing
+# this module (the report does) does not load TensorFlow.
 
 #: Classes whose events repeat within a clip, in order of preference for the figure.
 REPETITIVE_CLASSES = ("alert-signal", "dog", "machinery-impact", "music")
@@ -22,10 +25,10 @@ def layer_similarity(model, layer_name: str, features: np.ndarray,
                      form: str | None = None) -> np.ndarray:
     """Self-similarity ``[T, T]`` of one layer's output for one clip ``[T, n_mels]``.
 
-    Uses :func:`keras_iusp.losses.self_similarity`, the same function the loss uses, in the
+    Uses :func:`keras_iusp.distill.losses.self_similarity`, the same function the loss uses, in the
     IUSP ``form`` (default: the loss's default form), so the figure shows what the loss compares.
     """
-    from keras_iusp.losses import DEFAULT_IUSP_FORM, self_similarity
+    from keras_iusp.distill.losses import DEFAULT_IUSP_FORM, self_similarity
     from keras_iusp.models.probe import layer_probe
 
     probe = layer_probe(model, layer_name)
@@ -85,7 +88,7 @@ def plot_teacher_student_similarity(
     """
     import tensorflow as tf
 
-    from keras_iusp.losses import resize_similarity
+    from keras_iusp.distill.losses import resize_similarity
 
     pairs = [(entry[0], entry[1], entry[2], entry[3] if len(entry) > 3 else teacher_layer)
              for entry in students]

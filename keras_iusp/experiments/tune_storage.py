@@ -26,7 +26,7 @@ from pathlib import Path
 
 import optuna
 
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 #: Seconds between a running trial's heartbeats, and without one before it counts as dead.
 HEARTBEAT_INTERVAL = 10

@@ -10,7 +10,7 @@ then scores the fold it held out, so every training clip gets the outputs a teac
 clip it has not memorised, the same kind of target the student meets on new clips.
 
 The cost is K more teacher trainings, paid once per grid: the outputs are cached like the
-plain teacher's (:func:`keras_iusp.teacher_cache.cross_fitted_outputs`).
+plain teacher's (:func:`keras_iusp.distill.teacher_targets.cross_fitted_outputs`).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_iusp.atomic import atomic_write_text
-from keras_iusp.augment import AugmentConfig
-from keras_iusp.data.cache import FeatureCache
-from keras_iusp.errors import ConfigError
-from keras_iusp.resume import WORK_DIRNAME
-from keras_iusp.run_folder import is_finished
-from keras_iusp.teacher_cache import held_out_folds  # noqa: F401  (re-exported: its old home)
-from keras_iusp.training import load_run, train_teacher
+from keras_iusp.distill.augment import AugmentConfig
+from keras_iusp.distill.teacher_targets import held_out_folds  # noqa: F401  (re-exported: its old home)
+from keras_iusp.features.cache import FeatureCache
+from keras_iusp.train.resume import WORK_DIRNAME
+from keras_iusp.train.run_folder import is_finished
+from keras_iusp.train.training import load_run, train_teacher
+from keras_iusp.utils.atomic import atomic_write_text
+from keras_iusp.utils.errors import ConfigError
 
 
 def fold_assignment(n_train: int, folds: int, seed: int = 0) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 Kept apart from :mod:`keras_iusp.data.synth` because it needs matplotlib and the TensorFlow
 front end, which dataset generation does not. The spectrograms go through
-:func:`keras_iusp.features.log_mel`, the same front end the models see, so the figure shows the
-classes as the detector sees them rather than through some other STFT.
+:func:`keras_iusp.features.logmel.log_mel`, the same front end the models see, so the figure shows
+the classes as the detector sees them rather than through some other STFT.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_iusp.data.schema import COARSE_CLASSES
 from keras_iusp.data.synth_sounds import render_background, render_labelled_event
-from keras_iusp.errors import ConfigError
+from keras_iusp.utils.errors import ConfigError
 
 __all__ = ["plot_class_examples"]
 
@@ -53,7 +53,7 @@ def plot_class_examples(
     # backend, so calling this from a notebook or a headless CI job behaves the same.
     from matplotlib.figure import Figure
 
-    from keras_iusp.features import FeatureConfig, log_mel
+    from keras_iusp.features.logmel import FeatureConfig, log_mel
 
     sr = int(sample_rate)
     config = FeatureConfig(sample_rate=sr, fmax=min(FeatureConfig.fmax, sr / 2.0),

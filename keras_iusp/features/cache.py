@@ -25,8 +25,8 @@ import numpy as np
 from keras_iusp.data.audio import fit_length, read_audio
 from keras_iusp.data.index import DatasetIndex
 from keras_iusp.data.schema import SPLITS
-from keras_iusp.errors import AudioError, DataError
-from keras_iusp.features import FeatureConfig, log_mel_tf
+from keras_iusp.features.logmel import FeatureConfig, log_mel_tf
+from keras_iusp.utils.errors import AudioError, DataError
 
 #: Bumped when the cache layout or the feature computation changes, so old caches are rebuilt.
 CACHE_VERSION = 1

@@ -19,28 +19,28 @@ from typing import Any
 
 import numpy as np
 
-from keras_iusp.atomic import atomic_path, atomic_write_text
-from keras_iusp.augment import AugmentConfig
-from keras_iusp.data.cache import FeatureCache, FeatureStats, build_feature_cache
-from keras_iusp.data.pipeline import make_dataset
 from keras_iusp.data.unlabeled import mix_unlabeled, read_unlabeled, unlabeled_per_batch
-from keras_iusp.defaults import DEFAULT_TEACHER
-from keras_iusp.distillation import IUSPDistillation, LogitsDistillation, SPDistillation
-from keras_iusp.distiller import Distiller, StopDistillation
-from keras_iusp.errors import ConfigError, KerasIuspError
-from keras_iusp.features import FeatureConfig
-from keras_iusp.methods import METHODS
-from keras_iusp.models import MODEL_SPECS, build_model, model_summary
-from keras_iusp.models.layers import FeatureStandardization
-from keras_iusp.provenance import provenance
-from keras_iusp.resume import WORK_DIRNAME, finish, fit_resumable
-from keras_iusp.run_folder import METRICS_FILE, is_finished
-from keras_iusp.teacher_cache import (
+from keras_iusp.distill.augment import AugmentConfig
+from keras_iusp.distill.distillation import IUSPDistillation, LogitsDistillation, SPDistillation
+from keras_iusp.distill.distiller import Distiller, StopDistillation
+from keras_iusp.distill.methods import METHODS
+from keras_iusp.distill.teacher_targets import (
     cross_fitted_outputs,
     held_out_folds,
     teacher_outputs,
     weights_fingerprint,
 )
+from keras_iusp.features.cache import FeatureCache, FeatureStats, build_feature_cache
+from keras_iusp.features.logmel import FeatureConfig
+from keras_iusp.features.pipeline import make_dataset
+from keras_iusp.models import MODEL_SPECS, build_model, model_summary
+from keras_iusp.models.layers import FeatureStandardization
+from keras_iusp.train.defaults import DEFAULT_TEACHER
+from keras_iusp.train.resume import WORK_DIRNAME, finish, fit_resumable
+from keras_iusp.train.run_folder import METRICS_FILE, is_finished
+from keras_iusp.utils.atomic import atomic_path, atomic_write_text
+from keras_iusp.utils.errors import ConfigError, KerasIuspError
+from keras_iusp.utils.provenance import provenance
 
 #: Distillation methods of the paper's comparison. SP and IUSP are added beside classic KD.
 
@@ -79,11 +79,11 @@ class DistillConfig:
     teacher_cache: bool = True
     seed: int = 0
     #: Distil only in the first ``distill_epochs`` epochs, then train on labels alone
-    #: (:class:`~keras_iusp.distiller.StopDistillation`); 0 distils in every epoch.
+    #: (:class:`~keras_iusp.distill.distiller.StopDistillation`); 0 distils in every epoch.
     distill_epochs: int = 0
     #: Teach each training clip with a teacher that did not train on it (``fold_teachers`` of
-    #: :func:`distill`, trained by :func:`keras_iusp.cross_fit.train_fold_teachers`): soft
-    #: labels that say what a teacher predicts on new clips, not its memorised training labels.
+    #: :func:`distill`, trained by :func:`keras_iusp.experiments.cross_fit.train_fold_teachers`):
+    #: soft labels that say what a teacher predicts on new clips, not its memorised training labels.
     cross_fitted: bool = False
     #: An unlabelled pool (a folder of audio files or a CSV without label columns, see
     #: :mod:`keras_iusp.data.unlabeled`); "" trains on the labelled clips alone. Its clips
@@ -226,7 +226,8 @@ def training_datasets(cache: FeatureCache, batch_size: int, seed: int, teacher_o
               train_index: np.ndarray | None = None, pool: FeatureCache | None = None,
               pool_outputs=None, pool_per_batch: int = 0):
     """Train (shuffled by seed and epoch) and validation datasets; with ``teacher_outputs``
-    (:class:`keras_iusp.teacher_cache.TeacherOutputs`) each batch also carries the teacher's
+    (:class:`keras_iusp.distill.teacher_targets.TeacherOutputs`) each batch also carries the
+    teacher's
     cached outputs for its clips. ``train_index`` keeps only those training clips (indices into
     ``cache.split("train")``), e.g. a cross-fitting fold teacher's. With ``pool`` (the feature
     cache of an unlabelled pool, its teacher outputs in ``pool_outputs``) each training batch
@@ -280,18 +281,18 @@ def train_teacher(cache: FeatureCache, out: str | os.PathLike, *,
                   train_index: np.ndarray | None = None) -> TrainedModel:
     """Train a zoo model on labels only (BCE) and save it as a run directory.
 
-    ``augmentation`` (mixup, SpecAugment masks; see :mod:`keras_iusp.augment`) and the
+    ``augmentation`` (mixup, SpecAugment masks; see :mod:`keras_iusp.distill.augment`) and the
     warm-up + cosine schedule are what makes a teacher worth distilling on small data: without
     them the teacher memorises its training clips and its soft labels there say little more than
     the hard labels.
 
     ``train_index`` trains on those training clips only (indices into ``cache.split("train")``;
     recorded in the run), as a cross-fitting fold teacher does
-    (:func:`keras_iusp.cross_fit.train_fold_teachers`); the feature statistics stay those of
-    the whole training split, so every teacher reads the same standardised input.
+    (:func:`keras_iusp.experiments.cross_fit.train_fold_teachers`); the feature statistics stay
+    those of the whole training split, so every teacher reads the same standardised input.
 
     Interrupted runs resume from their last finished epoch when called again with the same
-    ``out`` (see :mod:`keras_iusp.resume`); the best-validation epoch's weights are kept.
+    ``out`` (see :mod:`keras_iusp.train.resume`); the best-validation epoch's weights are kept.
     """
     import tf_keras as keras
 
@@ -353,9 +354,9 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     """Distil ``student_name`` from a trained teacher with one of :data:`METHODS`; save the run.
 
     With ``config.cross_fitted``, ``fold_teachers`` (from
-    :func:`keras_iusp.cross_fit.train_fold_teachers`) teach the training clips each of them held
-    out, and ``teacher_run`` the validation clips
-    (:func:`keras_iusp.teacher_cache.cross_fitted_outputs`).
+    :func:`keras_iusp.experiments.cross_fit.train_fold_teachers`) teach the training clips each of
+    them held out, and ``teacher_run`` the validation clips
+    (:func:`keras_iusp.distill.teacher_targets.cross_fitted_outputs`).
 
     Resumable like :func:`train_teacher`.
     """
@@ -390,7 +391,7 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     if config.cross_fitted and distiller.uses_teacher:
         if not fold_teachers:
             raise ConfigError("cross_fitted=True needs fold_teachers (see "
-                              "keras_iusp.cross_fit.train_fold_teachers)")
+                              "keras_iusp.experiments.cross_fit.train_fold_teachers)")
         cached = cross_fitted_outputs(teacher_run.model, [t.model for t in fold_teachers],
                                       held_out_folds(fold_teachers, cache),
                                       distiller.teacher_output_layers, cache,
@@ -421,7 +422,7 @@ def distill(cache: FeatureCache, teacher_run: TrainedModel | None, student_name:
     info["teacher"] = str(teacher_run.path) if teacher_run is not None else None
     if cached is not None and config.cross_fitted:
         info["fold_teachers"] = [str(t.path) for t in fold_teachers]
-        # what a restored record is checked against (keras_iusp.run_archive)
+        # what a restored record is checked against (keras_iusp.experiments.archive)
         info["fold_teacher_weights"] = [weights_fingerprint(t.model) for t in fold_teachers]
         info["teacher_outputs"] = cached.path.name
     if pool is not None:

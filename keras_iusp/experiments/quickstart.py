@@ -10,9 +10,12 @@ import json
 import time
 from pathlib import Path
 
-from keras_iusp.defaults import DEFAULT_TEACHER
-from keras_iusp.features import FeatureConfig
-from keras_iusp.run_folder import METRICS_FILE, is_finished
+from keras_iusp.features.logmel import FeatureConfig
+from keras_iusp.train.defaults import DEFAULT_TEACHER
+from keras_iusp.train.run_folder import METRICS_FILE, is_finished
+
+# The pipeline's modules are imported inside run_quickstart(): the CLI imports this module while
+# it builds its parser, before TensorFlow may load (tests/test_cli_flags.py).
 
 #: Quickstart clip length: shorter than SONYC's 10 s so the chain runs in minutes on 2 CPU cores.
 QUICKSTART_CLIP_SECONDS = 4.0
@@ -60,13 +63,14 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     import tf_keras as keras
 
     from keras_iusp.compress import CompressConfig, compress
-    from keras_iusp.data import build_feature_cache, read_sonyc, synthesize
-    from keras_iusp.data.synth_plot import plot_class_examples
+    from keras_iusp.data import read_sonyc, synthesize
+    from keras_iusp.experiments.figures import pick_repetitive_clip, plot_teacher_student_similarity
+    from keras_iusp.experiments.report import layer_output_batches, mean_iusp_distances
     from keras_iusp.export import export_model, format_report
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.synth_plot import plot_class_examples
     from keras_iusp.models import MODEL_SPECS, build_model
-    from keras_iusp.plots import pick_repetitive_clip, plot_teacher_student_similarity
-    from keras_iusp.report import layer_output_batches, mean_iusp_distances
-    from keras_iusp.training import (
+    from keras_iusp.train.training import (
         DEFAULT_STUDENT_LAYER,
         DEFAULT_TEACHER_LAYER,
         DistillConfig,
@@ -181,7 +185,7 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
 
 def _reuse(run_dir: Path, overwrite: bool):
     """A finished run directory is loaded instead of retrained (delete it or pass --overwrite)."""
-    from keras_iusp.training import load_run
+    from keras_iusp.train.training import load_run
 
     if overwrite or not is_finished(run_dir):
         return None

@@ -1,0 +1,2 @@
+"""The ``keras-iusp`` command line (:mod:`.main`) and its argument types.
+"""
