@@ -46,3 +46,25 @@ def test_the_registry_loads_without_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_iusp_forms_in_the_registry_are_the_losses_forms():
+    from keras_iusp.distill.losses import IUSP_FORMS
+
+    assert methods.IUSP_FORM_NAMES == IUSP_FORMS
+    assert SEARCH_SPACE["iusp"]["iusp_form"] == ("cat", list(IUSP_FORMS))
+
+
+def test_tune_searches_the_schedule_length_unless_epochs_are_fixed():
+    from keras_iusp.experiments.grid import ExperimentConfig, GridSection
+    from keras_iusp.experiments.tune import default_params, search_space
+
+    config = ExperimentConfig(grid=GridSection(epochs=30))
+    for m in methods.METHODS:
+        assert search_space(config, m)["epochs"] == ("cat", [30, 60])
+        assert "epochs" not in search_space(config, m, tune_epochs=False)
+        # the config's own length is the first trial's, and is left out when it is fixed
+        assert default_params(config, m)["epochs"] == 30
+        assert "epochs" not in default_params(config, m, tune_epochs=False)
+    # an empty iusp_form is the loss's default form, so the first trial is the config's own
+    assert default_params(config, "iusp")["iusp_form"] == "cosine"

@@ -20,13 +20,19 @@ COMMON_SETTINGS: tuple[str, ...] = ("method", "epochs", "batch_size", "learning_
 #: Settings every distillation method reads on top of :data:`COMMON_SETTINGS`.
 KD_SETTINGS: tuple[str, ...] = ("temperature", "student_loss_weight", "kd_weight",
                                 "distill_epochs", "cross_fitted", "unlabeled", "unlabeled_ratio")
+#: The IUSP similarity forms (``keras_iusp.distill.losses.IUSP_FORMS``, which imports
+#: TensorFlow; a test keeps the two equal).
+IUSP_FORM_NAMES: tuple[str, ...] = ("paper", "cosine", "centered")
 #: Settings the grid checks but ``distill`` sets with its own flag (``--fold-teachers``).
 NOT_A_METHOD_FLAG: frozenset[str] = frozenset({"cross_fitted"})
 
-#: Shared search dimensions: the learning rate, and whether the student trains on augmented
-#: batches (for KD/SP/IUSP the teacher then sees the same batch: consistent teaching).
+#: Shared search dimensions: the learning rate, whether the student trains on augmented
+#: batches (for KD/SP/IUSP the teacher then sees the same batch: consistent teaching), and the
+#: schedule's length (each run keeps its best validation epoch, so a longer schedule also gives
+#: the early-stopping point more room; ``tune --epochs N`` fixes it instead).
 _COMMON_SPACE: dict[str, tuple] = {"learning_rate": ("log", 1e-3, 1e-2),
-                                   "augment": ("cat", [False, True])}
+                                   "augment": ("cat", [False, True]),
+                                   "epochs": ("cat", [30, 60])}
 #: Added for every distillation method: the KD temperature and the label-loss weight.
 _KD_SPACE: dict[str, tuple] = {"temperature": ("cat", [1.0, 2.0, 4.0]),
                                "student_loss_weight": ("float", 0.0, 0.9)}
@@ -64,6 +70,7 @@ _REGISTRY: dict[str, Method] = {
                    COMMON_SETTINGS + KD_SETTINGS
                    + ("iusp_weight", "iusp_form", "teacher_layer", "student_layer"),
                    {**_COMMON_SPACE, **_KD_SPACE, "iusp_weight": ("log", 0.3, 300.0),
+                    "iusp_form": ("cat", list(IUSP_FORM_NAMES)),
                     "student_layer": ("cat", ["lstm", "frames"])}),
 }
 

@@ -53,7 +53,7 @@ from keras_iusp.experiments.tune_storage import (
     open_storage,
 )
 from keras_iusp.train.run_folder import METRICS_FILE, is_finished
-from keras_iusp.train.training import distill
+from keras_iusp.train.training import DistillConfig, distill
 from keras_iusp.utils.atomic import atomic_write_text
 from keras_iusp.utils.errors import ConfigError
 
@@ -67,10 +67,14 @@ SEARCH_SPACE: dict[str, dict[str, tuple]] = search_spaces()
 UNLABELED_RATIO_SPACE: tuple = ("cat", [0.0, 1.0, 4.0])
 
 
-def search_space(config: ExperimentConfig, method: str) -> dict[str, tuple]:
+def search_space(config: ExperimentConfig, method: str, *,
+                 tune_epochs: bool = True) -> dict[str, tuple]:
     """What ``method`` may tune under ``config``: :data:`SEARCH_SPACE`, plus the unlabelled
-    ratio (:data:`UNLABELED_RATIO_SPACE`) for KD/SP/IUSP when the config has a pool."""
+    ratio (:data:`UNLABELED_RATIO_SPACE`) for KD/SP/IUSP when the config has a pool; without
+    ``epochs`` when ``tune_epochs`` is false (``tune --epochs N`` fixes the length)."""
     space = dict(SEARCH_SPACE[method])
+    if not tune_epochs:
+        space.pop("epochs", None)
     has_pool = bool(config.data.unlabeled
                     or config.data.synthetic_unlabeled and not config.data.path)
     if method != "baseline" and has_pool:
@@ -105,15 +109,18 @@ def trial_settings(params: dict[str, Any], frames: int) -> dict[str, Any]:
     return out
 
 
-def default_params(config: ExperimentConfig, method: str) -> dict[str, Any]:
+def default_params(config: ExperimentConfig, method: str, *,
+                   tune_epochs: bool = True) -> dict[str, Any]:
     """The grid's own settings expressed in the search space (the first, enqueued trial)."""
     s = config.settings(method)
     params = {}
-    for name, spec in search_space(config, method).items():
+    for name, spec in search_space(config, method, tune_epochs=tune_epochs).items():
         if name == "augment":
             value = bool(s["augmentation"])
         elif name == "student_layer":
             value = s["student_layer"] or "lstm"
+        elif name == "iusp_form":
+            value = s["iusp_form"] or DistillConfig.iusp_form  # "" = the loss's default form
         else:
             value = s[name]
         if spec[0] == "cat" and value not in spec[1]:
@@ -124,13 +131,14 @@ def default_params(config: ExperimentConfig, method: str) -> dict[str, Any]:
     return params
 
 
-def warm_start_params(config: ExperimentConfig, method: str,
-                      parent_best: dict[str, Any]) -> dict[str, Any]:
+def warm_start_params(config: ExperimentConfig, method: str, parent_best: dict[str, Any], *,
+                      tune_epochs: bool = True) -> dict[str, Any]:
     """A method's second trial: its parent's winning parameters where the method shares them
     (learning rate, augmentation, KD temperature and label weight), its own first-trial
     parameters for the rest (e.g. the SP/IUSP weight and layer)."""
-    params = default_params(config, method)
-    params.update({k: v for k, v in parent_best.items() if k in search_space(config, method)})
+    params = default_params(config, method, tune_epochs=tune_epochs)
+    space = search_space(config, method, tune_epochs=tune_epochs)
+    params.update({k: v for k, v in parent_best.items() if k in space})
     return params
 
 
@@ -220,6 +228,7 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
     order = list(SEARCH_SPACE)
     methods = sorted(dict.fromkeys(methods), key=order.index)  # parents before children
     seeds = _check_seeds([seed] if seeds is None else seeds)
+    tune_epochs = epochs is None  # --epochs N: every trial trains N epochs, not searched
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"tune: trials={trials!r}: expected a positive integer")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -253,12 +262,13 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
         study = studies[method]
 
         def queue_first(study=study, method=method) -> None:
-            first = default_params(config, method)
+            first = default_params(config, method, tune_epochs=tune_epochs)
             study.enqueue_trial(first)
             parent = PARENT.get(method)
             parent_best = _best_params(studies.get(parent)) if parent else None
             if parent and trials >= 2:
-                second = warm_start_params(config, method, parent_best or {})
+                second = warm_start_params(config, method, parent_best or {},
+                                           tune_epochs=tune_epochs)
                 if parent_best is None:
                     print(f"tune {method}: no finished {parent} study in {tune_dir}, so no "
                           f"trial starts from {parent}'s winner")
@@ -270,8 +280,8 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
                     study.enqueue_trial(second)
 
         def objective(trial, method=method):
-            params = {n: _suggest(trial, n, spec)
-                      for n, spec in search_space(config, method).items()}
+            params = {n: _suggest(trial, n, spec) for n, spec
+                      in search_space(config, method, tune_epochs=tune_epochs).items()}
             overrides = trial_settings(params, frames)
             trial_config = ExperimentConfig(
                 name=config.name, data=config.data, teacher=config.teacher, grid=config.grid,
