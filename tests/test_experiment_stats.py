@@ -305,11 +305,13 @@ def test_warm_start_takes_the_parents_shared_parameters_only():
         name="t", grid=GridSection(students=["cnn_lstm_xs"], methods=["kd", "iusp"],
                                    iusp_weight=10.0, learning_rate=3e-3),
         method={"iusp": {"student_layer": "frames"}})
-    kd_best = {"learning_rate": 9e-3, "augment": False, "temperature": 1.0,
+    kd_best = {"learning_rate": 9e-3, "augment": False, "epochs": 60, "temperature": 1.0,
                "student_loss_weight": 0.52}
     params = warm_start_params(config, "iusp", kd_best)
-    assert params == {**kd_best, "iusp_weight": 10.0, "student_layer": "frames"}
+    assert params == {**kd_best, "iusp_weight": 10.0, "student_layer": "frames",
+                      "iusp_form": "cosine"}
     # the baseline's winner gives KD only what KD shares with it
     assert warm_start_params(config, "kd", {"learning_rate": 1e-3, "augment": True}) == {
-        "learning_rate": 1e-3, "augment": True, "temperature": config.grid.temperature,
+        "learning_rate": 1e-3, "augment": True, "epochs": config.grid.epochs,
+        "temperature": config.grid.temperature,
         "student_loss_weight": config.grid.student_loss_weight}

@@ -390,7 +390,7 @@ epochs = 3
     assert "| cnn_lstm_xs | iusp_paper - baseline | 1 |" in report
     assert "| cnn_lstm_xs | iusp_paper - IUSP | 1 |" in report
     assert '- `iusp_paper`: IUSP with `iusp_form = "paper"`' in report
-    assert "Student epochs: 20 (iusp_paper: 3)." in report  # the variant's own epochs
+    assert "Student epochs: 30 (iusp_paper: 3)." in report  # the variant's own epochs
     assert "| cnn_lstm_xs | iusp_paper | 1 |" in report  # IUSP distance table
     # two trained forms: every run's distance in every form, each against the baseline's
     assert "| student | method | seeds | paper (÷ baseline) | cosine (÷ baseline) | " \

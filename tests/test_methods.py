@@ -68,3 +68,22 @@ def test_tune_searches_the_schedule_length_unless_epochs_are_fixed():
         assert "epochs" not in default_params(config, m, tune_epochs=False)
     # an empty iusp_form is the loss's default form, so the first trial is the config's own
     assert default_params(config, "iusp")["iusp_form"] == "cosine"
+
+
+def test_the_grid_and_distill_share_one_default_recipe():
+    import dataclasses
+
+    from keras_iusp.experiments.grid import GridSection
+    from keras_iusp.train.training import DistillConfig
+
+    grid, recipe = GridSection(), DistillConfig()
+    shared = {f.name for f in dataclasses.fields(GridSection)} & {
+        f.name for f in dataclasses.fields(DistillConfig)}
+    # "" (grid) and None (DistillConfig) both mean "the family's default layer / the default
+    # form"; {} and None both mean no augmentation; the grid's unlabeled_ratio 0 is the switch
+    # "no pool", DistillConfig reads its ratio only with a pool
+    spelled_apart = {"iusp_form", "teacher_layer", "student_layer", "augmentation",
+                     "unlabeled_ratio", "seed"}
+    assert {"epochs", "learning_rate", "temperature", "iusp_weight"} <= shared - spelled_apart
+    for name in sorted(shared - spelled_apart):
+        assert getattr(grid, name) == getattr(recipe, name), name

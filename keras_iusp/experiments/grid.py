@@ -113,6 +113,11 @@ class TeacherSection:
     cross_fit_folds: int = 0
 
 
+#: The one default recipe: ``[grid]`` keys a config leaves out take ``DistillConfig``'s values,
+#: so an experiment's default run is the run ``keras-iusp distill`` makes.
+_RECIPE = DistillConfig()
+
+
 @dataclass
 class GridSection:
     students: list = field(default_factory=lambda: ["cnn_lstm_xs", "cnn_lstm_s", "cnn_lstm_m",
@@ -121,23 +126,24 @@ class GridSection:
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     #: Per-student seed lists overriding ``seeds`` (e.g. more seeds for the smallest students).
     student_seeds: dict = field(default_factory=dict)
-    epochs: int = 20
-    batch_size: int = 16
-    learning_rate: float = 2e-3
-    temperature: float = 4.0
-    student_loss_weight: float = 0.5
-    kd_weight: float = 1.0
-    sp_weight: float = 100.0
-    iusp_weight: float = 100.0
+    epochs: int = _RECIPE.epochs
+    batch_size: int = _RECIPE.batch_size
+    learning_rate: float = _RECIPE.learning_rate
+    temperature: float = _RECIPE.temperature
+    student_loss_weight: float = _RECIPE.student_loss_weight
+    kd_weight: float = _RECIPE.kd_weight
+    sp_weight: float = _RECIPE.sp_weight
+    iusp_weight: float = _RECIPE.iusp_weight
+    #: "" = the loss's default form / the family's default layers
     iusp_form: str = ""
     teacher_layer: str = ""
     student_layer: str = ""
-    lr_schedule: str = "cosine"
-    warmup_epochs: int = 1
-    teacher_cache: bool = True
+    lr_schedule: str = _RECIPE.lr_schedule
+    warmup_epochs: int = _RECIPE.warmup_epochs
+    teacher_cache: bool = _RECIPE.teacher_cache
     #: Distil only in the first N epochs, then labels alone (0: every epoch); see
     #: :class:`~keras_iusp.distill.distiller.StopDistillation`.
-    distill_epochs: int = 0
+    distill_epochs: int = _RECIPE.distill_epochs
     #: Augmentation of every student's training batches (teacher and student see the same batch).
     augmentation: dict = field(default_factory=dict)
     #: Training clips taught by the cross-fitted fold teachers ([teacher] cross_fit_folds).
