@@ -29,13 +29,12 @@ sys.path.insert(0, str(ROOT))
 from keras_iusp.export.cortex_m4 import (  # noqa: E402  (the one place that builds for M4)
     BOARD_LINK_FLAGS,
     CXX_FLAGS,
-    M4_LIBRARY,
     M4Builder,
     missing_tools,
     object_stem,
 )
+from keras_iusp.export.locations import TFLM_M4_LIBRARY as LIBRARY  # noqa: E402
 
-LIBRARY = M4_LIBRARY
 OWN = {"model_data.o": "model", "frontend.o": "front end", "stream_runner.o": "runner + app",
        "device_main.o": "runner + app"}
 
@@ -141,7 +140,8 @@ def measure(assets: Path, builder: M4Builder | None = None) -> dict:
         "window_frames": report["window_frames"],
         "toolchain": _run(["arm-none-eabi-g++", "--version"]).splitlines()[0],
         "flags": " ".join(CXX_FLAGS) + " | link: " + " ".join(BOARD_LINK_FLAGS),
-        "library": str(LIBRARY.relative_to(ROOT.parent)),
+        "library": str(LIBRARY.relative_to(ROOT.parent) if LIBRARY.is_relative_to(ROOT.parent)
+                       else LIBRARY),
         "size": {"text": text, "data": data, "bss": bss, "flash": text + data,
                  "ram_static": data + bss},
         "parts": dict(sorted(parts.items())),

@@ -17,21 +17,25 @@ from pathlib import Path
 import numpy as np
 
 import keras_iusp.export.cortex_m4 as m4
+from keras_iusp.export.locations import (
+    RUNNER_DIR,
+    TARGET_DIR,
+    TFLM_HOST_LIBRARY,
+    TFLM_INCLUDE,
+    TFLM_M4_LIBRARY,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNNER_DIR = ROOT / "deploy" / "stream_runner"
 SOURCES = (RUNNER_DIR / "block_main.cc", RUNNER_DIR / "block_runner.cc")
 ASSET_SOURCES = ("frontend.cc", "stream_model_data.cc")
-TFLM_HOST = ROOT.parent / "shared" / "tflm-host"
 
 
 def build_host(assets: str | Path, out: str | Path) -> Path:
     """The block runner for the host, linked with TFLite-Micro's reference kernels."""
     assets, out = Path(assets), Path(out)
     args = ["g++", "-std=c++17", "-O2", "-Wall", "-Werror", "-DTF_LITE_STATIC_MEMORY",
-            f"-I{TFLM_HOST / 'include'}", f"-I{assets}", f"-I{RUNNER_DIR}", *map(str, SOURCES),
+            f"-I{TFLM_INCLUDE}", f"-I{assets}", f"-I{RUNNER_DIR}", *map(str, SOURCES),
             *(str(assets / s) for s in ASSET_SOURCES),
-            str(TFLM_HOST / "lib" / "libtensorflow-microlite.a"), "-o", str(out)]
+            str(TFLM_HOST_LIBRARY), "-o", str(out)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise m4.TargetError(" ".join(args) + "\n" + result.stderr[-4000:])
@@ -42,7 +46,7 @@ def build_m4(builder: m4.M4Builder, assets: str | Path, count_instructions: bool
     """The block runner for the emulated Cortex-M4F (CMSIS-NN kernels, semihosting I/O);
     ``count_instructions`` adds the SysTick counts (run it with ``icount=True``)."""
     assets = Path(assets).resolve()
-    includes = (m4.TFLM / "include", assets, RUNNER_DIR, m4.TARGET_DIR)
+    includes = (TFLM_INCLUDE, assets, RUNNER_DIR, TARGET_DIR)
     if count_instructions:
         # a separate copy of the driver, so its object (with the define) gets its own cache key
         counting = builder.build_dir / "block_main_counting.cc"
@@ -56,8 +60,8 @@ def build_m4(builder: m4.M4Builder, assets: str | Path, count_instructions: bool
     tag = hashlib.sha1(f"{assets}{count_instructions}".encode()).hexdigest()[:10]
     elf = builder.build_dir / f"block_runner-{tag}.elf"
     args = ["arm-none-eabi-g++", *m4.QEMU_LINK_FLAGS,
-            str(builder.object(m4.TARGET_DIR / "startup.c")), *map(str, objects),
-            str(m4.M4_LIBRARY), "-lm", "-o", str(elf)]
+            str(builder.object(TARGET_DIR / "startup.c")), *map(str, objects),
+            str(TFLM_M4_LIBRARY), "-lm", "-o", str(elf)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise m4.TargetError(" ".join(args) + "\n" + result.stderr[-4000:])

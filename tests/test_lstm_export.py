@@ -23,12 +23,12 @@ from toolchain import require
 
 from keras_iusp.compress import load_compressed
 from keras_iusp.export.firmware import model_ops
+from keras_iusp.export.locations import HARNESS_DIR, TFLM_HOST_LIBRARY, TFLM_INCLUDE
 from keras_iusp.export.verify import _litert, io_details, run_litert, run_tflm
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "firmware_assets" / "reference"
-TFLM_HOST = ROOT.parent / "shared" / "tflm-host"
-HARNESS = ROOT / "deploy" / "tflm_app" / "main.cc"
+HARNESS = HARNESS_DIR / "main.cc"
 
 # TFLite builtin op name -> the MicroMutableOpResolver method that registers it. Written out by
 # hand (not derived the way the exporter derives it), so a wrong mapping there shows up here.
@@ -209,7 +209,7 @@ def test_op_resolver_registers_the_model_op_list(which, request):
     registered = re.findall(r"resolver\.(Add\w+)\(\)", header)
     assert sorted(registered) == sorted(TFLM_ADD[op] for op in ops)
     assert _int(header, "kNumOps") == len(ops)
-    resolver_api = TFLM_HOST / "include/tensorflow/lite/micro/micro_mutable_op_resolver.h"
+    resolver_api = TFLM_INCLUDE / "tensorflow/lite/micro/micro_mutable_op_resolver.h"
     if resolver_api.is_file():  # every call exists in the real TFLite-Micro API
         api = resolver_api.read_text()
         for name in registered:
@@ -219,9 +219,9 @@ def test_op_resolver_registers_the_model_op_list(which, request):
 def _build_and_run_harness(assets: Path, workdir: Path) -> str:
     binary = workdir / f"check_{assets.name}"
     build = subprocess.run(
-        ["g++", "-std=c++17", "-O1", "-DTF_LITE_STATIC_MEMORY", f"-I{TFLM_HOST / 'include'}",
+        ["g++", "-std=c++17", "-O1", "-DTF_LITE_STATIC_MEMORY", f"-I{TFLM_INCLUDE}",
          f"-I{assets}", str(HARNESS), str(assets / "model_data.cc"),
-         str(assets / "golden_vectors.cc"), str(TFLM_HOST / "lib/libtensorflow-microlite.a"),
+         str(assets / "golden_vectors.cc"), str(TFLM_HOST_LIBRARY),
          "-o", str(binary)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=120)

@@ -19,13 +19,14 @@ from toolchain import require
 from keras_iusp.data import read_sonyc, synthesize
 from keras_iusp.data.audio import load_audio
 from keras_iusp.evaluate import clip_probabilities, evaluate_model
-from keras_iusp.export.host_build import TFLM_HOST, build_stream_runner, run_stream_runner
+from keras_iusp.export.host_build import build_stream_runner, run_stream_runner
+from keras_iusp.export.locations import TFLM_HOST_LIBRARY
 from keras_iusp.export.verify import io_details
 from keras_iusp.features import build_feature_cache
 from keras_iusp.features.logmel import FeatureConfig, log_mel
 
 REFERENCE = Path(__file__).resolve().parents[1] / "firmware_assets" / "reference"
-LIBRARY = TFLM_HOST / "lib" / "libtensorflow-microlite.a"
+LIBRARY = TFLM_HOST_LIBRARY
 
 
 

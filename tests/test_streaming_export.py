@@ -14,6 +14,7 @@ import pytest
 
 from keras_iusp.cli.main import main
 from keras_iusp.export.firmware import model_ops
+from keras_iusp.export.locations import TFLM_HOST_LIBRARY, TFLM_INCLUDE
 from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming, keras_invoke, run_stream
 from keras_iusp.export.streaming_export import (
     drift,
@@ -116,7 +117,6 @@ def test_bad_streaming_flags(tiny_data, lstm_student, tmp_path, capsys, flags, n
     assert not out.exists()
 
 
-TFLM_HOST = Path(__file__).resolve().parents[2] / "shared" / "tflm-host"
 CHECK = Path(__file__).resolve().parent / "cpp" / "stream_check.cc"
 
 
@@ -125,16 +125,16 @@ def test_cpp_runs_the_stream_as_the_header_says(stream_export, tiny_data, lstm_s
     """The generated stream_settings.h compiles against the real TFLite-Micro; a C++ loop that
     follows it (zero states, carry with requantisation, warm-up resets) gives the int8 logits
     of the Python TFLM stream within one int8 step."""
-    missing = shutil.which("g++") is None or not (TFLM_HOST / "lib").is_dir()
+    missing = shutil.which("g++") is None or not TFLM_HOST_LIBRARY.is_file()
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail("g++ or ../shared/tflm-host missing under CI=true")
         pytest.skip("needs g++ and the TFLite-Micro host build in ../shared/tflm-host")
     binary = tmp_path / "stream_check"
     build = subprocess.run(
-        ["g++", "-std=c++17", "-O1", "-DTF_LITE_STATIC_MEMORY", f"-I{TFLM_HOST / 'include'}",
+        ["g++", "-std=c++17", "-O1", "-DTF_LITE_STATIC_MEMORY", f"-I{TFLM_INCLUDE}",
          f"-I{stream_export}", str(CHECK), str(stream_export / "stream_model_data.cc"),
-         str(TFLM_HOST / "lib/libtensorflow-microlite.a"), "-o", str(binary)],
+         str(TFLM_HOST_LIBRARY), "-o", str(binary)],
         capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     _, _, cache = tiny_data

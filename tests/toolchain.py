@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TFLM = ROOT.parent / "shared" / "tflm-host"
-TFLM_HOST_LIBRARY = TFLM / "lib" / "libtensorflow-microlite.a"
-TFLM_M4_LIBRARY = TFLM / "lib" / "cortex-m4+fp-cmsis_nn" / "libtensorflow-microlite.a"
+from keras_iusp.export.locations import TFLM_HOST_LIBRARY, TFLM_M4_LIBRARY
 
 #: need -> (how to tell it is there, what to install when it is not)
 NEEDS = {

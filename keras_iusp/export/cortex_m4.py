@@ -3,10 +3,10 @@
 The one place that knows how an image for the emulated target is compiled, linked and run;
 ``keras-iusp export`` (its instruction budget, :mod:`keras_iusp.export.target_budget`), the tests
 (``tests/test_cortex_m4.py``) and the benchmarks (``benchmarks/target_budget.py``,
-``benchmarks/firmware_size.py``) use it. Needs the repository's ``deploy/`` sources beside the
-package and ``../shared/tflm-host`` (as :mod:`keras_iusp.export.host_build`). Images are built
-with Debian's ``arm-none-eabi-g++`` against TFLite-Micro's Cortex-M4 CMSIS-NN library in
-``../shared/tflm-host`` and the project's bare-metal start-up in ``deploy/targets/mps2_an386``
+``benchmarks/firmware_size.py``) use it. Needs the repository's ``deploy/`` sources and a
+TFLite-Micro build (both found by :mod:`keras_iusp.export.locations`). Images are built with
+Debian's ``arm-none-eabi-g++`` against TFLite-Micro's Cortex-M4 CMSIS-NN library and the
+project's bare-metal start-up in ``deploy/targets/mps2_an386``
 (vector table at 0, FPU on before any float instruction, ``.data``/``.bss`` linked in RAM,
 ``--specs=rdimon.specs`` for ``printf`` and file reads over semihosting).
 
@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 
 from keras_iusp.export.host_build import parse_runner_output
-
-ROOT = Path(__file__).resolve().parents[2]
-TFLM = ROOT.parent / "shared" / "tflm-host"
-#: TFLite-Micro built for a Cortex-M4 with FPU and CMSIS-NN kernels (see its README).
-M4_LIBRARY = TFLM / "lib" / "cortex-m4+fp-cmsis_nn" / "libtensorflow-microlite.a"
-TARGET_DIR = ROOT / "deploy" / "targets" / "mps2_an386"
-RUNNER_DIR = ROOT / "deploy" / "stream_runner"
-HARNESS_DIR = ROOT / "deploy" / "tflm_app"
+from keras_iusp.export.locations import (
+    HARNESS_DIR,
+    RUNNER_DIR,
+    TARGET_DIR,
+    TFLM_INCLUDE,
+    TFLM_M4_LIBRARY,
+    missing,
+)
 
 CPU_FLAGS = ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-mthumb"]
 #: What TFLite-Micro's Cortex-M4 library was built with, plus size-oriented code generation.
@@ -98,10 +98,7 @@ class TargetError(RuntimeError):
 
 def missing_tools() -> list[str]:
     """What an emulated build and run lacks here (empty when everything is installed)."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if not M4_LIBRARY.is_file():
-        missing.append(str(M4_LIBRARY))
-    return missing
+    return [tool for tool in TOOLS if shutil.which(tool) is None] + missing(m4=True)
 
 
 def _run(args: list[str], timeout: float = 600) -> str:
@@ -143,7 +140,7 @@ class M4Builder:
         """Every object of ``program`` for the export folder ``assets`` (start-up excluded);
         a program with an interpreter gets the arena :meth:`arena_bytes` measured."""
         spec = PROGRAMS[program]
-        includes = (TFLM / "include", assets, RUNNER_DIR, TARGET_DIR)
+        includes = (TFLM_INCLUDE, assets, RUNNER_DIR, TARGET_DIR)
         defines = (f"KERAS_IUSP_ARENA_BYTES={self.arena_bytes(assets)}",) if spec.tflm else ()
         return [self.object(s, includes, defines) for s in spec.sources] + [
             self.object(assets / name, (assets,)) for name in spec.asset_sources]
@@ -156,7 +153,7 @@ class M4Builder:
         ``kTensorArenaSize`` + :data:`HOST_ARENA_HEADROOM`). Measured once per folder."""
         assets = Path(assets).resolve()
         if assets not in self._arenas:
-            includes = (TFLM / "include", assets, RUNNER_DIR, TARGET_DIR)
+            includes = (TFLM_INCLUDE, assets, RUNNER_DIR, TARGET_DIR)
             probe = [self.object(HARNESS_DIR / "main.cc", includes,
                                  (f"KERAS_IUSP_ARENA_BYTES={PROBE_ARENA_BYTES}",)),
                      *(self.object(assets / name, (assets,))
@@ -165,7 +162,7 @@ class M4Builder:
             elf = self.build_dir / f"arena_probe-{tag}.elf"
             _run(["arm-none-eabi-g++", *QEMU_LINK_FLAGS,
                   str(self.object(TARGET_DIR / "startup.c")), *map(str, probe),
-                  str(M4_LIBRARY), "-lm", "-o", str(elf)])
+                  str(TFLM_M4_LIBRARY), "-lm", "-o", str(elf)])
             _, out = run_qemu(elf, timeout=300)
             used = re.search(r"^arena used: (\d+) of", out, re.M)
             if used is None:
@@ -182,7 +179,7 @@ class M4Builder:
         spec = PROGRAMS[program]
         tag = hashlib.sha1(str(assets).encode()).hexdigest()[:10]
         elf = self.build_dir / f"{name or program}-{tag}.elf"
-        libs = [str(M4_LIBRARY)] if spec.tflm else []
+        libs = [str(TFLM_M4_LIBRARY)] if spec.tflm else []
         _run(["arm-none-eabi-g++", *QEMU_LINK_FLAGS,
               str(self.object(TARGET_DIR / "startup.c")),
               *map(str, self.objects(program, assets)), *libs, "-lm", "-o", str(elf)])
@@ -198,7 +195,7 @@ class M4Builder:
         elf = self.build_dir / f"device-{tag}.elf"
         map_flag = [f"-Wl,-Map={map_file}"] if map_file is not None else []
         _run(["arm-none-eabi-g++", *BOARD_LINK_FLAGS, *map_flag,
-              *map(str, self.objects("device", assets)), str(M4_LIBRARY), "-lm", "-o",
+              *map(str, self.objects("device", assets)), str(TFLM_M4_LIBRARY), "-lm", "-o",
               str(elf)])
         return elf
 

@@ -2,7 +2,7 @@
 
 Used by the tests and benchmarks to check the C++ that ships against the Python pipeline, the
 way an embedded team compiles it: the front end alone into a shared library (called through
-ctypes), and the runner against the TFLite-Micro host build in ``../shared/tflm-host``.
+ctypes), and the runner against the TFLite-Micro host build (:mod:`keras_iusp.export.locations`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_iusp.export.locations import RUNNER_DIR, TFLM_DIR
 from keras_iusp.utils.errors import KerasIuspError
-
-ROOT = Path(__file__).resolve().parents[2]
-RUNNER_DIR = ROOT / "deploy" / "stream_runner"
-#: Where the TFLite-Micro host build lives relative to the repository (a test fixture).
-TFLM_HOST = ROOT.parent / "shared" / "tflm-host"
 
 _WRAPPER = """
 #include "frontend.h"
@@ -102,7 +98,7 @@ def build_frontend_check(assets: str | os.PathLike, out: str | os.PathLike) -> P
 
 
 def build_stream_runner(assets: str | os.PathLike, out: str | os.PathLike,
-                        tflm: str | os.PathLike = TFLM_HOST) -> Path:
+                        tflm: str | os.PathLike = TFLM_DIR) -> Path:
     """The streaming runner host program, linked with TFLite-Micro's host static library."""
     assets, out, tflm = Path(assets), Path(out), Path(tflm)
     library = tflm / "lib" / "libtensorflow-microlite.a"

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from keras_iusp.export.locations import DEPLOY_DIR
 from keras_iusp.utils.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -21,8 +22,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-#: Folder of the profiles shipped with the repository.
-DEFAULT_TARGETS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "targets"
+#: Folder of the profiles shipped with the repository (``KERAS_IUSP_DEPLOY`` moves it).
+DEFAULT_TARGETS_DIR = DEPLOY_DIR / "targets"
 
 
 @dataclass(frozen=True)
