@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from keras_iusp.export import firmware
+from keras_iusp.export.locations import TFLM_INCLUDE
 from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.models import MODEL_SPECS, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-RESOLVER_H = (ROOT.parent / "shared" / "tflm-host" / "include" / "tensorflow" / "lite" / "micro"
-              / "micro_mutable_op_resolver.h")
+RESOLVER_H = TFLM_INCLUDE / "tensorflow" / "lite" / "micro" / "micro_mutable_op_resolver.h"
 WINDOW_SECONDS = 0.5
 ARENA = 8 << 20
 
@@ -53,12 +53,15 @@ def test_an_op_without_a_tflm_kernel_is_one_clear_error():
 @pytest.mark.parametrize("name", list(MODEL_SPECS))
 def test_every_zoo_model_runs_in_tflm(name: str):
     """An untrained zoo model at a 0.5 s window: int8 conversion, one resolver registration per
-    op it uses, and TFLite-Micro's output equal to LiteRT's within one int8 step."""
+    op it uses, and TFLite-Micro's output within one int8 step of LiteRT's reference kernels."""
+    import tf_keras
+
     from keras_iusp.export.convert import rebuild_for_window, to_tflite
     from keras_iusp.export.verify import io_details, run_litert, run_tflm
 
     config = FeatureConfig(clip_seconds=1.0)
     frames = config.num_frames(int(round(WINDOW_SECONDS * config.sample_rate)))
+    tf_keras.utils.set_random_seed(0)  # the same weights whichever tests ran before
     model = build_model(name, (config.num_frames(), config.n_mels))
     rng = np.random.default_rng(0)
     windows = rng.normal(size=(8, frames, config.n_mels)).astype(np.float32)
@@ -72,11 +75,12 @@ def test_every_zoo_model_runs_in_tflm(name: str):
     x = inp.quantize(windows[:2])
     tflm = run_tflm(int8, x, ARENA)  # a generous arena: export measures the smallest one
     assert tflm.shape == (2, 8) and tflm.dtype == np.int8
-    # trained students are held to one int8 step by the export tests; an untrained model on
-    # noise accumulates one more rounding difference between the two interpreters' kernels in a
-    # deep stack (seen: teacher_cnn_l, and dscnn_l in the full suite)
-    steps = 1 if name.endswith(("_xs", "_s")) else 2
-    assert np.abs(tflm.astype(int) - run_litert(int8, x).astype(int)).max() <= steps
+    # against LiteRT's reference kernels, not its optimised ones: an untrained deep stack on noise
+    # accumulates rounding differences of up to two steps against the optimised kernels (seen
+    # for teacher_cnn_meanmax, dscnn_s, cnn_lstm_l at other seeds), none against the reference
+    # convolutions and one in the LSTM's gate arithmetic
+    reference = run_litert(int8, x, reference=True)
+    assert np.abs(tflm.astype(int) - reference.astype(int)).max() <= 1
 
 
 def test_teacher_run_exports_from_the_command_line(tiny_data, tmp_path: Path, capsys):

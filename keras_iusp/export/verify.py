@@ -37,10 +37,12 @@ class TensorQuant:
         return ((q.astype(np.float32) - self.zero_point) * self.scale).astype(np.float32)
 
 
-def _litert(model_bytes: bytes):
-    from ai_edge_litert.interpreter import Interpreter
+def _litert(model_bytes: bytes, *, reference: bool = False):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(model_content=model_bytes, num_threads=1)
+    kernels = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+    interpreter = Interpreter(model_content=model_bytes, num_threads=1,
+                              experimental_op_resolver_type=kernels)
     interpreter.allocate_tensors()
     return interpreter
 
@@ -56,9 +58,13 @@ def io_details(model_bytes: bytes) -> tuple[TensorQuant, TensorQuant]:
     return result[0], result[1]
 
 
-def run_litert(model_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
-    """Outputs for each input ``[K, ...]`` (already in the model's input dtype)."""
-    interpreter = _litert(model_bytes)
+def run_litert(model_bytes: bytes, inputs: np.ndarray, *, reference: bool = False) -> np.ndarray:
+    """Outputs for each input ``[K, ...]`` (already in the model's input dtype).
+
+    ``reference=True`` runs LiteRT's reference kernels, the implementations TFLite-Micro's
+    reference kernels follow; the default runs its optimised kernels, as a phone would.
+    """
+    interpreter = _litert(model_bytes, reference=reference)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     outputs = []
     for x in inputs:
