@@ -80,7 +80,7 @@ def _epoch_times(clips: int, methods: list[str], repeats: int) -> dict:
 def _machine() -> dict:
     import tensorflow as tf
 
-    from keras_iusp.experiments.grid import machine_description
+    from keras_iusp.utils.provenance import machine_description
 
     return {"cpu": machine_description(), "cpu_count": os.cpu_count(),
             "load_average": os.getloadavg(), "tensorflow": tf.__version__,

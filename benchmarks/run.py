@@ -72,7 +72,7 @@ def machine_info() -> dict:
     import tensorflow as tf
     import tf_keras
 
-    from keras_iusp.distill import losses
+    from keras_iusp.distill import iusp_fast
 
     cpu = platform.processor() or ""
     try:
@@ -102,7 +102,7 @@ def machine_info() -> dict:
         "tensorflow": tf.__version__,
         "tf_keras": tf_keras.__version__,
         "numpy": np.__version__,
-        "onednn": losses._uses_onednn(),
+        "onednn": iusp_fast.uses_onednn(),
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "git_commit": commit,
@@ -388,19 +388,19 @@ def _float32_kept(teacher, student, x) -> dict:
     (``LOWRANK_FLOAT32_RTOL = 0``); if not, the timed steps also paid the float64 recompute."""
     import tf_keras as keras
 
-    from keras_iusp.distill import losses
+    from keras_iusp.distill import iusp_fast, losses
 
     t = keras.Model(teacher.input, teacher.get_layer("embedding").output)(x)
     s = keras.Model(student.input, student.get_layer("lstm").output)(x)
     kept = {}
     for form in losses.IUSP_FORMS:
         value = losses.iusp_loss_lowrank(t, s, form=form).numpy()
-        saved = losses.LOWRANK_FLOAT32_RTOL
-        losses.LOWRANK_FLOAT32_RTOL = 0.0
+        saved = iusp_fast.LOWRANK_FLOAT32_RTOL  # read by iusp_fast.lowrank_squared
+        iusp_fast.LOWRANK_FLOAT32_RTOL = 0.0
         try:
             in64 = losses.iusp_loss_lowrank(t, s, form=form).numpy()
         finally:
-            losses.LOWRANK_FLOAT32_RTOL = saved
+            iusp_fast.LOWRANK_FLOAT32_RTOL = saved
         kept[form] = bool(np.any(value != in64))
     return kept
 
@@ -488,7 +488,7 @@ def bench_fullrate(cfg: dict) -> dict:
                            "min_ratio_to_kd (fastest runs), cpu_ratio_to_kd (process CPU). "
                            "lowrank_float32_kept: whether the low-rank loss kept its float32 "
                            "evaluation on the benchmark batch (else it was recomputed in "
-                           "float64, see keras_iusp.distill.losses._lowrank_squared).",
+                           "float64, see keras_iusp.distill.iusp_fast.lowrank_squared).",
             "config": cfg, "results": row}
 
 

@@ -113,7 +113,8 @@ def test_racing_processes_never_share_a_cell(tmp_path):
 def test_experiment_jobs_trains_each_cell_once_across_processes(tmp_path, tiny_grid_header,
                                                                 capsys, monkeypatch):
     import keras_iusp.train.training
-    from keras_iusp.experiments.grid import load_config, run_experiment
+    from keras_iusp.experiments.config import load_config
+    from keras_iusp.experiments.grid import run_experiment
 
     out = tmp_path / "out"
     distill = keras_iusp.train.training.distill
@@ -166,11 +167,12 @@ def test_experiment_refuses_a_bad_jobs_count(tmp_path, capsys):
 
 
 PARENT = """
-import multiprocessing, sys, time
-from keras_iusp.experiments.grid import exit_with_parent
+import multiprocessing, pathlib, sys, time
+from keras_iusp.experiments.scheduler import exit_with_parent
 
 def child():
     exit_with_parent(poll_seconds=0.2)
+    pathlib.Path(sys.argv[1]).write_text("armed")
     time.sleep(120)
 
 if __name__ == "__main__":
@@ -184,10 +186,16 @@ if __name__ == "__main__":
 def test_a_worker_stops_when_its_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    armed = tmp_path / "armed"
+    parent = subprocess.Popen([sys.executable, str(script), str(armed)], stdout=subprocess.PIPE,
+                              text=True)
     try:
         child = int(parent.stdout.readline())
-        time.sleep(1.0)
+        # the child imports TensorFlow first: kill the parent only once the watch is armed
+        deadline = time.monotonic() + 120
+        while not armed.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert armed.is_file(), "the worker never armed its watch"
         os.kill(child, 0)  # the worker runs while its parent does
         parent.kill()
         parent.wait()

@@ -141,7 +141,7 @@ def test_distill_accepts_the_flags_its_method_reads():
     together, and the list of each method's flags matches the settings the grid compares for
     that method."""
     from keras_iusp.cli.main import _METHOD_FLAGS, _check_method_flags, build_parser
-    from keras_iusp.experiments.grid import RELEVANT_SETTINGS
+    from keras_iusp.experiments.stale_runs import RELEVANT_SETTINGS
 
     values = {"temperature": "2", "student_loss_weight": "0.3", "kd_weight": "1",
               "distill_epochs": "5", "sp_weight": "10", "iusp_weight": "3",

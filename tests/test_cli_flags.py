@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from keras_iusp.cli.main import main
-from keras_iusp.experiments.grid import load_config
+from keras_iusp.experiments.config import load_config
 from keras_iusp.models import MODEL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def test_every_default_teacher_is_the_zoo_default():
     import inspect
 
     from keras_iusp.cli.main import build_parser
-    from keras_iusp.experiments.grid import TeacherSection
+    from keras_iusp.experiments.config import TeacherSection
     from keras_iusp.experiments.quickstart import TEACHER
     from keras_iusp.train.defaults import DEFAULT_TEACHER
     from keras_iusp.train.training import train_teacher

@@ -123,7 +123,7 @@ eval_split = "validate"
 
 def _finish_cell(out: Path, seed: int, labels: np.ndarray) -> None:
     """What a finished cell holds for result collection (metrics, info, cached scores)."""
-    from keras_iusp.experiments.grid import cell_dir
+    from keras_iusp.experiments.layout import cell_dir
 
     run = cell_dir(out, "cnn_lstm_xs", "baseline", seed)
     run.mkdir(parents=True)

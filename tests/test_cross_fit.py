@@ -226,7 +226,9 @@ cross_fitted = true
 
 def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, tiny_teacher,
                                                                      tiny_grid_header, capsys):
-    from keras_iusp.experiments.grid import cell_dir, load_config, run_experiment
+    from keras_iusp.experiments.config import load_config
+    from keras_iusp.experiments.grid import run_experiment
+    from keras_iusp.experiments.layout import cell_dir
     from keras_iusp.train.training import load_run
 
     path = tmp_path / "cf.toml"
@@ -286,7 +288,7 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
 
 
 def test_a_grid_wide_cross_fitted_leaves_the_baseline_alone(tmp_path, tiny_grid_header):
-    from keras_iusp.experiments.grid import load_config
+    from keras_iusp.experiments.config import load_config
 
     path = tmp_path / "cf.toml"
     path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID.replace(
@@ -307,7 +309,7 @@ def test_a_grid_wide_cross_fitted_leaves_the_baseline_alone(tmp_path, tiny_grid_
     (("cross_fitted = true", 'cross_fitted = "yes"'), "cross_fitted = 'yes': expected bool"),
 ])
 def test_cross_fit_config_errors_name_the_table(tmp_path, tiny_grid_header, change, message):
-    from keras_iusp.experiments.grid import load_config
+    from keras_iusp.experiments.config import load_config
 
     path = tmp_path / "bad.toml"
     path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID.replace(*change))
@@ -316,7 +318,7 @@ def test_cross_fit_config_errors_name_the_table(tmp_path, tiny_grid_header, chan
 
 
 def test_runs_recorded_before_cross_fitting_existed_read_as_not_cross_fitted():
-    from keras_iusp.experiments.grid import settings_differences
+    from keras_iusp.experiments.stale_runs import settings_differences
     from keras_iusp.train.training import DistillConfig
 
     config = DistillConfig(method="kd")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from keras_iusp.cli.main import main
-from keras_iusp.experiments.grid import load_config, run_experiment
+from keras_iusp.experiments.config import load_config
+from keras_iusp.experiments.grid import run_experiment
 from keras_iusp.experiments.report import summarize
 from keras_iusp.metrics import evaluate_scores, macro_auprc, micro_auprc, micro_f1, per_class_ap
 from keras_iusp.utils.errors import ConfigError

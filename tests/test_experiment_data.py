@@ -10,7 +10,7 @@ from keras_iusp.utils.errors import ConfigError
 
 
 def _config(tmp_path, extra: str = "", clips: int = 20):
-    from keras_iusp.experiments.grid import load_config
+    from keras_iusp.experiments.config import load_config
 
     path = tmp_path / "c.toml"
     path.write_text(f"[data]\nsynthetic_clips = {clips}\nclip_seconds = 1.0\n{extra}")
@@ -18,7 +18,7 @@ def _config(tmp_path, extra: str = "", clips: int = 20):
 
 
 def test_synthetic_data_follows_data_and_refuses_a_changed_section(tmp_path):
-    from keras_iusp.experiments.grid import prepare_data
+    from keras_iusp.experiments.preparation import prepare_data
 
     out = tmp_path / "grid"
     cache = prepare_data(_config(tmp_path, "label_noise = 0.3\n"), out)
@@ -37,7 +37,7 @@ def test_synthetic_data_follows_data_and_refuses_a_changed_section(tmp_path):
 
 
 def test_a_record_without_label_noise_reads_as_the_generator_default(tmp_path):
-    from keras_iusp.experiments.grid import prepare_data
+    from keras_iusp.experiments.preparation import prepare_data
 
     out = tmp_path / "grid"
     prepare_data(_config(tmp_path), out)

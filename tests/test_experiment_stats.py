@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.experiments.grid import grid_cells, load_config
+from keras_iusp.experiments.config import load_config
+from keras_iusp.experiments.layout import grid_cells
 from keras_iusp.experiments.report import (
     format_paired,
     paired_difference,
@@ -145,7 +146,7 @@ def test_per_class_gains_are_paired_means():
 
 
 def test_tuning_writes_loadable_method_tables(tmp_path, tiny_data):
-    from keras_iusp.experiments.grid import ExperimentConfig, GridSection, TeacherSection
+    from keras_iusp.experiments.config import ExperimentConfig, GridSection, TeacherSection
     from keras_iusp.experiments.tune import run_tuning
 
     _, data_dir, _ = tiny_data
@@ -249,7 +250,7 @@ def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path,
     later call, starts its second trial from the baseline's winner (read from the baseline's
     study) with KD's own settings. Finished runs are reused, not retrained, when a study has to
     re-run their trial, and a study scored on other seeds is refused before any work."""
-    from keras_iusp.experiments.grid import ExperimentConfig, GridSection, TeacherSection
+    from keras_iusp.experiments.config import ExperimentConfig, GridSection, TeacherSection
     from keras_iusp.experiments.tune import run_tuning
 
     _, data_dir, _ = tiny_data
@@ -298,7 +299,7 @@ def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path,
 
 
 def test_warm_start_takes_the_parents_shared_parameters_only():
-    from keras_iusp.experiments.grid import ExperimentConfig, GridSection
+    from keras_iusp.experiments.config import ExperimentConfig, GridSection
     from keras_iusp.experiments.tune import warm_start_params
 
     config = ExperimentConfig(

@@ -9,14 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_iusp.experiments.grid import (
-    PENDING_SETTINGS,
-    cell_dir,
-    check_run_settings,
-    grid_cells,
-    load_config,
-    settings_differences,
-)
+from keras_iusp.experiments.config import load_config
+from keras_iusp.experiments.layout import cell_dir, grid_cells
 from keras_iusp.experiments.report import (
     comparison_pairs,
     format_class_gains,
@@ -28,6 +22,11 @@ from keras_iusp.experiments.report import (
     run_layers,
     similarity_students,
     summarize,
+)
+from keras_iusp.experiments.stale_runs import (
+    PENDING_SETTINGS,
+    check_run_settings,
+    settings_differences,
 )
 from keras_iusp.train.training import DistillConfig
 from keras_iusp.utils.errors import ConfigError
@@ -326,11 +325,11 @@ def test_settings_a_method_ignores_do_not_matter(tmp_path):
 
 
 def test_unfinished_runs_are_checked_from_their_pending_settings(tmp_path):
-    from keras_iusp.experiments.grid import _record_pending_settings
+    from keras_iusp.experiments.stale_runs import record_pending_settings
 
     run = tmp_path / "run"
     first = DistillConfig(method="kd", epochs=4)
-    _record_pending_settings(run, first, "t")
+    record_pending_settings(run, first, "t")
     assert (run / ".work" / PENDING_SETTINGS).is_file()
     check_run_settings(run, DistillConfig(method="kd", epochs=4), "cnn_lstm_xs", "t")
     with pytest.raises(ConfigError, match=r"unfinished kd run .*\n  epochs: stored 4, "
@@ -340,7 +339,7 @@ def test_unfinished_runs_are_checked_from_their_pending_settings(tmp_path):
     legacy = tmp_path / "legacy"
     (legacy / ".work").mkdir(parents=True)
     (legacy / ".work" / "history.csv").write_text("epoch\n0\n")
-    _record_pending_settings(legacy, first, "t")
+    record_pending_settings(legacy, first, "t")
     assert not (legacy / ".work" / PENDING_SETTINGS).exists()
     check_run_settings(legacy, DistillConfig(method="kd", epochs=6), "cnn_lstm_xs", "t")
 

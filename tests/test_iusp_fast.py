@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_iusp.distill import losses
+from keras_iusp.distill import iusp_fast, losses
 from keras_iusp.distill.distillation import IUSPDistillation
 from keras_iusp.utils.errors import ConfigError
 
@@ -167,12 +167,12 @@ def test_resize_adjoint_windows_are_exact_and_narrow(rng, n_in, n_out):
     # low-rank loss at 499 -> 249 frames (the paper grid's student/teacher) was 6x slower
     # than the reference. Each input is read by at most 2 outputs when downsampling and
     # ceil(2·out/in) + 2 when upsampling.
-    idx, w = losses._adjoint_windows(n_in, n_out)
+    idx, w = iusp_fast.adjoint_windows(n_in, n_out)
     limit = 2 if n_in >= n_out else -(-2 * n_out // n_in) + 2
     assert idx.shape == (idx.shape[0], n_in) and idx.shape[0] <= limit
     x = rng.normal(size=(2, n_out, 3))
     dense = np.einsum("oi,bod->bid", losses.bilinear_resize_matrix(n_in, n_out), x)
-    got = losses._resize_adjoint_windows(tf.constant(x), n_in, n_out).numpy()
+    got = iusp_fast.resize_adjoint_windows(tf.constant(x), n_in, n_out).numpy()
     np.testing.assert_allclose(got, dense, rtol=1e-12, atol=1e-12)
 
 
@@ -324,14 +324,14 @@ def test_lowrank_validates_like_the_reference():
 def spies(monkeypatch):
     """Record which implementation ``iusp_loss`` dispatches to."""
     calls = []
-    for name in ("_iusp_lowrank", "_iusp_reference"):
-        original = getattr(losses, name)
+    for module, name in ((iusp_fast, "iusp_lowrank"), (losses, "_iusp_reference")):
+        original = getattr(module, name)
 
         def spy(t, s, form, _original=original, _name=name):
-            calls.append(_name.removeprefix("_iusp_"))
+            calls.append(_name.removeprefix("_").removeprefix("iusp_"))
             return _original(t, s, form)
 
-        monkeypatch.setattr(losses, name, spy)
+        monkeypatch.setattr(module, name, spy)
     return calls
 
 
@@ -456,7 +456,7 @@ def test_distill_config_form_reaches_the_loss():
 def lowrank_value_and_grad(monkeypatch, teacher, student, form, rtol):
     """Float32 low-rank value and gradient with ``LOWRANK_FLOAT32_RTOL`` set to ``rtol``:
     ``inf`` keeps the float32 evaluation whatever its error, 0 always recomputes in float64."""
-    monkeypatch.setattr(losses, "LOWRANK_FLOAT32_RTOL", rtol)
+    monkeypatch.setattr(iusp_fast, "LOWRANK_FLOAT32_RTOL", rtol)
     return lowrank32(teacher, student, form)
 
 
@@ -510,9 +510,9 @@ def test_lowrank_cosine_keeps_float32_for_maps_dominated_by_a_constant(rng, monk
 def test_resize_adjoint_matches_the_matrix(rng, t_in, t_out):
     x = rng.normal(size=(2, t_out, 3))
     expected = np.einsum("oi,bod->bid", losses.bilinear_resize_matrix(t_in, t_out), x)
-    taps = losses._resize_taps(t_in, t_out)
-    np.testing.assert_allclose(losses._resize_adjoint(tf.constant(x), taps, t_in).numpy(),
+    taps = iusp_fast.resize_taps(t_in, t_out)
+    np.testing.assert_allclose(iusp_fast.resize_adjoint(tf.constant(x), taps, t_in).numpy(),
                                expected, rtol=1e-12, atol=1e-12)  # static sizes: gathers
-    dynamic = tf.function(lambda v: losses._resize_adjoint(v, taps, tf.constant(t_in)),
+    dynamic = tf.function(lambda v: iusp_fast.resize_adjoint(v, taps, tf.constant(t_in)),
                           input_signature=[tf.TensorSpec([None, None, 3], tf.float64)])
     np.testing.assert_allclose(dynamic(x).numpy(), expected, rtol=1e-12, atol=1e-12)

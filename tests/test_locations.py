@@ -37,5 +37,6 @@ def test_environment_moves_both_and_missing_names_the_variable(tmp_path):
     assert got["m4"].startswith(str(tmp_path / "tflm"))  # the builder reads the same place
     assert got["targets"] == str(tmp_path / "deploy" / "targets")
     assert len(got["missing"]) == 2
-    assert "KERAS_IUSP_DEPLOY" in got["missing"][0] and str(tmp_path / "deploy") in got["missing"][0]
-    assert "KERAS_IUSP_TFLM" in got["missing"][1] and str(tmp_path / "tflm") in got["missing"][1]
+    deploy, tflm = got["missing"]
+    assert "KERAS_IUSP_DEPLOY" in deploy and str(tmp_path / "deploy") in deploy
+    assert "KERAS_IUSP_TFLM" in tflm and str(tmp_path / "tflm") in tflm

@@ -7,8 +7,8 @@ import sys
 
 from keras_iusp.cli.main import _METHOD_FLAGS, build_parser
 from keras_iusp.distill import methods
-from keras_iusp.experiments.grid import RELEVANT_SETTINGS
 from keras_iusp.experiments.report import label
+from keras_iusp.experiments.stale_runs import RELEVANT_SETTINGS
 from keras_iusp.experiments.tune import SEARCH_SPACE
 from keras_iusp.train.training import METHODS
 
@@ -56,7 +56,7 @@ def test_iusp_forms_in_the_registry_are_the_losses_forms():
 
 
 def test_tune_searches_the_schedule_length_unless_epochs_are_fixed():
-    from keras_iusp.experiments.grid import ExperimentConfig, GridSection
+    from keras_iusp.experiments.config import ExperimentConfig, GridSection
     from keras_iusp.experiments.tune import default_params, search_space
 
     config = ExperimentConfig(grid=GridSection(epochs=30))
@@ -73,7 +73,7 @@ def test_tune_searches_the_schedule_length_unless_epochs_are_fixed():
 def test_the_grid_and_distill_share_one_default_recipe():
     import dataclasses
 
-    from keras_iusp.experiments.grid import GridSection
+    from keras_iusp.experiments.config import GridSection
     from keras_iusp.train.training import DistillConfig
 
     grid, recipe = GridSection(), DistillConfig()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from keras_iusp.experiments.archive import TEACHER_FILE, archive_runs, has_weights, restore_runs
-from keras_iusp.experiments.grid import ExperimentConfig, grid_cells
+from keras_iusp.experiments.config import ExperimentConfig
+from keras_iusp.experiments.layout import grid_cells
 from keras_iusp.utils.errors import ConfigError
 
 

@@ -111,7 +111,7 @@ def shared_and_alone(postgres, tmp_path_factory, tiny_data, tiny_teacher):
     """Two ``keras-iusp tune`` processes on one database and, meanwhile, the same search in this
     process alone on another database; the two processes are killed if anything fails or runs
     past the limit, so none outlives the test."""
-    from keras_iusp.experiments.grid import load_config
+    from keras_iusp.experiments.config import load_config
     from keras_iusp.experiments.tune import run_tuning
 
     tmp = tmp_path_factory.mktemp("tune_storage")

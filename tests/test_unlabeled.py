@@ -279,7 +279,8 @@ def test_library_refuses_a_pool_for_the_baseline_and_bad_ratios():
 
 
 def test_grid_and_tune_see_the_pool(tmp_path, tiny_grid_header, pool_dir):
-    from keras_iusp.experiments.grid import load_config, settings_differences
+    from keras_iusp.experiments.config import load_config
+    from keras_iusp.experiments.stale_runs import settings_differences
     from keras_iusp.experiments.tune import search_space
 
     path = tmp_path / "grid.toml"

@@ -318,7 +318,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from keras_iusp.experiments.grid import load_config, run_experiment
+    from keras_iusp.experiments.config import load_config
+    from keras_iusp.experiments.grid import run_experiment
 
     config = load_config(args.config)
     out = args.out or f"runs/experiment_{config.name}"
@@ -334,7 +335,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from keras_iusp.experiments.grid import load_config
+    from keras_iusp.experiments.config import load_config
     from keras_iusp.experiments.tune import run_tuning
 
     config = load_config(args.config)

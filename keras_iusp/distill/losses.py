@@ -25,13 +25,27 @@ References:
 
 from __future__ import annotations
 
-import functools
 import numbers
-import os
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
+
+from keras_iusp.distill import iusp_fast
+from keras_iusp.distill.frames import (
+    DEFAULT_IUSP_FORM,
+    IUSP_FORMS,
+    NORM_EPS,
+    as_frames,
+    check_form,
+    dim,
+    feature_size,
+    unit_frames,
+)
+from keras_iusp.distill.iusp_fast import (
+    LOWRANK_FLOAT32_RTOL,
+    bilinear_resize_matrix,
+    iusp_prefers_lowrank,
+)
 
 __all__ = [
     "bce",
@@ -49,9 +63,6 @@ __all__ = [
     "DEFAULT_IUSP_FORM",
 ]
 
-# Guard for the L2 normalisation of similarity rows: rows whose squared norm is below it are
-# divided by sqrt(eps) instead, so an all-zero row (a silent / dead frame) stays exactly 0.
-_NORM_EPS = 1e-12
 
 TensorLike = Any  # tf.Tensor, np.ndarray, nested lists: anything tf.convert_to_tensor accepts
 
@@ -170,7 +181,7 @@ def kd_loss(teacher_logits: TensorLike, student_logits: TensorLike,
 def _row_normalized_gram(q: tf.Tensor) -> tf.Tensor:
     """``G = Q Qᵀ`` over the last two axes, each row scaled to unit L2 norm (zero rows stay 0)."""
     g = tf.matmul(q, q, transpose_b=True)
-    return tf.math.l2_normalize(g, axis=-1, epsilon=_NORM_EPS)
+    return tf.math.l2_normalize(g, axis=-1, epsilon=NORM_EPS)
 
 
 def sp_loss(teacher_feats: TensorLike, student_feats: TensorLike) -> tf.Tensor:
@@ -208,38 +219,6 @@ def sp_loss(teacher_feats: TensorLike, student_feats: TensorLike) -> tf.Tensor:
     return tf.reduce_sum(tf.square(g_t - g_s)) / (b * b)
 
 
-#: Valid ``form`` values of :func:`self_similarity` and :func:`iusp_loss`.
-IUSP_FORMS = ("paper", "cosine", "centered")
-
-#: The form :func:`iusp_loss` and :class:`keras_iusp.IUSPDistillation` use unless told otherwise.
-#: Chosen by measurement (``docs/iusp_diagnosis.md``): trained on the IUSP term alone, a
-#: ``cnn_lstm_xs`` student lowered its validation distance by far more in this form than in the
-#: paper's, whose map is mostly a constant for non-negative (ReLU) features.
-DEFAULT_IUSP_FORM = "cosine"
-
-
-def _check_form(form: str, owner: str) -> None:
-    if form not in IUSP_FORMS:
-        raise ValueError(f"{owner}: form={form!r}; expected one of {list(IUSP_FORMS)}")
-
-
-def _as_frames(q: tf.Tensor) -> tf.Tensor:
-    """``[B, T, ...] -> [B, T, D]`` with ``D`` the product of the trailing axes."""
-    shape = tf.shape(q)
-    return tf.reshape(q, [shape[0], shape[1], _feature_size(q)])
-
-
-def _unit_frames(q: tf.Tensor, center: bool) -> tf.Tensor:
-    """Frames ``[B, T, D]`` scaled to unit L2 norm, optionally after removing the clip's mean frame.
-
-    The scale is ``rsqrt(max(||q_i||², 1e-12))`` (``tf.math.l2_normalize``), so an all-zero frame
-    stays exactly 0 (and, centred, so does every frame of a clip whose frames are all equal).
-    """
-    if center:
-        q = q - tf.reduce_mean(q, axis=1, keepdims=True)
-    return tf.math.l2_normalize(q, axis=-1, epsilon=_NORM_EPS)
-
-
 def self_similarity(x: TensorLike, form: str = "paper") -> tf.Tensor:
     """Intra-utterance self-similarity, ``[B, T, ...] -> [B, T, T]``.
 
@@ -268,13 +247,13 @@ def self_similarity(x: TensorLike, form: str = "paper") -> tf.Tensor:
     Raises:
         ValueError: rank < 3 (no frame axis plus feature axis) or an unknown ``form``.
     """
-    _check_form(form, "self_similarity")
+    check_form(form, "self_similarity")
     q = _as_float(x, "x")
     _check_rank(q, 3, "self_similarity", "features of shape [B, T, ...] with rank >= 3")
-    q = _as_frames(q)
+    q = as_frames(q)
     if form == "paper":
         return _row_normalized_gram(q)
-    u = _unit_frames(q, center=form == "centered")
+    u = unit_frames(q, center=form == "centered")
     return tf.matmul(u, u, transpose_b=True)
 
 
@@ -318,20 +297,6 @@ def _iusp_inputs(teacher_feats: TensorLike, student_feats: TensorLike, what: str
     return tf.stop_gradient(teacher), student
 
 
-def _dim(t: tf.Tensor, axis: int) -> int | tf.Tensor:
-    """Static size of ``axis`` when known, else the runtime size."""
-    static = t.shape[axis]
-    return static if static is not None else tf.shape(t)[axis]
-
-
-def _feature_size(t: tf.Tensor) -> int | tf.Tensor:
-    """``D``: product of the axes after ``[B, T]`` (static when all of them are known)."""
-    static = t.shape[2:]
-    if static.is_fully_defined():
-        return int(static.num_elements())
-    return tf.reduce_prod(tf.shape(t)[2:])
-
-
 def _iusp_reference(teacher: tf.Tensor, student: tf.Tensor, form: str = "paper") -> tf.Tensor:
     """IUSP by its definition: both ``T × T`` similarity maps, resized, compared entrywise."""
     g_t = self_similarity(teacher, form)
@@ -341,349 +306,6 @@ def _iusp_reference(teacher: tf.Tensor, student: tf.Tensor, form: str = "paper")
     g_s = resize_similarity(g_s, t_t)
     n = tf.cast(t_t, g_t.dtype)
     return tf.reduce_sum(tf.square(g_t - g_s), axis=[1, 2]) / (n * n)
-
-
-def bilinear_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """The linear map of 1-D bilinear resizing as a matrix ``R`` of shape ``[out_size, in_size]``.
-
-    ``tf.image.resize(x, ..., method="bilinear", antialias=False)`` is separable and linear, so
-    resizing a ``[H, W]`` map is ``R_H @ x @ R_Wᵀ`` with this matrix on each axis. TF2's
-    half-pixel centres are used: output ``o`` samples the source coordinate
-    ``c = (o + 0.5)·in/out - 0.5`` from the two nearest inputs ``floor(c)`` and ``ceil(c)``
-    (clamped to ``[0, in-1]``) with weights ``1 - frac(c)`` and ``frac(c)``. There is no
-    antialiasing, so downsampling also mixes only two inputs per output; ``in == out`` gives the
-    identity. The coordinates are computed in float32 as TensorFlow's kernel computes them (so
-    the taps and weights are the kernel's); the matrix is returned in float64.
-
-    Raises:
-        ValueError: a size is not a positive integer.
-    """
-    for name, value in (("in_size", in_size), ("out_size", out_size)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"bilinear_resize_matrix: expected a positive integer {name}, got "
-                             f"{value!r}")
-    lower, upper, lerp = _resize_taps_np(int(in_size), int(out_size))
-    rows = np.arange(out_size)
-    matrix = np.zeros((out_size, in_size), np.float64)
-    np.add.at(matrix, (rows, lower), 1.0 - lerp)
-    np.add.at(matrix, (rows, upper), lerp)
-    return matrix
-
-
-def _resize_taps_np(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """numpy twin of :func:`_resize_taps` (float32 arithmetic, like the TF kernel)."""
-    scale = np.float32(in_size) / np.float32(out_size)
-    src = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
-    floor = np.floor(src)
-    lower = np.maximum(floor.astype(np.int64), 0)
-    upper = np.minimum(np.ceil(src).astype(np.int64), in_size - 1)
-    return lower, upper, (src - floor).astype(np.float64)
-
-
-def _resize_taps(in_size: int | tf.Tensor, out_size: int | tf.Tensor
-                 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Indices and weight of the two inputs each output of a 1-D bilinear resize reads.
-
-    Mirrors ``ResizeBilinear(half_pixel_centers=True)``: ``c = (o + 0.5)·scale - 0.5`` in float32,
-    ``lower = max(floor(c), 0)``, ``upper = min(ceil(c), in - 1)``, weight ``c - floor(c)``.
-    """
-    scale = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
-    src = (tf.range(out_size, dtype=tf.float32) + 0.5) * scale - 0.5
-    floor = tf.floor(src)
-    lower = tf.maximum(tf.cast(floor, tf.int32), 0)
-    upper = tf.minimum(tf.cast(tf.math.ceil(src), tf.int32), tf.cast(in_size, tf.int32) - 1)
-    return lower, upper, src - floor
-
-
-def _resize_frames(x: tf.Tensor, taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tf.Tensor:
-    """``R @ x`` along axis 1 of ``[B, T_in, D]`` in ``O(T·D)``: two gathers and a lerp."""
-    lower, upper, lerp = taps
-    w = tf.cast(lerp, x.dtype)[None, :, None]
-    return tf.gather(x, lower, axis=1) * (1.0 - w) + tf.gather(x, upper, axis=1) * w
-
-
-def _resize_adjoint(x: tf.Tensor, taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor],
-                    in_size: int | tf.Tensor) -> tf.Tensor:
-    """``Rᵀ @ x`` along axis 1, ``[B, T_out, D] -> [B, T_in, D]``.
-
-    Applied to the teacher's frames, so the student-side products of the low-rank forms run at
-    the student's frame count and their gradients never pass through a gather. With static sizes
-    it is :func:`_resize_adjoint_windows` (2-3x faster); otherwise two segment sums.
-    """
-    out_size = x.shape[1]
-    if isinstance(in_size, numbers.Integral) and out_size is not None:
-        return _resize_adjoint_windows(x, int(in_size), int(out_size))
-    lower, upper, lerp = taps
-    w = tf.cast(lerp, x.dtype)[:, None, None]
-    rows = tf.transpose(x, [1, 0, 2])  # [T_out, B, D]: segment sums work on the first axis
-    out = (tf.math.unsorted_segment_sum(rows * (1.0 - w), lower, in_size)
-           + tf.math.unsorted_segment_sum(rows * w, upper, in_size))
-    return tf.transpose(out, [1, 0, 2])
-
-
-@functools.lru_cache(maxsize=64)
-def _adjoint_windows(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``idx [K, in]`` and weights ``w [K, in]`` with ``(Rᵀx)_j = Σ_k w[k, j]·x[idx[k, j]]``.
-
-    Column ``j`` of ``R`` is non-zero on a contiguous range of outputs (the outputs whose two
-    taps include input ``j``); ``K`` is the longest range (4 for a 2x upsampling) and shorter
-    ranges are padded with weight 0 on a valid row.
-    """
-    r = bilinear_resize_matrix(in_size, out_size)  # [out, in]
-    nonzero = r != 0
-    # Downsampling by more than 2x skips some inputs: their column is all zero. Without this,
-    # argmax would give such a column the range 0..out-1 and K would become out_size (one
-    # gather per output row: measured 6x slower than the reference loss at 499 -> 249 frames).
-    used = nonzero.any(axis=0)
-    first = np.where(used, np.argmax(nonzero, axis=0), 0)
-    last = np.where(used, out_size - 1 - np.argmax(nonzero[::-1], axis=0), 0)
-    width = int((last - first).max()) + 1
-    rows = first[None, :] + np.arange(width)[:, None]
-    idx = np.minimum(rows, out_size - 1)
-    w = np.where(rows <= last[None, :], r[idx, np.arange(in_size)[None, :]], 0.0)
-    return idx.astype(np.int32), w
-
-
-def _resize_adjoint_windows(x: tf.Tensor, in_size: int, out_size: int) -> tf.Tensor:
-    """``Rᵀ @ x`` for static sizes as ``K`` row gathers weighted per output row.
-
-    Each gather copies whole contiguous ``D``-rows and the weights broadcast along ``D``, so this
-    avoids the segment sums' transposes and scattered adds (profiled at 8 ms of the 17 ms
-    float32 cosine loss at ``[16, 1000, 128]``).
-    """
-    idx, w = _adjoint_windows(in_size, out_size)
-    out = None
-    for k in range(idx.shape[0]):
-        term = tf.gather(x, idx[k], axis=1) * tf.constant(w[k][None, :, None], x.dtype)
-        out = term if out is None else out + term
-    return out
-
-
-def _resize_gram_operator(taps: tuple[tf.Tensor, tf.Tensor, tf.Tensor], in_size: int | tf.Tensor,
-                          dtype: tf.DType):
-    """``x ↦ RᵀR x`` along axis 1 of ``[B, T_in, D]`` without gathers: ``RᵀR`` is tridiagonal.
-
-    Every row of ``R`` has its two taps on adjacent inputs (or one input with weight 1), so
-    ``RᵀR = diag(α) + diag(β, 1) + diag(β, -1)`` with ``α_j = Σ_o R[o, j]²`` and
-    ``β_j = Σ_o R[o, j]·R[o, j+1]``; both are built from the taps (no gradient flows there).
-    Then ``(R x)ᵀ(R y) = xᵀ (RᵀR y)``, so the resized student Gram costs ``O(T_in·D²)``.
-
-    ``RᵀR`` is symmetric, so the gradient of ``x ↦ RᵀR x`` is the same map applied to the
-    upstream gradient: a custom gradient does exactly that instead of differentiating the
-    slices (TensorFlow's ``StridedSliceGrad`` took 4 of the 17 ms of the float32 cosine loss at
-    ``[16, 1000, 128]`` / ``[16, 500, 32]``).
-    """
-    lower, upper, lerp = taps
-    a, b = tf.cast(1.0 - lerp, dtype), tf.cast(lerp, dtype)
-    same = tf.cast(tf.equal(lower, upper), dtype)
-    alpha = (tf.math.unsorted_segment_sum(a * a + 2.0 * a * b * same, lower, in_size)
-             + tf.math.unsorted_segment_sum(b * b, upper, in_size))
-    beta = tf.math.unsorted_segment_sum(a * b * (1.0 - same), lower, in_size)[:-1]
-    beta = beta[None, :, None]
-    alpha = alpha[None, :, None]
-
-    def tridiagonal(x: tf.Tensor) -> tf.Tensor:
-        zero = tf.zeros_like(x[:, :1])
-        above = tf.concat([beta * x[:, 1:], zero], axis=1)  # row j += β_j x_{j+1}
-        below = tf.concat([zero, beta * x[:, :-1]], axis=1)  # row j += β_{j-1} x_{j-1}
-        return alpha * x + above + below
-
-    @tf.custom_gradient
-    def apply(x: tf.Tensor):
-        return tridiagonal(x), tridiagonal
-
-    return apply
-
-
-def _normalized_rows(q: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(D⁻¹ Q, ||D⁻¹ Q Qᵀ||²_F)`` with ``D`` the row norms of ``Q Qᵀ``, without forming it.
-
-    Row ``i`` of ``Q Qᵀ`` has squared norm ``q_iᵀ (QᵀQ) q_i``; the scale is
-    ``rsqrt(max(norm², 1e-12))`` exactly as ``tf.math.l2_normalize`` in :func:`self_similarity`,
-    and the normalised map's squared Frobenius norm is ``Σ_i norm²_i · scale²_i`` (about the
-    number of non-zero frames).
-    """
-    gram = tf.matmul(q, q, transpose_a=True)  # [B, D, D]
-    norm2 = tf.reduce_sum(tf.matmul(q, gram) * q, axis=-1)  # [B, T]
-    scale = tf.math.rsqrt(tf.maximum(norm2, tf.cast(_NORM_EPS, q.dtype)))
-    total = tf.reduce_sum(norm2 * tf.square(scale), axis=-1)  # [B]
-    return q * scale[..., None], total
-
-
-def _paper_terms(teacher: tf.Tensor, student: tf.Tensor, dtype: tf.DType
-                 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, None]:
-    """The paper form's three expansion terms ``(||A||², Σ cross, Σ student)``, each ``[B]``.
-
-    ``A = U_t Q_tᵀ`` (``U = D⁻¹ Q``) and ``B = R U_s (R Q_s)ᵀ``, so
-    ``||A - B||² = ||A||² - 2 Σ ((RᵀU_t)ᵀ U_s) ∘ ((RᵀQ_t)ᵀ Q_s) + Σ (U_sᵀ M U_s) ∘ (Q_sᵀ M Q_s)``
-    with ``M = RᵀR`` (tridiagonal). Everything is formed in ``dtype``.
-    """
-    t_t, t_s = _dim(teacher, 1), _dim(student, 1)
-    q_t = tf.cast(_as_frames(teacher), dtype)
-    q_s = tf.cast(_as_frames(student), dtype)
-    u_t, teacher_term = _normalized_rows(q_t)
-    u_s, _ = _normalized_rows(q_s)
-    if isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s:
-        # Like resize_similarity: skipped when the sizes statically agree (then R = I anyway).
-        w_u, w_q, m_u, m_q = u_t, q_t, u_s, q_s
-    else:
-        taps = _resize_taps(t_s, t_t)
-        w_u, w_q = _resize_adjoint(u_t, taps, t_s), _resize_adjoint(q_t, taps, t_s)
-        gram_op = _resize_gram_operator(taps, t_s, dtype)
-        m_u, m_q = gram_op(u_s), gram_op(q_s)
-    cross = tf.reduce_sum(tf.matmul(w_u, u_s, transpose_a=True)
-                          * tf.matmul(w_q, q_s, transpose_a=True), axis=[1, 2])
-    student_term = tf.reduce_sum(tf.matmul(u_s, m_u, transpose_a=True)
-                                 * tf.matmul(q_s, m_q, transpose_a=True), axis=[1, 2])
-    return teacher_term, cross, student_term, None
-
-
-def _unit_terms(teacher: tf.Tensor, student: tf.Tensor, center: bool, dtype: tf.DType
-                ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The cosine forms' expansion ``(t, c, s, rest)``, ``[B]`` each: ``t, c, s`` in ``dtype``.
-
-    With ``U`` the (centred,) unit-norm frames, the maps are ``A = U_tU_tᵀ`` and
-    ``B = R U_sU_sᵀ Rᵀ`` (``R`` the ``T_t × T_s`` bilinear resize, whose rows sum to 1), and
-    ``X = A - B``. Cosine maps of ReLU features are mostly one constant (every pair of frames
-    shares the common component), so expanding ``||X||²`` directly gives three terms up to ~900x
-    the loss, whose float32 rounding then swamps it. Split off the constant first: with
-    ``n = T_t``, ``P = I - 11ᵀ/n`` and ``x = X1``,
-
-    ``||X||² = ||PXP||² + 2||Px||²/n + (1ᵀx)²/n²``
-
-    (the four blocks of ``(P + 11ᵀ/n) X (P + 11ᵀ/n)`` are orthogonal). ``PXP = ŨŨᵀ - ṼṼᵀ`` with
-    ``Ũ_t = U_t - 1aᵀ/n`` (``a = U_tᵀ1``) and ``Ṽ = R Ũ_s``, ``Ũ_s = U_s - 1bᵀ/n``
-    (``b = U_sᵀRᵀ1``, using ``R1 = 1``), so
-
-    ``||PXP||² = ||Ũ_tᵀŨ_t||² - 2||(RᵀŨ_t)ᵀŨ_s||² + ||Ũ_sᵀMŨ_s||²``, ``M = RᵀR`` tridiagonal,
-
-    three ``D × D`` products whose size is that of the maps' *variation*. The rest only needs the
-    row sums ``x = U_t a - R(U_s b)`` (``O(T·D)``), formed in float64. Centring and normalising
-    happen at each network's own frame rate, before the resize, exactly as in the reference.
-    """
-    t_t, t_s = _dim(teacher, 1), _dim(student, 1)
-    u_t = _unit_frames(tf.cast(_as_frames(teacher), dtype), center)
-    u_s = _unit_frames(tf.cast(_as_frames(student), dtype), center)
-    n = tf.cast(t_t, dtype)
-    same = isinstance(t_t, int) and isinstance(t_s, int) and t_t == t_s
-    taps = None if same else _resize_taps(t_s, t_t)
-    # r = Rᵀ1: how much of the resized map each student frame feeds (1 each when R = I)
-    if same:
-        r = tf.ones([1, t_s, 1], dtype)
-    elif isinstance(t_t, int) and isinstance(t_s, int):
-        r = tf.constant(bilinear_resize_matrix(t_s, t_t).sum(axis=0)[None, :, None], dtype)
-    else:
-        r = _resize_adjoint(tf.ones([1, t_t, 1], dtype), taps, t_s)
-    a = tf.reduce_sum(u_t, axis=1, keepdims=True)  # [B, 1, D_t]
-    b = tf.reduce_sum(u_s * r, axis=1, keepdims=True)  # [B, 1, D_s]
-    c_t, c_s = u_t - a / n, u_s - b / n
-    teacher_term = tf.reduce_sum(tf.square(tf.matmul(c_t, c_t, transpose_a=True)), axis=[1, 2])
-    if same:
-        w_t, m_s = c_t, c_s
-    else:
-        w_t = _resize_adjoint(c_t, taps, t_s)
-        m_s = _resize_gram_operator(taps, t_s, dtype)(c_s)
-    cross = tf.reduce_sum(tf.square(tf.matmul(w_t, c_s, transpose_a=True)), axis=[1, 2])
-    student_term = tf.reduce_sum(tf.square(tf.matmul(c_s, m_s, transpose_a=True)), axis=[1, 2])
-
-    # The rest, 2||Px||²/n + (1ᵀx)²/n², from the row sums x = A1 - B1 = U_t a - R U_s b. x is
-    # itself a small difference of large row sums (nearly identical maps), so it is formed in
-    # float64 from the same unit frames; O(T·D), the sums as matrix products (a float64 reduction
-    # over the time axis took 1.4 ms at [16, 1000, 128], the matmul 0.7 ms).
-    u_t64, u_s64 = tf.cast(u_t, tf.float64), tf.cast(u_s, tf.float64)
-    a64 = tf.matmul(tf.ones_like(u_t64[:, :, :1]), u_t64, transpose_a=True)  # [B, 1, D_t]
-    b64 = tf.matmul(tf.cast(r, tf.float64) * tf.ones_like(u_s64[:, :, :1]), u_s64,
-                    transpose_a=True)  # [B, 1, D_s]
-    x = tf.linalg.matvec(u_t64, a64[:, 0])  # [B, T_t]
-    x_s = tf.linalg.matvec(u_s64, b64[:, 0])  # [B, T_s]
-    x = x - (x_s if same else _resize_frames(x_s[..., None], taps)[..., 0])
-    n64 = tf.cast(t_t, tf.float64)
-    total = tf.reduce_sum(x, axis=1)
-    centred = x - total[:, None] / n64
-    rest = 2.0 * tf.reduce_sum(tf.square(centred), axis=1) / n64 + tf.square(total / n64)
-    return teacher_term, cross, student_term, rest
-
-
-#: The float32 evaluation of the low-rank expansion is kept when its predicted rounding error is
-#: at most this fraction of the loss (else the batch is recomputed in float64). The prediction is
-#: at least 3x pessimistic (see ``_F32_ERROR``): the kept values were within 2.9e-6 of the
-#: float64 ones (measured), 30x inside the 1e-4 to which the low-rank form is tested against the
-#: float64 reference.
-LOWRANK_FLOAT32_RTOL = 5e-5
-
-#: Rounding error of the float32 expansion per unit of ``|t| + 2|c| + |s|`` (its three terms),
-#: before the ``√max(1, T_t/256)`` growth factor, per form; ``u = 2⁻²⁴``. Measured at
-#: ``T_t`` = 48..4000 (``T_s = T_t/2``, ``T_t`` and ``2T_t``; ReLU/tanh, conv-like and near-copy
-#: features; oneDNN and Eigen matmuls) against the float64 evaluation, the error was at most
-#: ``1.52·u`` (paper) and ``5.3·u`` (cosine forms: their centred terms are small, so the float32
-#: normalisation of the frames weighs more) times ``√max(1, T_t/256)·(|t| + 2|c| + |s|)``.
-_F32_ERROR = {"paper": 8.0 * 2.0**-24, "unit": 16.0 * 2.0**-24}
-
-
-def _lowrank_squared(terms, teacher: tf.Tensor, t_t: int | tf.Tensor, term_error: float
-                     ) -> tf.Tensor:
-    """``T_t²·loss``, ``[B]``, from ``terms(dtype) -> (t, c, s, rest)``: ``t - 2c + s (+ rest)``.
-
-    ``t``, ``c`` and ``s`` are formed in ``dtype`` and may be much larger than the loss, which
-    is their small difference, so their rounding errors can swamp it (measured: float32 terms
-    lose up to 1e-1 relative accuracy on nearly identical maps); ``rest`` (float64, or None) is
-    accurate by construction. Float64 inputs are computed in float64. Float32 inputs are first
-    computed in float32 (3-4x cheaper on CPU); that result is kept when its predicted error
-    ``term_error·√max(1, T_t/256)·(|t| + 2|c| + |s|)`` (``term_error`` from ``_F32_ERROR``) is
-    at most :data:`LOWRANK_FLOAT32_RTOL` of the result for every clip of the batch; otherwise (the
-    small-loss regime, where the terms nearly cancel) the whole batch is recomputed in float64.
-    Gradients follow the branch that was taken.
-    """
-    def combine(t, c, s, rest):
-        squared = tf.cast(t - 2.0 * c + s, tf.float64)
-        return squared if rest is None else squared + rest
-
-    if teacher.dtype == tf.float64:
-        # The exact value is >= 0; rounding may leave a few ulps below.
-        return tf.maximum(combine(*terms(tf.float64)), 0.0)
-    t, c, s, rest = terms(tf.float32)
-    squared = combine(t, c, s, rest)
-    grow = tf.sqrt(tf.maximum(tf.cast(t_t, tf.float32) / 256.0, 1.0))
-    error = term_error * grow * (tf.abs(t) + 2.0 * tf.abs(c) + tf.abs(s))
-    accurate = tf.reduce_all(tf.cast(error, tf.float64) <= LOWRANK_FLOAT32_RTOL * squared)
-
-    def in_float64() -> tf.Tensor:
-        return tf.cast(tf.maximum(combine(*terms(tf.float64)), 0.0), tf.float32)
-
-    return tf.cond(accurate, lambda: tf.cast(tf.maximum(squared, 0.0), tf.float32), in_float64)
-
-
-def _iusp_lowrank_paper(teacher: tf.Tensor, student: tf.Tensor) -> tf.Tensor:
-    """Paper-form IUSP from the factors of the maps, in ``O(T·D²)`` time and ``O(T·D)`` memory.
-
-    See :func:`_paper_terms` for the expansion and :func:`_lowrank_squared` for the precision:
-    the three terms are each about ``T`` while their sum is ``T²·loss``, 1e-2..1e-7 of that.
-    """
-    t_t = _dim(teacher, 1)
-    squared = _lowrank_squared(lambda dtype: _paper_terms(teacher, student, dtype), teacher, t_t,
-                               _F32_ERROR["paper"])
-    n = tf.cast(t_t, squared.dtype)
-    return tf.cast(squared / (n * n), teacher.dtype)
-
-
-def _iusp_lowrank_unit(teacher: tf.Tensor, student: tf.Tensor, center: bool) -> tf.Tensor:
-    """Cosine-form IUSP (``center`` = ``"centered"``) from unit frames, ``O(T·D²)``.
-
-    See :func:`_unit_terms` for the expansion and :func:`_lowrank_squared` for the precision:
-    the terms are about ``T²`` and may nearly cancel.
-    """
-    t_t = _dim(teacher, 1)
-    squared = _lowrank_squared(lambda dtype: _unit_terms(teacher, student, center, dtype),
-                               teacher, t_t, _F32_ERROR["unit"])
-    n = tf.cast(t_t, squared.dtype)
-    return tf.cast(squared / (n * n), teacher.dtype)
-
-
-def _iusp_lowrank(teacher: tf.Tensor, student: tf.Tensor, form: str = "paper") -> tf.Tensor:
-    """The low-rank evaluation of :func:`iusp_loss` for ``form``."""
-    if form == "paper":
-        return _iusp_lowrank_paper(teacher, student)
-    return _iusp_lowrank_unit(teacher, student, center=form == "centered")
 
 
 def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike,
@@ -699,7 +321,8 @@ def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike,
     - ``"cosine"``/``"centered"``: ``G = U Uᵀ`` with ``U`` the (centred,) unit frames;
       ``||U_tU_tᵀ - R U_sU_sᵀ Rᵀ||²_F = ||U_tᵀU_t||²_F - 2||(RᵀU_t)ᵀU_s||²_F
       + ||U_sᵀ(RᵀR)U_s||²_F``, evaluated after splitting off the maps' constant part
-      (:func:`_unit_terms`), which cosine maps of ReLU features mostly are.
+      (:func:`keras_iusp.distill.iusp_fast.unit_terms`), which cosine maps of ReLU features
+      mostly are.
     - ``"paper"``: ``G = D⁻¹ Q Qᵀ`` (``D`` the row norms of ``Q Qᵀ``, computed as
       ``q_iᵀ(QᵀQ)q_i``), a product of ``D⁻¹Q`` and ``Q``; the same expansion with two factors.
 
@@ -707,87 +330,25 @@ def iusp_loss_lowrank(teacher_feats: TensorLike, student_feats: TensorLike,
     only: the teacher gets no gradient) and ``RᵀR`` is tridiagonal, so the student's products run
     at its own frame count without gathers on its gradient path.
 
-    Precision: the expansion subtracts terms up to ``~T²`` to get a result that can be 1e-7 of
-    them. Float64 features are computed in float64. Float32 features are computed in float32
+    Precision: the expansion subtracts terms up to ``~T²`` to get a result that can be far
+    smaller. Float64 features are computed in float64. Float32 features are computed in float32
     first and that result is kept only when its predicted rounding error is at most
-    :data:`LOWRANK_FLOAT32_RTOL` (5e-5) of the loss; otherwise (nearly identical teacher and
-    student maps) the batch is recomputed in float64, where the error is ~1e-7 like the float32
-    reference's (:func:`_lowrank_squared`). Kept float32 values were measured within 3e-6 of the
-    float64 evaluation. At ``[16, 1000, 128]`` / ``[16, 500, 32]`` the float32 path takes 16 ms
-    (cosine) and 21 ms (paper) of CPU for forward + backward, a refused one 57 and 89 ms.
+    :data:`LOWRANK_FLOAT32_RTOL` of the loss; otherwise (nearly identical teacher and student
+    maps) the batch is recomputed in float64 (:func:`keras_iusp.distill.iusp_fast.lowrank_squared`).
+    Its accuracy and speed, measured: ``docs/performance.md``.
     Arguments, shapes, the teacher's stopped gradient and the ``[B]`` result are those of
     :func:`iusp_loss`.
 
     Raises:
         ValueError: rank < 3, different batch sizes or an unknown ``form``.
     """
-    _check_form(form, "iusp_loss_lowrank")
+    check_form(form, "iusp_loss_lowrank")
     teacher, student = _iusp_inputs(teacher_feats, student_feats, "iusp_loss_lowrank")
-    return _iusp_lowrank(teacher, student, form)
+    return iusp_fast.iusp_lowrank(teacher, student, form)
 
 
 #: Valid ``implementation`` values of :func:`iusp_loss`.
 IUSP_IMPLEMENTATIONS = ("auto", "reference", "lowrank")
-
-
-@functools.lru_cache(maxsize=1)
-def _uses_onednn() -> bool:
-    """Whether TensorFlow runs float32 matmuls through oneDNN (default on x86 Linux)."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-
-        return bool(_pywrap_util_port.IsMklEnabled())
-    except (ImportError, AttributeError):  # private API; fall back to the documented switch
-        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False")
-
-
-def iusp_prefers_lowrank(t_teacher: int | tf.Tensor, t_student: int | tf.Tensor,
-                         d_teacher: int | tf.Tensor, d_student: int | tf.Tensor,
-                         form: str = DEFAULT_IUSP_FORM) -> bool | tf.Tensor:
-    """The ``implementation="auto"`` rule of :func:`iusp_loss`: is the low-rank form faster?
-
-    Predicted forward + backward CPU microseconds at batch 16 (float32 features) of each
-    implementation. The reference builds the same two ``T × T`` maps in every ``form``::
-
-        reference  = 470 + 5.0e-4·T_t²·D_t + 0.057·(T_t² + T_s²)
-
-    The low-rank path's multiply-adds ``F`` depend on the form, and it has more (small) ops::
-
-        paper             F = T_t·(D_t² + D_t·D_s + 4·D_s²) + 4·T_s·D_s²
-        cosine, centered  F = T_t·D_t² + 2·T_s·D_t·D_s + 3·T_s·D_s²
-        lowrank = 680 + 1.7e-4·F + 0.087·(T_t·D_t + T_s·D_s)   (cosine, centered)
-        lowrank = 940 + 1.8e-4·F + 0.12·(T_t·D_t + T_s·D_s)    (paper)
-
-    The coefficients were fitted to CPU timings; where the rule picks well and what a miss
-    costs: ``docs/performance.md`` (the ``implementation="auto"`` cost model). The low-rank
-    path is chosen only when both layers have fewer features than frames (``D_t < T_t`` and
-    ``D_s < T_s``; otherwise nothing is low rank).
-
-    Returns a Python bool for Python ints, else a boolean tensor (for ``tf.cond``).
-
-    Raises:
-        ValueError: an unknown ``form``.
-    """
-    _check_form(form, "iusp_prefers_lowrank")
-    dims = (t_teacher, t_student, d_teacher, d_student)
-
-    def costs(t_t, t_s, d_t, d_s):
-        if form == "paper":
-            flops = t_t * (d_t * d_t + d_t * d_s + 4 * d_s * d_s) + 4 * t_s * d_s * d_s
-            lowrank = 940.0 + 1.8e-4 * flops + 0.12 * (t_t * d_t + t_s * d_s)
-        else:
-            flops = t_t * d_t * d_t + 2 * t_s * d_t * d_s + 3 * t_s * d_s * d_s
-            lowrank = 680.0 + 1.7e-4 * flops + 0.087 * (t_t * d_t + t_s * d_s)
-        reference = 470.0 + 5.0e-4 * t_t * t_t * d_t + 0.057 * (t_t * t_t + t_s * t_s)
-        return lowrank, reference
-
-    if all(isinstance(v, numbers.Integral) for v in dims):
-        t_t, t_s, d_t, d_s = (float(v) for v in dims)
-        lowrank, reference = costs(t_t, t_s, d_t, d_s)
-        return bool(d_t < t_t and d_s < t_s and lowrank < reference)
-    t_t, t_s, d_t, d_s = (tf.cast(v, tf.float64) for v in dims)
-    lowrank, reference = costs(t_t, t_s, d_t, d_s)
-    return tf.logical_and(tf.logical_and(d_t < t_t, d_s < t_s), lowrank < reference)
 
 
 def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
@@ -823,22 +384,9 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
             ``"auto"`` (default) picks whichever a measured cost model says is faster for the
             shapes (:func:`iusp_prefers_lowrank`: lowrank needs ``D_t < T_t`` and ``D_s < T_s``,
             ``D`` = features per frame, and then wins as ``T`` grows), decided in Python when
-            the shapes are static and with ``tf.cond`` otherwise. In float32 the reference is
-            within ~4e-7 and lowrank within ~3e-6 of the reference evaluated in float64 on
-            typical features (tested to 1e-4, values and gradients); for nearly identical
-            teacher and student maps (losses ~1e-8) rounding the inputs to float32 alone moves
-            either by up to ~2e-5.
-
-    Measured forward + backward, default form, batch 32, ``D_t = 128``, ``T_s = T_t/2``,
-    2-core x86 CPU shared with other jobs, oneDNN on (``bench_loss`` of ``benchmarks/run.py``
-    at its full sizes; median process CPU milliseconds, reference / lowrank)::
-
-        T_t     D_s = 12     D_s = 32     D_s = 64
-        250     18 / 8       20 / 11      19 / 12
-        500     74 / 15      69 / 17      70 / 19
-        1000   260 / 27     265 / 31     279 / 42
-
-    ``auto`` picks lowrank for all of these.
+            the shapes are static and with ``tf.cond`` otherwise. Both agree with the
+            reference evaluated in float64 to 1e-4 relative, values and gradients (tested);
+            their accuracy and speed, measured: ``docs/performance.md``.
 
     Raises:
         ValueError: rank < 3, different batch sizes, an unknown ``implementation`` or ``form``.
@@ -846,15 +394,15 @@ def iusp_loss(teacher_feats: TensorLike, student_feats: TensorLike,
     if implementation not in IUSP_IMPLEMENTATIONS:
         raise ValueError(f"iusp_loss: implementation={implementation!r}; expected one of "
                          f"{list(IUSP_IMPLEMENTATIONS)}")
-    _check_form(form, "iusp_loss")
+    check_form(form, "iusp_loss")
     teacher, student = _iusp_inputs(teacher_feats, student_feats, "iusp_loss")
     if implementation == "reference":
         return _iusp_reference(teacher, student, form)
     if implementation == "lowrank":
-        return _iusp_lowrank(teacher, student, form)
-    lowrank = iusp_prefers_lowrank(_dim(teacher, 1), _dim(student, 1), _feature_size(teacher),
-                                   _feature_size(student), form=form)
+        return iusp_fast.iusp_lowrank(teacher, student, form)
+    lowrank = iusp_prefers_lowrank(dim(teacher, 1), dim(student, 1), feature_size(teacher),
+                                   feature_size(student), form=form)
     if isinstance(lowrank, bool):
-        return (_iusp_lowrank if lowrank else _iusp_reference)(teacher, student, form)
-    return tf.cond(lowrank, lambda: _iusp_lowrank(teacher, student, form),
+        return (iusp_fast.iusp_lowrank if lowrank else _iusp_reference)(teacher, student, form)
+    return tf.cond(lowrank, lambda: iusp_fast.iusp_lowrank(teacher, student, form),
                    lambda: _iusp_reference(teacher, student, form))

@@ -9,7 +9,7 @@ gains. Figures: micro-AUPRC vs parameters per method, precision-recall curves, t
 self-similarity matrices on a repetitive clip, and the per-class gain of IUSP over SP.
 
 A grid may also hold *variants* (ablation arms such as ``iusp_paper``: IUSP with another setting;
-see :class:`keras_iusp.experiments.grid.ExperimentConfig`). Rows then carry the variant's name as
+see :class:`keras_iusp.experiments.config.ExperimentConfig`). Rows then carry the variant's name as
 ``method`` and its training method as ``base_method``; every table follows the configured methods,
 and each variant is compared, seed by seed, with the baseline, with its base method and, for an
 IUSP variant, with SP.

@@ -40,12 +40,9 @@ from typing import Any
 
 from keras_iusp.distill.augment import default_augmentation
 from keras_iusp.distill.methods import search_spaces
-from keras_iusp.experiments.grid import (
-    ExperimentConfig,
-    check_run_settings,
-    prepare_data,
-    prepare_teacher,
-)
+from keras_iusp.experiments.config import ExperimentConfig
+from keras_iusp.experiments.preparation import prepare_data, prepare_teacher
+from keras_iusp.experiments.stale_runs import check_run_settings
 from keras_iusp.experiments.tune_storage import (
     StudyLock,
     TrialSeededSampler,

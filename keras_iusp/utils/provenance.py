@@ -6,6 +6,7 @@ again, so every run records them next to its config.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
@@ -47,3 +48,16 @@ def provenance() -> dict:
         "platform": platform.platform(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def machine_description() -> str:
+    """CPU model and core count of this machine, for reports."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
