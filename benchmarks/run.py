@@ -73,15 +73,9 @@ def machine_info() -> dict:
     import tf_keras
 
     from keras_iusp.distill import iusp_fast
+    from keras_iusp.utils.provenance import cpu_model
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(fallback=platform.processor() or "")
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

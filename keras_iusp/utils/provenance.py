@@ -50,14 +50,20 @@ def provenance() -> dict:
     }
 
 
-def machine_description() -> str:
-    """CPU model and core count of this machine, for reports."""
-    model = platform.processor() or platform.machine()
+def cpu_model(fallback: str | None = None) -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else ``fallback`` (default: the platform's
+    processor or machine name)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
+    if fallback is None:
+        return platform.processor() or platform.machine()
+    return fallback
+
+
+def machine_description() -> str:
+    """CPU model and core count of this machine, for reports."""
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
