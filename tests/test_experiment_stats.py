@@ -173,6 +173,38 @@ def test_tuning_writes_loadable_method_tables(tmp_path, tiny_data):
     assert json.loads((tmp_path / "exp" / "tuning" / "trials.json").read_text())["trials"] == 2
 
 
+def test_a_killed_tuning_leaves_the_trials_it_finished(tmp_path, tiny_data, monkeypatch):
+    """trials.json is written after every trial: a search killed during its second trial keeps
+    the first, marked as one of two, and writes no winners."""
+    from keras_iusp.experiments import tune
+    from keras_iusp.experiments.config import ExperimentConfig, GridSection, TeacherSection
+
+    _, data_dir, _ = tiny_data
+    config = ExperimentConfig(
+        name="t", teacher=TeacherSection(epochs=1, batch_size=8),
+        grid=GridSection(students=["cnn_lstm_xs"], methods=["baseline"], seeds=[0], epochs=1,
+                         batch_size=8))
+    config.data.path = str(data_dir)
+    config.data.clip_seconds = 1.0
+    calls = []
+    real_distill = tune.distill
+
+    def killed_on_the_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_distill(*args, **kwargs)
+
+    monkeypatch.setattr(tune, "distill", killed_on_the_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        tune.run_tuning(config, tmp_path / "exp", trials=2, verbose=0)
+    record = json.loads((tmp_path / "exp" / "tuning" / "trials.json").read_text())
+    baseline = record["methods"]["baseline"]
+    assert (baseline["trials_finished"], baseline["budget"], len(baseline["trials"])) == (1, 2, 1)
+    assert baseline["best_value"] == baseline["trials"][0]["val_micro_auprc"]
+    assert not (tmp_path / "exp" / "tuning" / "best.toml").exists()
+
+
 def test_augmentation_draws_follow_the_run_seed(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[grid]\nstudents = ["cnn_lstm_xs"]\n'

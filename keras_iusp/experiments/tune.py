@@ -320,25 +320,42 @@ def run_tuning(config: ExperimentConfig, out: str | os.PathLike, *, trials: int 
             lock = None
         else:
             lock = StudyLock(storage, study.study_name)
-        _run_budget(optuna, study, objective, trials, queue_first, lock)
-        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        best = max(done, key=lambda t: t.value)
-        summary["methods"][method] = {
-            "best_value": best.value, "best_params": best.params,
-            "best_overrides": best.user_attrs.get("overrides", {}),
-            "trials": [{"number": t.number, "params": t.params, "val_micro_auprc": t.value,
-                        "per_seed": t.user_attrs.get("per_seed", [t.value])}
-                       for t in done],
-        }
-        atomic_write_text(tune_dir / "trials.json", json.dumps(summary, indent=1))
+        def record(study=study, method=method) -> None:
+            """trials.json after every finished trial, so a killed search leaves its record."""
+            progress = method_summary(optuna, study, trials)
+            if progress is not None:
+                summary["methods"][method] = progress
+                atomic_write_text(tune_dir / "trials.json", json.dumps(summary, indent=1))
+
+        _run_budget(optuna, study, objective, trials, queue_first, lock, after_trial=record)
+        record()
     atomic_write_text(tune_dir / "best.toml", format_method_tables(summary))
     return summary
 
 
-def _run_budget(optuna, study, objective, budget: int, queue_first, lock, poll: float = 2.0
-                ) -> None:
+def method_summary(optuna, study, budget: int) -> dict[str, Any] | None:
+    """One method's entry of ``trials.json``: its best trial, every finished trial and how many
+    of the ``budget`` have finished (fewer while the search runs or after it was killed); None
+    before its first trial finishes."""
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        return None
+    best = max(done, key=lambda t: t.value)
+    return {
+        "best_value": best.value, "best_params": best.params,
+        "best_overrides": best.user_attrs.get("overrides", {}),
+        "trials_finished": len(done), "budget": budget,
+        "trials": [{"number": t.number, "params": t.params, "val_micro_auprc": t.value,
+                    "per_seed": t.user_attrs.get("per_seed", [t.value])}
+                   for t in done],
+    }
+
+
+def _run_budget(optuna, study, objective, budget: int, queue_first, lock, poll: float = 2.0,
+                after_trial=None) -> None:
     """Run trials of ``study`` until ``budget`` trials (queued, running or finished) exist and
-    all have finished. ``queue_first`` queues the first trials of an empty study. Under a
+    all have finished. ``queue_first`` queues the first trials of an empty study;
+    ``after_trial()`` is called after each trial this process ran. Under a
     shared study's ``lock`` the count and the new trial's creation are one step; the trial runs
     without the lock; a process with nothing left to start waits for the others' trials (a dead
     process's trial comes back queued, and is then run here)."""
@@ -367,6 +384,8 @@ def _run_budget(optuna, study, objective, budget: int, queue_first, lock, poll: 
             # is not finished; beyond that, new trials while fewer than the budget exist
             if counted < budget or (waiting and complete < budget):
                 study.optimize(unlocked, n_trials=1)
+                if after_trial is not None:
+                    after_trial()
                 continue
         finally:
             if lock is not None:
