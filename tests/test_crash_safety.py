@@ -137,9 +137,10 @@ def test_an_older_view_never_overwrites_a_newer_results_json(tmp_path: Path, mon
     collects; A writes last. Without the results lock A's one-row view replaced B's two rows;
     with it B waits for A and scans afresh, so the file ends with both cells."""
     import keras_iusp.experiments.grid as experiment
+    from keras_iusp.experiments.config import load_config
 
     (tmp_path / "c.toml").write_text(GRID.format(data=tmp_path))
-    config = experiment.load_config(tmp_path / "c.toml")
+    config = load_config(tmp_path / "c.toml")
     out = tmp_path / "exp"
     labels = np.array([[1, 0], [0, 1], [1, 1]], np.uint8)
     _finish_cell(out, 0, labels)
