@@ -37,7 +37,8 @@ def _epoch_times(clips: int, methods: list[str], repeats: int) -> dict:
     from keras_iusp.features import build_feature_cache
     from keras_iusp.features.logmel import FeatureConfig
     from keras_iusp.models import build_model
-    from keras_iusp.train.training import DistillConfig, distillation_losses, training_datasets
+    from keras_iusp.train.datasets import training_datasets
+    from keras_iusp.train.recipe import DistillConfig, distillation_losses
 
     work = Path(tempfile.mkdtemp(prefix="kiusp_epoch_"))
     synthesize(work / "data", clips=clips, seed=0, clip_seconds=10.0, sample_rate=16000,

@@ -81,7 +81,8 @@ def main() -> None:
     from keras_iusp.data import read_dataset
     from keras_iusp.experiments.report import layer_output_batches
     from keras_iusp.features import build_feature_cache
-    from keras_iusp.train.training import DEFAULT_TEACHER_LAYER, load_run
+    from keras_iusp.train.recipe import DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.saved_runs import load_run
     from keras_iusp.utils.atomic import atomic_write_text
 
     # the features the runs were trained on: the teacher's (students take theirs from it)

@@ -82,7 +82,8 @@ def main() -> None:
     from keras_iusp.features.logmel import FeatureConfig
     from keras_iusp.features.pipeline import make_dataset
     from keras_iusp.models import MODEL_SPECS, build_model
-    from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
+    from keras_iusp.train.recipe import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.saved_runs import load_run
     from keras_iusp.utils.atomic import atomic_write_text
 
     cache = build_feature_cache(read_dataset(args.data, "majority"),

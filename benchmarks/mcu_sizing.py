@@ -54,7 +54,9 @@ def main() -> None:
     from keras_iusp.export.targets import format_target_table
     from keras_iusp.features import build_feature_cache
     from keras_iusp.features.logmel import FeatureConfig
-    from keras_iusp.train.training import DistillConfig, distill, load_run, train_teacher
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.saved_runs import load_run
+    from keras_iusp.train.training import distill, train_teacher
 
     work = Path(args.work)
     data = work / "data"

@@ -216,7 +216,7 @@ def _distiller(method: str, implementation: str | None, teacher, frames: int, n_
     from keras_iusp.distill.distillation import IUSPDistillation
     from keras_iusp.distill.distiller import Distiller
     from keras_iusp.models import MODEL_SPECS, build_model
-    from keras_iusp.train.training import DistillConfig, distillation_losses
+    from keras_iusp.train.recipe import DistillConfig, distillation_losses
 
     config = DistillConfig(method=method)
     student = build_model("cnn_lstm_xs", (frames, n_mels))
@@ -245,7 +245,7 @@ def bench_step(cfg: dict) -> dict:
 
     from keras_iusp.distill import losses
     from keras_iusp.models import build_model
-    from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.recipe import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
 
     b, n_mels = cfg["batch"], cfg["n_mels"]
     rows = []
@@ -299,7 +299,7 @@ def bench_step(cfg: dict) -> dict:
     return {"description": "One distillation train step (Distiller.train_on_batch on fixed "
                            "tensors: forward of student and frozen teacher, losses, backward, "
                            "Adam update) of cnn_lstm_xs with teacher_cnn, losses and weights "
-                           "as keras_iusp.train.training.distillation_losses builds them "
+                           "as keras_iusp.train.recipe.distillation_losses builds them "
                            "(IUSP/SP on the default layers). Median wall seconds over interleaved "
                            "rounds "
                            "after warm-up; ratio_to_kd against the KD step of the same run; "
@@ -408,7 +408,7 @@ def bench_fullrate(cfg: dict) -> dict:
     from keras_iusp.distill.distillation import IUSPDistillation
     from keras_iusp.distill.distiller import Distiller
     from keras_iusp.models.zoo import build_cnn_lstm
-    from keras_iusp.train.training import DistillConfig, distillation_losses
+    from keras_iusp.train.recipe import DistillConfig, distillation_losses
 
     b, frames, n_mels = cfg["batch"], cfg["frames"], cfg["n_mels"]
     keras.utils.set_random_seed(0)
@@ -475,7 +475,7 @@ def bench_fullrate(cfg: dict) -> dict:
                            "(16, 32 channels) pooled only in frequency, IUSP on its embedding "
                            "[1000, 128]; student = CNN-LSTM (conv 8/16, LSTM 32) whose lstm "
                            "output is [500, 32]; losses and weights from "
-                           "keras_iusp.train.training.distillation_losses "
+                           "keras_iusp.train.recipe.distillation_losses "
                            "(DistillConfig defaults), per IUSP form and implementation. Median "
                            "wall seconds over "
                            "interleaved rounds after warm-up; ratio_to_kd (medians), "

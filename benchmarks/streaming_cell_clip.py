@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from keras_iusp.export.streaming_export import streaming_assets
     from keras_iusp.features.cache import load_feature_cache
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
     from keras_iusp.utils.atomic import atomic_write_text
 
     run = load_run(args.run)

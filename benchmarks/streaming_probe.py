@@ -76,7 +76,9 @@ def main() -> None:
     from keras_iusp.features import build_feature_cache
     from keras_iusp.features.logmel import FeatureConfig
     from keras_iusp.metrics import micro_auprc
-    from keras_iusp.train.training import DistillConfig, distill, load_run
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.saved_runs import load_run
+    from keras_iusp.train.training import distill
 
     work = Path(args.work)
     data = work / "data"

@@ -132,7 +132,8 @@ def main_(argv: list[str] | None = None) -> int:
     from keras_iusp.data import read_sonyc, synthesize
     from keras_iusp.features import build_feature_cache
     from keras_iusp.features.logmel import FeatureConfig
-    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
     from keras_iusp.utils.atomic import atomic_write_text
 
     args.work.mkdir(parents=True, exist_ok=True)

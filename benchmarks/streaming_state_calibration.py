@@ -44,7 +44,8 @@ def measure(seed: int, cache, teacher, work: Path, block: int = 4) -> dict:
         stream_io,
         tflite_invoke,
     )
-    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
 
     x_train, _ = cache.split("train")
     x_val, _ = cache.split("validate")

@@ -51,7 +51,8 @@ STUDENTS = ["cnn_lstm_xs", "cnn_lstm_s", "cnn_lstm_m", "cnn_lstm_l", "dscnn_xs",
 def fresh_export(name: str, window: float, cache, work: Path) -> Path:
     """A one-epoch baseline run of ``name`` exported at ``window`` seconds (reused if present)."""
     from keras_iusp.export import export_model
-    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
 
     run = work / name
     if not (run / "metrics.json").is_file():

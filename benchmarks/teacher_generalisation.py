@@ -89,7 +89,7 @@ def _students(runs: list[Path], features: Path, pool_features: Path, views: dict
     """Micro-AUPRC of each student run on ``views`` (split -> rows; train also against the
     ground truth) and on the pool against the ground truth."""
     # TensorFlow only when students are scored: the teacher's part reads cached logits
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     clips = np.load(features / "features.npy", mmap_mode="r")
     pool = np.load(pool_features / "features.npy", mmap_mode="r")

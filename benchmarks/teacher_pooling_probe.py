@@ -83,7 +83,7 @@ def main() -> None:
     from keras_iusp.data import read_dataset
     from keras_iusp.features import build_feature_cache
     from keras_iusp.features.logmel import FeatureConfig
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
     from keras_iusp.utils.atomic import atomic_write_text
 
     cache = build_feature_cache(read_dataset(args.data, "majority"),

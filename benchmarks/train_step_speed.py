@@ -62,7 +62,7 @@ def _distiller(teacher, student, jit: bool):
     import tf_keras as keras
 
     from keras_iusp.distill.distiller import Distiller
-    from keras_iusp.train.training import DistillConfig, distillation_losses
+    from keras_iusp.train.recipe import DistillConfig, distillation_losses
 
     items, weights, w_s = distillation_losses(DistillConfig(method="iusp"), "cnn_lstm")
     d = Distiller(teacher, student, items, weights, w_s)

@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     from keras_iusp.distill.augment import default_augmentation
     from keras_iusp.features import build_feature_cache
     from keras_iusp.features.logmel import FeatureConfig
-    from keras_iusp.train.training import DistillConfig, distill, load_run, train_teacher
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.saved_runs import load_run
+    from keras_iusp.train.training import distill, train_teacher
 
     start = time.perf_counter()
     machine = machine_info()

@@ -33,15 +33,10 @@ from keras_iusp.distill.distiller import Distiller
 from keras_iusp.features.cache import FeatureCache
 from keras_iusp.models import MODEL_SPECS
 from keras_iusp.models.layers import FeatureStandardization
+from keras_iusp.train.datasets import training_datasets
+from keras_iusp.train.recipe import DistillConfig, distillation_losses
 from keras_iusp.train.resume import WORK_DIRNAME, finish, fit_resumable
-from keras_iusp.train.training import (
-    DistillConfig,
-    TrainedModel,
-    distillation_losses,
-    load_run,
-    save_run,
-    training_datasets,
-)
+from keras_iusp.train.saved_runs import TrainedModel, load_run, save_run
 from keras_iusp.utils.atomic import atomic_path, atomic_write_text
 from keras_iusp.utils.errors import ConfigError
 from keras_iusp.utils.provenance import provenance

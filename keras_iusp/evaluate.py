@@ -17,7 +17,7 @@ from keras_iusp.export.verify import io_details, windowed_clip_scores
 from keras_iusp.features.cache import FeatureCache
 from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.metrics import evaluate_scores
-from keras_iusp.train.training import load_run
+from keras_iusp.train.saved_runs import load_run
 from keras_iusp.utils.errors import KerasIuspError
 
 

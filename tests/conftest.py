@@ -69,7 +69,8 @@ def tiny_teacher(tiny_data):
 @pytest.fixture(scope="session")
 def lstm_student(tiny_data, tiny_teacher):
     """A cnn_lstm_xs run distilled with IUSP (KD + IUSP terms) for one epoch."""
-    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
 
     root, _, cache = tiny_data
     return distill(cache, tiny_teacher, "cnn_lstm_xs", root / "lstm_student",

@@ -165,7 +165,7 @@ def test_distill_accepts_the_flags_its_method_reads():
 def test_fold_teachers_chain_from_the_command_line(tiny_data, tiny_teacher, tmp_path, capsys):
     """train-fold-teachers repeats the teacher's recipe on each fold's complement; distill
     --fold-teachers then teaches every training clip with the teacher that held it out."""
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     _, data, _ = tiny_data
     folds = tmp_path / "folds"

@@ -119,7 +119,7 @@ def test_distill_cli_defaults_are_the_library_recipe():
     import re
 
     from keras_iusp.cli.main import build_parser
-    from keras_iusp.train.training import DistillConfig
+    from keras_iusp.train.recipe import DistillConfig
 
     parser = build_parser()
     distill = next(a for a in parser._subparsers._group_actions[0].choices.items()

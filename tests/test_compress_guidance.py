@@ -14,7 +14,7 @@ CHEAP = {"target_sparsity": 0.5, "prune_epochs": 1, "qat_epochs": 1, "batch_size
 def _compress(student, teacher, cache, out, **hyper):
     """Compress a fresh copy of ``student`` whose recorded recipe is changed by ``hyper``."""
     from keras_iusp.compress import CompressConfig, compress, load_compressed
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     fresh = load_run(student.path)  # its own weights: compression trains the model it is given
     info = {**fresh.info, "hyperparameters": {**fresh.info["hyperparameters"], **hyper}}

@@ -46,7 +46,8 @@ def m4(tmp_path_factory) -> M4Builder:
 @pytest.fixture(scope="session")
 def fresh_runs(tiny_data, tmp_path_factory):
     """One-epoch baseline runs of the smallest student of each family (no teacher needed)."""
-    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
 
     _, _, cache = tiny_data
     root = tmp_path_factory.mktemp("m4_runs")

@@ -102,7 +102,7 @@ def test_fold_teachers_repeat_the_recipe_on_the_other_folds(tiny_data, tiny_teac
         held_out_folds,
         train_fold_teachers,
     )
-    from keras_iusp.train.training import TrainedModel
+    from keras_iusp.train.saved_runs import TrainedModel
 
     root, _, cache = tiny_data
     n_train = int((cache.splits == "train").sum())
@@ -161,7 +161,9 @@ def test_cross_fitted_distillation_with_one_teacher_everywhere_equals_the_plain_
         tiny_data, tiny_teacher):
     """With every fold teacher the full teacher itself, the cross-fitted outputs are the plain
     ones placed row by row: identical training, so any misplaced row would show."""
-    from keras_iusp.train.training import DistillConfig, TrainedModel, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.saved_runs import TrainedModel
+    from keras_iusp.train.training import distill
 
     root, _, cache = tiny_data
     n_train = int((cache.splits == "train").sum())
@@ -188,7 +190,8 @@ def test_cross_fitted_distillation_with_one_teacher_everywhere_equals_the_plain_
 
 def test_cross_fitted_distillation_uses_the_fold_teachers(tiny_data, tiny_teacher,
                                                           fold_teachers):
-    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
 
     root, _, cache = tiny_data
     config = DistillConfig(method="kd", epochs=1, batch_size=8, cross_fitted=True)
@@ -205,7 +208,7 @@ def test_cross_fitted_distillation_uses_the_fold_teachers(tiny_data, tiny_teache
     ({"teacher_cache": False}, "needs the teacher-output cache"),
 ])
 def test_cross_fitted_settings_that_cannot_work_are_refused(settings, message):
-    from keras_iusp.train.training import DistillConfig
+    from keras_iusp.train.recipe import DistillConfig
 
     with pytest.raises(ConfigError, match=message):
         DistillConfig(**{"method": "kd", "cross_fitted": True, **settings})
@@ -229,7 +232,7 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
     from keras_iusp.experiments.config import load_config
     from keras_iusp.experiments.grid import run_experiment
     from keras_iusp.experiments.layout import cell_dir
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     path = tmp_path / "cf.toml"
     path.write_text(tiny_grid_header("cf") + CROSS_FIT_GRID)
@@ -271,7 +274,7 @@ def test_experiment_trains_fold_teachers_once_and_distils_from_them(tmp_path, ti
     assert restored["fold_teachers"] == [str(elsewhere / "teacher_folds" / f"fold{k}")
                                          for k in range(2)]
     # the cell's fold teachers changed (retrained differently): its run is not reused
-    from keras_iusp.train.training import save_run
+    from keras_iusp.train.saved_runs import save_run
 
     fold0 = load_run(folds[0])
     fold0.model.set_weights([w + 0.01 for w in fold0.model.get_weights()])
@@ -319,7 +322,7 @@ def test_cross_fit_config_errors_name_the_table(tmp_path, tiny_grid_header, chan
 
 def test_runs_recorded_before_cross_fitting_existed_read_as_not_cross_fitted():
     from keras_iusp.experiments.stale_runs import settings_differences
-    from keras_iusp.train.training import DistillConfig
+    from keras_iusp.train.recipe import DistillConfig
 
     config = DistillConfig(method="kd")
     old = {k: v for k, v in config.hyperparameters().items() if k != "cross_fitted"}

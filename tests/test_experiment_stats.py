@@ -156,7 +156,7 @@ def test_tuning_writes_loadable_method_tables(tmp_path, tiny_data):
                          epochs=1, batch_size=8))
     config.data.path = str(data_dir)
     config.data.clip_seconds = 1.0
-    summary = run_tuning(config, tmp_path / "exp", trials=2, verbose=0)
+    summary = run_tuning(config, tmp_path / "exp", trials=2, epochs=1, verbose=0)
     for method in ("baseline", "kd"):
         trials = summary["methods"][method]["trials"]
         assert len(trials) == 2
@@ -168,7 +168,7 @@ def test_tuning_writes_loadable_method_tables(tmp_path, tiny_data):
     loaded = load_config(merged)
     assert set(loaded.method) == {"baseline", "kd"}
     # a second call finds the studies finished and trains nothing new
-    again = run_tuning(config, tmp_path / "exp", trials=2, verbose=0)
+    again = run_tuning(config, tmp_path / "exp", trials=2, epochs=1, verbose=0)
     assert again["methods"]["kd"]["best_value"] == summary["methods"]["kd"]["best_value"]
     assert json.loads((tmp_path / "exp" / "tuning" / "trials.json").read_text())["trials"] == 2
 
@@ -197,7 +197,7 @@ def test_a_killed_tuning_leaves_the_trials_it_finished(tmp_path, tiny_data, monk
 
     monkeypatch.setattr(tune, "distill", killed_on_the_second_run)
     with pytest.raises(KeyboardInterrupt):
-        tune.run_tuning(config, tmp_path / "exp", trials=2, verbose=0)
+        tune.run_tuning(config, tmp_path / "exp", trials=2, epochs=1, verbose=0)
     record = json.loads((tmp_path / "exp" / "tuning" / "trials.json").read_text())
     baseline = record["methods"]["baseline"]
     assert (baseline["trials_finished"], baseline["budget"], len(baseline["trials"])) == (1, 2, 1)
@@ -294,8 +294,9 @@ def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path,
     config.data.path = str(data_dir)
     config.data.clip_seconds = 1.0
     out = tmp_path / "exp"
-    base = run_tuning(config, out, trials=2, seeds=[0, 1], methods=["baseline"], verbose=0)
-    summary = run_tuning(config, out, trials=2, seeds=[0, 1], methods=["kd"], verbose=0)
+    base = run_tuning(config, out, trials=2, epochs=1, seeds=[0, 1], methods=["baseline"],
+                      verbose=0)
+    summary = run_tuning(config, out, trials=2, epochs=1, seeds=[0, 1], methods=["kd"], verbose=0)
     for method, result in (("baseline", base), ("kd", summary)):
         for trial in result["methods"][method]["trials"]:
             assert len(trial["per_seed"]) == 2
@@ -312,7 +313,7 @@ def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path,
     assert "seeds 0, 1" in (out / "tuning" / "best.toml").read_text()
 
     # parents first, whatever the order asked; both studies are finished: nothing trains
-    both = run_tuning(config, out, trials=2, seeds=[0, 1], methods=["kd", "baseline"],
+    both = run_tuning(config, out, trials=2, epochs=1, seeds=[0, 1], methods=["kd", "baseline"],
                       verbose=0)
     assert list(both["methods"]) == ["baseline", "kd"]
 
@@ -320,14 +321,15 @@ def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path,
     models = sorted((out / "tuning" / "baseline").glob("trial-*/seed*/model.keras"))
     stamps = [m.stat().st_mtime_ns for m in models]
     (out / "tuning" / "baseline.db").unlink()
-    again = run_tuning(config, out, trials=2, seeds=[0, 1], methods=["baseline"], verbose=0)
+    again = run_tuning(config, out, trials=2, epochs=1, seeds=[0, 1], methods=["baseline"],
+                       verbose=0)
     assert [m.stat().st_mtime_ns for m in models] == stamps
     assert sorted((out / "tuning" / "baseline").glob("trial-*/seed*/model.keras")) == models
     assert again["methods"]["baseline"]["best_value"] == pytest.approx(
         base["methods"]["baseline"]["best_value"])
 
     with pytest.raises(ConfigError, match=r"scored its trials on seeds \[0, 1\], not \[0\]"):
-        run_tuning(config, out, trials=2, seeds=[0], methods=["kd"], verbose=0)
+        run_tuning(config, out, trials=2, epochs=1, seeds=[0], methods=["kd"], verbose=0)
 
 
 def test_warm_start_takes_the_parents_shared_parameters_only():

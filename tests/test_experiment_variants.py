@@ -28,7 +28,7 @@ from keras_iusp.experiments.stale_runs import (
     check_run_settings,
     settings_differences,
 )
-from keras_iusp.train.training import DistillConfig
+from keras_iusp.train.recipe import DistillConfig
 from keras_iusp.utils.errors import ConfigError
 
 VARIANTS = """

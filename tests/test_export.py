@@ -27,7 +27,9 @@ from keras_iusp.export.verify import (
 )
 from keras_iusp.features import build_feature_cache
 from keras_iusp.features.logmel import FeatureConfig
-from keras_iusp.train.training import DistillConfig, distill, load_run
+from keras_iusp.train.recipe import DistillConfig
+from keras_iusp.train.saved_runs import load_run
+from keras_iusp.train.training import distill
 from keras_iusp.utils.console import silenced_stderr
 from keras_iusp.utils.errors import ConfigError
 

@@ -442,7 +442,7 @@ def test_iusp_distillation_passes_the_form_through(rng):
 
 
 def test_distill_config_form_reaches_the_loss():
-    from keras_iusp.train.training import DistillConfig, distillation_losses
+    from keras_iusp.train.recipe import DistillConfig, distillation_losses
 
     assert DistillConfig().iusp_form == losses.DEFAULT_IUSP_FORM
     for form in FORMS:

@@ -151,7 +151,7 @@ def test_pruned_lstm_kernels_stay_at_target_sparsity(lstm_compressed, lstm_expor
 def test_compress_leaves_the_callers_student_as_it_was(lstm_student, lstm_compressed):
     """TFMOT's wrappers hold the layers they wrap: compressing must work on a copy, or the
     caller's in-memory student would come back pruned and fine-tuned."""
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     on_disk = load_run(lstm_student.path).model
     for kept, saved in zip(lstm_student.model.weights, on_disk.weights, strict=True):
@@ -244,7 +244,8 @@ def test_an_early_stopped_student_is_compressed_on_labels_alone(tiny_data, tiny_
                                                                 tmp_path):
     """A student that finished on labels (distill_epochs < epochs) is pruned on labels too."""
     from keras_iusp.compress import CompressConfig, compress
-    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
 
     _, _, cache = tiny_data
     run = distill(cache, tiny_teacher, "dscnn_xs", tmp_path / "student",

@@ -7,10 +7,10 @@ import sys
 
 from keras_iusp.cli.main import _METHOD_FLAGS, build_parser
 from keras_iusp.distill import methods
+from keras_iusp.distill.methods import METHODS
 from keras_iusp.experiments.report import label
 from keras_iusp.experiments.stale_runs import RELEVANT_SETTINGS
 from keras_iusp.experiments.tune import SEARCH_SPACE
-from keras_iusp.train.training import METHODS
 
 
 def _choices(command: str, dest: str) -> tuple:
@@ -74,7 +74,7 @@ def test_the_grid_and_distill_share_one_default_recipe():
     import dataclasses
 
     from keras_iusp.experiments.config import GridSection
-    from keras_iusp.train.training import DistillConfig
+    from keras_iusp.train.recipe import DistillConfig
 
     grid, recipe = GridSection(), DistillConfig()
     shared = {f.name for f in dataclasses.fields(GridSection)} & {

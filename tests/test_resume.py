@@ -98,7 +98,7 @@ def _assert_same_weights(a: list[np.ndarray], b: list[np.ndarray]) -> None:
 
 
 def _model_weights(run: Path) -> list[np.ndarray]:
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     return load_run(run).model.get_weights()
 

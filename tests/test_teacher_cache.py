@@ -12,7 +12,8 @@ from keras_iusp.utils.errors import ConfigError
 
 @pytest.mark.parametrize("method", ["kd", "sp", "iusp"])
 def test_identical_losses_with_and_without_the_cache(tiny_data, tiny_teacher, method):
-    from keras_iusp.train.training import DistillConfig, distill
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
 
     root, _, cache = tiny_data
     histories = {}

@@ -42,7 +42,8 @@ def _tune(tmp_path: Path, name: str, data: Path, teacher: Path, capsys) -> dict:
         '[grid]\nstudents = ["cnn_lstm_xs"]\nmethods = ["kd"]\nseeds = [0]\nepochs = 1\n'
         'batch_size = 8\n')
     out = tmp_path / f"exp_{name}"
-    code = main(["tune", "--config", str(config), "--out", str(out), "--trials", "2"])
+    code = main(["tune", "--config", str(config), "--out", str(out), "--trials", "2",
+                 "--epochs", "1"])
     printed = capsys.readouterr().out
     assert code == 0
     assert "kd        best validation micro-AUPRC" in printed and "best.toml" in printed

@@ -93,7 +93,8 @@ def _config(tmp_path: Path, header: str) -> Path:
 
 def _tune(config: Path, out: Path, storage: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "keras_iusp.cli.main", "tune", "--config", str(config),
-           "--out", str(out), "--trials", str(TRIALS), "--methods", *METHODS,
+           "--out", str(out), "--trials", str(TRIALS), "--epochs", "1",
+           "--methods", *METHODS,
            "--storage", storage]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -122,7 +123,8 @@ def shared_and_alone(postgres, tmp_path_factory, tiny_data, tiny_teacher):
     procs = {"a": _tune(config, tmp / "a", shared), "b": _tune(config, tmp / "b", shared)}
     outputs = {}
     try:
-        run_tuning(load_config(config), tmp / "alone", trials=TRIALS, methods=list(METHODS),
+        run_tuning(load_config(config), tmp / "alone", trials=TRIALS, epochs=1,
+                   methods=list(METHODS),
                    verbose=0, storage=alone)
         for name, proc in procs.items():
             outputs[name], _ = proc.communicate(timeout=TIMEOUT)

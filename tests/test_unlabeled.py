@@ -36,7 +36,7 @@ def pool_dir(tiny_data):
 
 @pytest.fixture(scope="module")
 def pool_cache(tiny_data, pool_dir):
-    from keras_iusp.train.training import unlabeled_cache
+    from keras_iusp.train.datasets import unlabeled_cache
 
     _, _, cache = tiny_data
     return unlabeled_cache(pool_dir / "unlabeled", cache)
@@ -47,7 +47,7 @@ def _distiller(teacher, cache, seed: int = 0):
 
     from keras_iusp.distill.distiller import Distiller
     from keras_iusp.models import build_model
-    from keras_iusp.train.training import DistillConfig, distillation_losses
+    from keras_iusp.train.recipe import DistillConfig, distillation_losses
 
     keras.utils.set_random_seed(seed)
     student = build_model("cnn_lstm_xs", cache.features.shape[1:], len(cache.class_names),
@@ -140,7 +140,7 @@ def test_teacher_cache_on_pool_is_exact(tiny_data, tiny_teacher, pool_cache):
 def test_mixed_batches_carry_each_pool_clip_with_its_own_outputs(tiny_data, tiny_teacher,
                                                                  pool_cache):
     from keras_iusp.distill.teacher_targets import teacher_outputs
-    from keras_iusp.train.training import training_datasets
+    from keras_iusp.train.datasets import training_datasets
 
     _, _, cache = tiny_data
     layers = _distiller(tiny_teacher.model, cache).teacher_output_layers
@@ -266,7 +266,7 @@ def test_bad_unlabeled_paths_are_one_line_errors(tmp_path, capsys, tiny_data, ti
 
 
 def test_library_refuses_a_pool_for_the_baseline_and_bad_ratios():
-    from keras_iusp.train.training import DistillConfig
+    from keras_iusp.train.recipe import DistillConfig
 
     with pytest.raises(ConfigError, match="baseline"):
         DistillConfig(method="baseline", unlabeled="pool")

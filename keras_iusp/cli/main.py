@@ -122,7 +122,7 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
 
 def _cmd_train_fold_teachers(args: argparse.Namespace) -> int:
     from keras_iusp.experiments.cross_fit import train_fold_teachers
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     teacher = load_run(args.teacher)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
@@ -185,7 +185,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     _check_method_flags(args)  # before TensorFlow loads: a wrong command fails at once
     _check_unlabeled_args(args)
     from keras_iusp.distill.augment import default_augmentation
-    from keras_iusp.train.training import DistillConfig, distill, load_run
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.saved_runs import load_run
+    from keras_iusp.train.training import distill
 
     teacher = load_run(args.teacher)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
@@ -218,7 +220,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 def _cmd_compress(args: argparse.Namespace) -> int:
     from keras_iusp.compress import CompressConfig, compress
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     student = load_run(args.run)
     cache = _load_cache(args.data, None, args.train_rule, args.skip_bad,
@@ -235,7 +237,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from keras_iusp.export import export_model, format_report
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     operating_point = _operating_point(args)
     run = load_run(args.model)
@@ -507,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--teacher-layer", default=None, help="teacher layer for SP/IUSP")
     p.add_argument("--student-layer", default=None, help="student layer for SP/IUSP")
-    # Defaults (None here) come from keras_iusp.train.training.DistillConfig, the measured recipe;
+    # Defaults (None here) come from keras_iusp.train.recipe.DistillConfig, the measured recipe;
     # importing it would load TensorFlow before the quiet start-up filter is in place.
     p.add_argument("--temperature", type=check.positive_float, default=None,
                    help="KD temperature (default 1)")

@@ -5,7 +5,7 @@ reads (the grid's staleness check compares exactly these), the ``keras-iusp dist
 only it reads (a flag the chosen method would ignore is an error), and its search space for
 ``keras-iusp tune``. The CLI's ``--method`` choices, the grid, the report and the tuner all read
 this module; the loss terms each method adds are built by
-:func:`keras_iusp.train.training.distillation_losses`.
+:func:`keras_iusp.train.recipe.distillation_losses`.
 """
 
 from __future__ import annotations

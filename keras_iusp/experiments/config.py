@@ -1,7 +1,7 @@
 """The experiment TOML's schema: ``[data]``, ``[teacher]``, ``[grid]`` and per-method sections,
 read and checked by :func:`load_config` into an :class:`ExperimentConfig`.
 
-The grid's recipe defaults are :class:`~keras_iusp.train.training.DistillConfig`'s (one recipe);
+The grid's recipe defaults are :class:`~keras_iusp.train.recipe.DistillConfig`'s (one recipe);
 the keys, their meaning and the variants are documented in ``docs/experiments.md``.
 """
 
@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from keras_iusp.distill.augment import AugmentConfig
+from keras_iusp.distill.methods import METHODS
 from keras_iusp.models import MODEL_SPECS
 from keras_iusp.train.defaults import DEFAULT_TEACHER
-from keras_iusp.train.training import (
-    METHODS,
-    DistillConfig,
-    check_schedule,
-)
+from keras_iusp.train.optimizer import check_schedule
+from keras_iusp.train.recipe import DistillConfig
 from keras_iusp.utils.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -137,8 +135,8 @@ class ExperimentConfig:
     #: Per-method overrides of grid settings, e.g. ``{"kd": {"temperature": 2.0}}``: what each
     #: method's tuning chose (``keras-iusp tune``), so every method runs with its own best values.
     #: A table under any other name is a *variant* (an ablation arm in the same paired grid):
-    #: it carries ``"method"``, one of :data:`~keras_iusp.train.training.METHODS`, and its overrides
-    #: apply on top of that base method's own table, e.g.
+    #: it carries ``"method"``, one of :data:`~keras_iusp.distill.methods.METHODS`, and its
+    #: overrides apply on top of that base method's own table, e.g.
     #: ``{"iusp_paper": {"method": "iusp", "iusp_form": "paper"}}``.
     method: dict = field(default_factory=dict)
 
@@ -201,7 +199,7 @@ class ExperimentConfig:
         return ""
 
     def distill_config(self, method: str, seed: int, out: str | os.PathLike | None = None):
-        """The :class:`~keras_iusp.train.training.DistillConfig` of one grid cell (of its base
+        """The :class:`~keras_iusp.train.recipe.DistillConfig` of one grid cell (of its base
         method
         for a variant); ``out`` (the experiment folder) locates a synthetic unlabelled pool."""
 

@@ -27,7 +27,8 @@ from keras_iusp.distill.teacher_targets import held_out_folds  # noqa: F401  (re
 from keras_iusp.features.cache import FeatureCache
 from keras_iusp.train.resume import WORK_DIRNAME
 from keras_iusp.train.run_folder import is_finished
-from keras_iusp.train.training import load_run, train_teacher
+from keras_iusp.train.saved_runs import load_run
+from keras_iusp.train.training import train_teacher
 from keras_iusp.utils.atomic import atomic_write_text
 from keras_iusp.utils.errors import ConfigError
 

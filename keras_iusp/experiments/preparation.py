@@ -17,7 +17,8 @@ from keras_iusp.experiments.stale_runs import check_synthetic_data
 from keras_iusp.features import build_feature_cache
 from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.train.run_folder import is_finished
-from keras_iusp.train.training import load_run, train_teacher
+from keras_iusp.train.saved_runs import load_run
+from keras_iusp.train.training import train_teacher
 from keras_iusp.utils.atomic import atomic_write_text
 from keras_iusp.utils.errors import ConfigError
 

@@ -70,13 +70,8 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
     from keras_iusp.features import build_feature_cache
     from keras_iusp.features.synth_plot import plot_class_examples
     from keras_iusp.models import MODEL_SPECS, build_model
-    from keras_iusp.train.training import (
-        DEFAULT_STUDENT_LAYER,
-        DEFAULT_TEACHER_LAYER,
-        DistillConfig,
-        distill,
-        train_teacher,
-    )
+    from keras_iusp.train.recipe import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, DistillConfig
+    from keras_iusp.train.training import distill, train_teacher
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,7 +180,7 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
 
 def _reuse(run_dir: Path, overwrite: bool):
     """A finished run directory is loaded instead of retrained (delete it or pass --overwrite)."""
-    from keras_iusp.train.training import load_run
+    from keras_iusp.train.saved_runs import load_run
 
     if overwrite or not is_finished(run_dir):
         return None

@@ -32,7 +32,7 @@ from keras_iusp.utils.atomic import atomic_path, atomic_write_text
 # Modules that load TensorFlow (models, losses, training) are imported inside the functions that
 # run models: tabulating results (`experiment --report-only`) must not load TensorFlow.
 
-#: The built-in methods in the report's default order (``keras_iusp.train.training.METHODS``,
+#: The built-in methods in the report's default order (``keras_iusp.distill.methods.METHODS``,
 #: spelled out so that reading results does not import TensorFlow).
 BUILTIN = METHODS
 
@@ -199,7 +199,7 @@ def mean_iusp_distances(teacher_model, student_model, student_layer: str, featur
     closer to the teacher's. ``teacher_batches`` reuses the teacher's layer outputs.
     """
     from keras_iusp.distill.losses import IUSP_FORMS, iusp_loss
-    from keras_iusp.train.training import DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.recipe import DEFAULT_TEACHER_LAYER
 
     t_out = teacher_batches if teacher_batches is not None else layer_output_batches(
         teacher_model, DEFAULT_TEACHER_LAYER, features, batch_size)
@@ -223,7 +223,8 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
     from keras_iusp.distill.losses import DEFAULT_IUSP_FORM
     from keras_iusp.distill.teacher_targets import weights_fingerprint
     from keras_iusp.models import MODEL_SPECS
-    from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER, load_run
+    from keras_iusp.train.recipe import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.saved_runs import load_run
 
     features, _ = cache.split(split)
     fingerprint = weights_fingerprint(teacher.model)
@@ -258,7 +259,7 @@ def _recorded_distances(run_dir: Path, split: str, fingerprint: str, student_lay
     the same layers over as many clips, with every form known today; else None (measure
     again). The record is dropped whenever the grid retrains the run's folder."""
     from keras_iusp.distill.losses import IUSP_FORMS
-    from keras_iusp.train.training import DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.recipe import DEFAULT_TEACHER_LAYER
 
     path = run_dir / f"iusp_distance_{split}.json"
     if not path.is_file():
@@ -457,7 +458,7 @@ def run_layers(run: str | Path, student: str) -> tuple[str, str | None]:
     """``(teacher_layer, student_layer)`` that a run's settings name (its ``model_info.json``
     hyper-parameters), each falling back to the default layer when unset or unrecorded."""
     from keras_iusp.models import MODEL_SPECS
-    from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+    from keras_iusp.train.recipe import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
 
     path = Path(run) / "model_info.json"
     hyper = {}
@@ -536,7 +537,7 @@ def _figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, spl
             pick_repetitive_clip,
             plot_teacher_student_similarity,
         )
-        from keras_iusp.train.training import load_run
+        from keras_iusp.train.saved_runs import load_run
 
         features, _ = cache.split(split)
         clip = pick_repetitive_clip(labels, cache.class_names)

@@ -14,9 +14,9 @@ from keras_iusp.data import synthesize
 from keras_iusp.distill.augment import AugmentConfig
 from keras_iusp.distill.methods import REGISTRY
 from keras_iusp.models import MODEL_SPECS
+from keras_iusp.train.recipe import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
 from keras_iusp.train.resume import WORK_DIRNAME
 from keras_iusp.train.run_folder import is_finished
-from keras_iusp.train.training import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
 from keras_iusp.utils.atomic import atomic_write_text
 from keras_iusp.utils.errors import ConfigError
 from keras_iusp.utils.paths import same_path

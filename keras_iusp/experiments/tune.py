@@ -49,8 +49,9 @@ from keras_iusp.experiments.tune_storage import (
     fail_dead_trials,
     open_storage,
 )
+from keras_iusp.train.recipe import DistillConfig
 from keras_iusp.train.run_folder import METRICS_FILE, is_finished
-from keras_iusp.train.training import DistillConfig, distill
+from keras_iusp.train.training import distill
 from keras_iusp.utils.atomic import atomic_write_text
 from keras_iusp.utils.errors import ConfigError
 

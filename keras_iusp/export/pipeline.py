@@ -41,7 +41,7 @@ from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.metrics import micro_auprc
 from keras_iusp.models import build_model
 from keras_iusp.models.summary import model_summary
-from keras_iusp.train.training import load_run
+from keras_iusp.train.saved_runs import load_run
 from keras_iusp.utils.atomic import atomic_write_text, recover_dir, replace_dir, staging_dir
 from keras_iusp.utils.errors import ConfigError, KerasIuspError
 

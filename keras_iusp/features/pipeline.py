@@ -107,6 +107,6 @@ def make_dataset(
             ds = ds.map(lambda x, y: ((x - mean) * inv_std, y),
                         num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    # read by keras_iusp.train.training.ShuffleEpoch; None when not shuffled
+    # read by keras_iusp.train.resume.ShuffleEpoch; None when not shuffled
     ds.shuffle_epoch = epoch
     return ds
