@@ -79,7 +79,7 @@ def main() -> None:
     import numpy as np
 
     from keras_iusp.data import read_dataset
-    from keras_iusp.experiments.report import layer_output_batches
+    from keras_iusp.experiments.distances import layer_output_batches
     from keras_iusp.features import build_feature_cache
     from keras_iusp.train.recipe import DEFAULT_TEACHER_LAYER
     from keras_iusp.train.saved_runs import load_run

@@ -11,7 +11,7 @@ import pytest
 from keras_iusp.cli.main import main
 from keras_iusp.experiments.config import load_config
 from keras_iusp.experiments.grid import run_experiment
-from keras_iusp.experiments.report import summarize
+from keras_iusp.experiments.statistics import summarize
 from keras_iusp.metrics import evaluate_scores, macro_auprc, micro_auprc, micro_f1, per_class_ap
 from keras_iusp.utils.errors import ConfigError
 
@@ -299,7 +299,7 @@ def test_mean_iusp_distances_match_numpy_per_clip_mean():
     over the clips (same frame count here, so no resize), computed independently in numpy."""
     import tf_keras as keras
 
-    from keras_iusp.experiments.report import mean_iusp_distances
+    from keras_iusp.experiments.distances import mean_iusp_distances
 
     inputs = keras.Input((6, 5))
     teacher = keras.Model(inputs, keras.layers.Dense(4, name="embedding")(inputs))

@@ -10,8 +10,8 @@ import pytest
 
 from keras_iusp.experiments.config import load_config
 from keras_iusp.experiments.layout import grid_cells
-from keras_iusp.experiments.report import (
-    format_paired,
+from keras_iusp.experiments.report_tables import format_paired
+from keras_iusp.experiments.statistics import (
     paired_difference,
     paired_table,
     per_class_gains,
@@ -224,7 +224,8 @@ def _history(run: Path, val_auprc, student_loss, val_student_loss) -> dict:
 
 
 def test_label_fit_reads_the_kept_epoch_and_the_last_training_loss(tmp_path):
-    from keras_iusp.experiments.report import format_label_fit, label_fit
+    from keras_iusp.experiments.report_tables import format_label_fit
+    from keras_iusp.experiments.statistics import label_fit
 
     rows = [
         {**_history(tmp_path / "b0", [0.5, 0.7, 0.6], [0.5, 0.4, 0.3], [0.6, 0.45, 0.5]),
@@ -256,7 +257,7 @@ def test_label_fit_reads_the_kept_epoch_and_the_last_training_loss(tmp_path):
 def test_label_fit_and_best_weights_skip_diverged_epochs(tmp_path):
     import tf_keras as keras
 
-    from keras_iusp.experiments.report import label_fit
+    from keras_iusp.experiments.statistics import label_fit
     from keras_iusp.train.resume import BestWeights
 
     nan = float("nan")

@@ -11,23 +11,20 @@ import pytest
 
 from keras_iusp.experiments.config import load_config
 from keras_iusp.experiments.layout import cell_dir, grid_cells
-from keras_iusp.experiments.report import (
-    comparison_pairs,
+from keras_iusp.experiments.report_figures import run_layers, similarity_students
+from keras_iusp.experiments.report_tables import (
     format_class_gains,
     format_distances,
     format_distances_by_form,
     format_paired,
     format_table,
-    paired_table,
-    run_layers,
-    similarity_students,
-    summarize,
 )
 from keras_iusp.experiments.stale_runs import (
     PENDING_SETTINGS,
     check_run_settings,
     settings_differences,
 )
+from keras_iusp.experiments.statistics import comparison_pairs, paired_table, summarize
 from keras_iusp.train.recipe import DistillConfig
 from keras_iusp.utils.errors import ConfigError
 

@@ -7,8 +7,7 @@ import sys
 
 from keras_iusp.cli.main import _METHOD_FLAGS, build_parser
 from keras_iusp.distill import methods
-from keras_iusp.distill.methods import METHODS
-from keras_iusp.experiments.report import label
+from keras_iusp.distill.methods import METHODS, label
 from keras_iusp.experiments.stale_runs import RELEVANT_SETTINGS
 from keras_iusp.experiments.tune import SEARCH_SPACE
 

@@ -64,8 +64,8 @@ def run_quickstart(out: Path, *, clips: int = 240, seed: int = 0, overwrite: boo
 
     from keras_iusp.compress import CompressConfig, compress
     from keras_iusp.data import read_sonyc, synthesize
+    from keras_iusp.experiments.distances import layer_output_batches, mean_iusp_distances
     from keras_iusp.experiments.figures import pick_repetitive_clip, plot_teacher_student_similarity
-    from keras_iusp.experiments.report import layer_output_batches, mean_iusp_distances
     from keras_iusp.export import export_model, format_report
     from keras_iusp.features import build_feature_cache
     from keras_iusp.features.synth_plot import plot_class_examples
