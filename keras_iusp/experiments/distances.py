@@ -1,5 +1,5 @@
 """The IUSP distance of trained students to their teacher: how closely a student's own
-frame-by-frame self-similarity follows the teacher's (model inference, TensorFlow)."""
+frame-by-frame self-similarity follows the teacher's (model inference: loads TensorFlow)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_iusp.distill.losses import DEFAULT_IUSP_FORM, IUSP_FORMS, iusp_loss
+from keras_iusp.distill.teacher_targets import weights_fingerprint
 from keras_iusp.experiments.archive import has_weights
+from keras_iusp.models import MODEL_SPECS
+from keras_iusp.models.probe import layer_probe
+from keras_iusp.train.recipe import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
+from keras_iusp.train.saved_runs import load_run
 from keras_iusp.utils.atomic import atomic_write_text
-
-# TensorFlow (models, losses, run loading) and matplotlib are imported inside the functions that
-# use them: the report imports this module, and tabulating results must not load TensorFlow.
 
 
 def layer_output_batches(model, layer: str, features, batch_size: int = 16) -> list:
     """``layer``'s outputs on ``features``, batch by batch (inference mode)."""
-    from keras_iusp.models.probe import layer_probe  # TensorFlow: the report's tables need none
 
     probe = layer_probe(model, layer)
     return [probe(np.asarray(features[i:i + batch_size]), training=False)
@@ -33,8 +35,6 @@ def mean_iusp_distances(teacher_model, student_model, student_layer: str, featur
     content, so only the mean says whether training brought the student's frame structure
     closer to the teacher's. ``teacher_batches`` reuses the teacher's layer outputs.
     """
-    from keras_iusp.distill.losses import IUSP_FORMS, iusp_loss
-    from keras_iusp.train.recipe import DEFAULT_TEACHER_LAYER
 
     t_out = teacher_batches if teacher_batches is not None else layer_output_batches(
         teacher_model, DEFAULT_TEACHER_LAYER, features, batch_size)
@@ -54,11 +54,6 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
     show each arm in its own form and in the others: a form that only lowers its own distance
     has learned the form, not the teacher's structure).
     """
-    from keras_iusp.distill.losses import DEFAULT_IUSP_FORM
-    from keras_iusp.distill.teacher_targets import weights_fingerprint
-    from keras_iusp.models import MODEL_SPECS
-    from keras_iusp.train.recipe import DEFAULT_STUDENT_LAYER, DEFAULT_TEACHER_LAYER
-    from keras_iusp.train.saved_runs import load_run
 
     features, _ = cache.split(split)
     fingerprint = weights_fingerprint(teacher.model)
@@ -91,8 +86,6 @@ def _recorded_distances(run_dir: Path, split: str, fingerprint: str, student_lay
     """A run's IUSP distances kept by an earlier report, when measured against this teacher at
     the same layers over as many clips, with every form known today; else None (measure
     again). The record is dropped whenever the grid retrains the run's folder."""
-    from keras_iusp.distill.losses import IUSP_FORMS
-    from keras_iusp.train.recipe import DEFAULT_TEACHER_LAYER
 
     path = run_dir / f"iusp_distance_{split}.json"
     if not path.is_file():

@@ -21,7 +21,6 @@ import json
 from pathlib import Path
 
 from keras_iusp.distill.methods import label
-from keras_iusp.experiments.distances import iusp_distances
 from keras_iusp.experiments.report_figures import report_figures
 from keras_iusp.experiments.report_tables import (
     format_class_gains,
@@ -132,6 +131,8 @@ def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_ev
         format_paired(pairs),
         "",
     ]
+    from keras_iusp.experiments.distances import iusp_distances  # runs the models: TensorFlow
+
     distances = iusp_distances(rows, cache, teacher, split)
     if distances:
         lines += ["## Temporal structure: IUSP distance to the teacher",

@@ -50,7 +50,8 @@ def plot_class_examples(
         raise ConfigError(f"seconds={seconds!r}: expected a number of seconds >= 0.1")
 
     # The object-oriented Figure renders with the Agg canvas without touching pyplot's global
-    # backend, so calling this from a notebook or a headless CI job behaves the same.
+    # backend, so calling this from a notebook or a headless CI job behaves the same. The log-mel
+    # front end loads TensorFlow: imported here so that importing this module does not.
     from matplotlib.figure import Figure
 
     from keras_iusp.features.logmel import FeatureConfig, log_mel
