@@ -39,7 +39,6 @@ from keras_iusp.export.verify import (
 from keras_iusp.features.cache import FeatureCache
 from keras_iusp.features.logmel import FeatureConfig
 from keras_iusp.metrics import micro_auprc
-from keras_iusp.models import build_model
 from keras_iusp.models.summary import model_summary
 from keras_iusp.train.saved_runs import load_run
 from keras_iusp.utils.atomic import atomic_write_text, recover_dir, replace_dir, staging_dir
@@ -270,84 +269,6 @@ def format_report(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _settings_from_header(folder: Path, clip_seconds: float) -> dict[str, Any]:
-    """Feature config and class names of an old export, read back from its ``model_settings.h``
-    (exports made before ``feature_config`` entered the report wrote every front-end constant
-    there; only the clip length is not a property of the device and must be given)."""
-    import re
-
-    path = folder / "model_settings.h"
-    if not path.is_file():
-        raise KerasIuspError(f"{folder}: neither feature_config in export_report.json nor "
-                             "model_settings.h to read it from")
-    text = path.read_text()
-
-    def value(name: str) -> str:
-        match = re.search(rf"\b{name}(?:\[\w*\])?\s*=\s*([^;]+);", text)
-        if match is None:
-            raise KerasIuspError(f"{path}: constant {name} missing")
-        return match.group(1).strip().rstrip("f")
-
-    rate = int(value("kSampleRate"))
-    names = re.findall(r'"([^"]+)"', value("kClassNames"))
-    config = FeatureConfig(sample_rate=rate, window_ms=int(value("kWindowSamples")) * 1000 / rate,
-                           hop_ms=int(value("kHopSamples")) * 1000 / rate,
-                           n_mels=int(value("kNumMelBins")), fmin=float(value("kMelFminHz")),
-                           fmax=float(value("kMelFmaxHz")), log_offset=float(value("kLogOffset")),
-                           clip_seconds=clip_seconds)
-    if config.fft_length != int(value("kFftLength")):
-        raise KerasIuspError(f"{path}: kFftLength does not follow from the window length")
-    return {"feature_config": config.to_dict(), "class_names": names}
-
-
-def add_frontend(folder: str | os.PathLike, targets_dir: str | os.PathLike | None = None,
-                 clip_seconds: float | None = None) -> dict[str, Any]:
-    """Add the front end (``frontend.h/.cc``, its golden vectors, the runner's sizes and the
-    total-RAM target check) to an export folder made before they existed, from its own
-    ``export_report.json`` and ``model.tflite``: nothing about the model is retrained or
-    re-quantised. The model's MACs come from its zoo architecture (they do not depend on the
-    weights). Files are written under temporary names and renamed into place."""
-
-    folder = Path(folder)
-    report_path = folder / "export_report.json"
-    if not report_path.is_file():
-        raise KerasIuspError(f"{folder}: no export_report.json (not a keras-iusp export folder)")
-    report = json.loads(report_path.read_text())
-    if "feature_config" not in report:
-        if clip_seconds is None:
-            raise KerasIuspError(f"{report_path}: no feature_config; pass clip_seconds to "
-                                 "reconstruct it from model_settings.h")
-        report.update(_settings_from_header(folder, clip_seconds))
-    for key in ("feature_config", "class_names", "input_quantization", "window_frames",
-                "arena_bytes", "model"):
-        if key not in report:
-            raise KerasIuspError(f"{report_path}: field {key!r} missing")
-    config = FeatureConfig.from_dict(report["feature_config"], source=str(report_path))
-    model_bytes = (folder / "model.tflite").read_bytes()
-    inp, _ = io_details(model_bytes)
-    quant = report["input_quantization"]
-    if (inp.scale, inp.zero_point) != (quant["scale"], quant["zero_point"]):
-        raise KerasIuspError(f"{report_path}: input_quantization does not match model.tflite")
-    frames = int(report["window_frames"])
-    golden = np.zeros((4, frames, config.n_mels), np.int8)
-    tflm_ms = tflm_ms_per_window(model_bytes, golden, int(report["arena_bytes"]))
-    architecture = build_model(report["model"], (frames, config.n_mels),
-                               num_classes=len(report["class_names"]))
-    report["frontend"] = frontend.frontend_report(config)
-    report["runner"] = runner_report(report, architecture, frames, max(1, frames // 2),
-                                     tflm_ms)
-    report["targets"] = [p.check(report["flash_int8_bytes"], report["arena_bytes"],
-                                 report["runner"]["total_ram_bytes"])
-                         for p in load_profiles(targets_dir)]
-    files = {**frontend.frontend_files(config),
-             **frontend.golden_frontend_files(config, inp.scale, inp.zero_point),
-             "export_report.json": json.dumps(report, indent=1),
-             "README.md": format_report(report)}
-    for name, text in files.items():
-        atomic_write_text(folder / name, text)
-    return report
 
 
 def add_detector(folder: str | os.PathLike, cache: FeatureCache, *, seed: int = 0,
