@@ -70,14 +70,14 @@ constexpr int kDetectorOnThreshold[kNumClasses] = {-12, 53, 128, -11, 10, 128, -
 constexpr int kDetectorOffThreshold[kNumClasses] = {-34, 31, 128, -33, -12, 128, -34, -24};
 constexpr int kDetectorHoldOffWindows[kNumClasses] = {2, 4, 0, 0, 0, 0, 0, 0};
 
-// --- Cortex-M4F instruction budget (benchmarks/target_budget.py --assets, QEMU mps2-an386,
-// -icount shift=0, CMSIS-NN kernels): instructions, not cycles (no pipeline or
-// wait states modelled).
+// --- Cortex-M4F instruction budget (keras-iusp export / benchmarks/target_budget.py, QEMU
+// mps2-an386, -icount shift=0, CMSIS-NN kernels): instructions, not cycles (no
+// pipeline or wait states modelled).
 //   Invoke():                 12,081,627 instructions
-//   front end, per hop:       58,193 instructions
-//   per second of audio:      30,604,082 instructions (2.04 invokes/s)
+//   front end, per hop:       58,185 instructions
+//   per second of audio:      30,603,347 instructions (2.04 invokes/s)
 //   MHz at 1 instruction/cycle: 30.6
-//   whole image (device_main.cc, -Os, newlib-nano): flash 158,196 B, static RAM 54,168 B
+//   whole image (device_main.cc, -Os, newlib-nano): flash 158,836 B, static RAM 54,680 B
 // --- end of instruction budget
 
 }  // namespace keras_iusp
