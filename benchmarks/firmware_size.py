@@ -4,10 +4,11 @@ Builds the bare-metal on-device loop (``deploy/stream_runner/device_main.cc``: a
 generated log-mel front end -> int8 frame ring -> TFLite-Micro with Arm's CMSIS-NN kernels ->
 running max) for an export folder with Debian's ``arm-none-eabi-g++`` (-Os, gc-sections,
 newlib-nano), as an embedded team would, and splits the linked image by input section and
-object file into parts: model data, front end, runner + application, TFLM runtime, TFLM kernels
-(CMSIS-NN included), C/C++ libraries, and static RAM buffers (arena, front-end state, frame
-ring). Needs ``gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib`` and
-the Cortex-M4 TFLM library in ``../shared/tflm-host``.
+object file into parts: model data, front end, event detector, runner + application, TFLM
+runtime, TFLM kernels (CMSIS-NN included), C/C++ libraries, and static RAM buffers (arena,
+front-end state, frame ring, detector state). Needs ``gcc-arm-none-eabi
+libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib`` and the Cortex-M4 TFLM library in
+``../shared/tflm-host``.
 
 Usage::
 
@@ -35,8 +36,8 @@ from keras_iusp.export.cortex_m4 import (  # noqa: E402  (the one place that bui
 )
 from keras_iusp.export.locations import TFLM_M4_LIBRARY as LIBRARY  # noqa: E402
 
-OWN = {"model_data.o": "model", "frontend.o": "front end", "stream_runner.o": "runner + app",
-       "device_main.o": "runner + app"}
+OWN = {"model_data.o": "model", "frontend.o": "front end", "detector.o": "event detector",
+       "stream_runner.o": "runner + app", "device_main.o": "runner + app"}
 
 
 def _run(args: list[str]) -> str:
