@@ -25,6 +25,7 @@ def layer_output_batches(model, layer: str, features, batch_size: int = 16) -> l
     return [probe(np.asarray(features[i:i + batch_size]), training=False)
             for i in range(0, len(features), batch_size)]
 
+
 def mean_iusp_distances(teacher_model, student_model, student_layer: str, features,
                         batch_size: int = 16, teacher_batches: list | None = None
                         ) -> dict[str, float]:
@@ -42,6 +43,7 @@ def mean_iusp_distances(teacher_model, student_model, student_layer: str, featur
     return {form: float(np.mean(np.concatenate(
         [iusp_loss(t, s, form=form).numpy() for t, s in zip(t_out, s_out)])))
         for form in IUSP_FORMS}
+
 
 def iusp_distances(rows: list[dict], cache, teacher, split: str,
                    batch_size: int = 16) -> list[dict]:
@@ -80,6 +82,7 @@ def iusp_distances(rows: list[dict], cache, teacher, split: str,
         out.append({"student": row["student"], "method": row["method"], "seed": row["seed"],
                     "distance": per_form[DEFAULT_IUSP_FORM], "distances": per_form})
     return out
+
 
 def _recorded_distances(run_dir: Path, split: str, fingerprint: str, student_layer: str,
                         clips: int) -> dict[str, float] | None:

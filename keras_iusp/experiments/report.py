@@ -42,6 +42,7 @@ from keras_iusp.utils.atomic import atomic_write_text
 # Modules that load TensorFlow (models, losses, training) are imported inside the functions that
 # run models: tabulating results (`experiment --report-only`) must not load TensorFlow.
 
+
 def variant_lines(config, methods: list[str]) -> list[str]:
     """Report lines saying what each variant in the grid is: its base method and the settings
     its own ``[method.NAME]`` table changes (on top of the base method's). None without one."""
@@ -55,6 +56,7 @@ def variant_lines(config, methods: list[str]) -> list[str]:
         lines.append(f"- `{name}`: {label(table['method'])}"
                      + (f" with {changes}" if changes else " (same settings)"))
     return lines + [""]
+
 
 def write_report(out: Path, config, rows: list[dict], cache, teacher, teacher_eval: dict,
                  extra: dict | None = None) -> Path:

@@ -28,9 +28,11 @@ def save_figure(fig, path: Path) -> Path:
         plt.close(fig)
     return path
 
+
 #: Figure colours of the built-in methods; variants take :data:`VARIANT_COLORS` in turn.
 COLORS = {"baseline": "tab:gray", "kd": "tab:blue", "sp": "tab:orange", "iusp": "tab:green"}
 VARIANT_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+
 
 def method_colors(methods: list[str]) -> dict[str, str]:
     """A colour per method, in ``methods`` order: fixed for the built-in ones, so figures of
@@ -38,6 +40,7 @@ def method_colors(methods: list[str]) -> dict[str, str]:
     variants = [m for m in methods if m not in COLORS]
     return {m: COLORS.get(m) or VARIANT_COLORS[variants.index(m) % len(VARIANT_COLORS)]
             for m in methods}
+
 
 def run_layers(run: str | Path, student: str) -> tuple[str, str | None]:
     """``(teacher_layer, student_layer)`` that a run's settings name (its ``model_info.json``
@@ -52,6 +55,7 @@ def run_layers(run: str | Path, student: str) -> tuple[str, str | None]:
     default = DEFAULT_STUDENT_LAYER.get(MODEL_SPECS[student].family)
     return (hyper.get("teacher_layer") or DEFAULT_TEACHER_LAYER,
             hyper.get("student_layer") or default)
+
 
 def similarity_students(rows: list[dict], student: str, seed: int,
                         methods: list[str] | None = None) -> list[tuple[str, str, str, str]]:
@@ -69,6 +73,7 @@ def similarity_students(rows: list[dict], student: str, seed: int,
     if not any(bases.get(m, m) == "iusp" for m in shown):
         return []
     return [(m, mine[m]["run"], *run_layers(mine[m]["run"], student)) for m in shown]
+
 
 def report_figures(out: Path, rows: list[dict], table: list[dict], cache, teacher, split: str,
              teacher_eval: dict, methods: list[str] | None = None) -> dict[str, Path]:

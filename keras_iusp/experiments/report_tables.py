@@ -36,6 +36,7 @@ def format_table(table: list[dict], methods: list[str] | None = None) -> str:
         lines.append(f"| {e['student']} | {e['params']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
 def format_paired(pairs: list[dict]) -> str:
     if not pairs:  # e.g. a partial grid with one method finished: no table without rows
         return "No two methods of one student have finished runs of the same seed yet."
@@ -62,6 +63,7 @@ def format_paired(pairs: list[dict]) -> str:
         lines.append(line)
     return "\n".join(lines)
 
+
 def format_class_gains(rows: list[dict], class_names, methods: list[str] | None = None) -> str:
     """Per-class paired gain over the baseline of every other method, one column each and one
     block of rows per student: sizes are not pooled, because a grid in progress has more pairs
@@ -84,6 +86,7 @@ def format_class_gains(rows: list[dict], class_names, methods: list[str] | None 
             lines.append(f"| {s} | {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
 def format_label_fit(fit: list[dict]) -> str:
     """Markdown table of :func:`label_fit`."""
     lines = ["| student | method | runs | validation micro-AUPRC | kept epoch / epochs "
@@ -94,6 +97,7 @@ def format_label_fit(fit: list[dict]) -> str:
                      f"{e['val_auprc']:.3f} | {e['best_epoch']:.1f} / {e['epochs']:.0f} | "
                      f"{e['train_label_bce']:.3f} | {e['val_label_bce']:.3f} |")
     return "\n".join(lines)
+
 
 def format_distances(distances: list[dict], methods: list[str] | None = None) -> str:
     """Mean ± std over seeds per (student, method), and each method's ratio to the baseline."""
@@ -111,6 +115,7 @@ def format_distances(distances: list[dict], methods: list[str] | None = None) ->
             sd = f" ± {v.std(ddof=1):.4f}" if v.size > 1 else ""
             lines.append(f"| {student} | {method} | {v.size} | {v.mean():.4f}{sd} | {ratio} |")
     return "\n".join(lines)
+
 
 def format_distances_by_form(distances: list[dict], methods: list[str] | None = None) -> str:
     """Mean distance per (student, method) in every IUSP form, each as a ratio to the baseline.

@@ -20,6 +20,7 @@ from keras_iusp.distill.methods import METHODS
 #: spelled out so that reading results does not import TensorFlow).
 BUILTIN = METHODS
 
+
 def method_order(rows: list[dict], methods: list[str] | None = None) -> list[str]:
     """The methods a report shows, in order: ``methods`` (the grid's ``methods``) when given,
     else the built-in ones present followed by any other names in the order the rows hold them."""
@@ -28,10 +29,12 @@ def method_order(rows: list[dict], methods: list[str] | None = None) -> list[str
     present = list(dict.fromkeys(r["method"] for r in rows))
     return [m for m in BUILTIN if m in present] + [m for m in present if m not in BUILTIN]
 
+
 def base_methods(rows: list[dict]) -> dict[str, str]:
     """Method name -> training method, from the rows (rows written before variants existed have
     no ``base_method``: their method is their own base)."""
     return {r["method"]: r.get("base_method", r["method"]) for r in rows}
+
 
 def summarize(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
     """One entry per student size: mean/std per method, gains over baseline, IUSP vs SP."""
@@ -58,8 +61,10 @@ def summarize(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
         table.append(entry)
     return table
 
+
 #: The paired comparisons the report makes among the built-in methods: (method, reference).
 PAIRS = (("kd", "baseline"), ("sp", "baseline"), ("iusp", "baseline"), ("iusp", "sp"))
+
 
 def comparison_pairs(methods: list[str], bases: dict[str, str]) -> list[tuple[str, str]]:
     """``(method, reference)`` comparisons among ``methods``: the :data:`PAIRS` whose methods
@@ -74,6 +79,7 @@ def comparison_pairs(methods: list[str], bases: dict[str, str]) -> list[tuple[st
         refs = ["baseline", base] + (["sp"] if base == "iusp" else [])
         out += [(variant, r) for r in dict.fromkeys(refs) if r in present and r != variant]
     return out
+
 
 def paired_difference(rows: list[dict], student: str, method: str, reference: str,
                       key: str = "micro_auprc", confidence: float = 0.95) -> dict | None:
@@ -101,6 +107,7 @@ def paired_difference(rows: list[dict], student: str, method: str, reference: st
             "confidence": confidence,
             "reference_mean": float(np.mean([b[x] for x in seeds]))}
 
+
 def teacher_gap_share(diff: dict, teacher_score: float) -> dict | None:
     """The share of the teacher - reference gap that a paired difference closes.
 
@@ -115,6 +122,7 @@ def teacher_gap_share(diff: dict, teacher_score: float) -> dict | None:
         return None
     return {"gap": gap, "share": diff["mean"] / gap,
             "share_low": diff["ci_low"] / gap, "share_high": diff["ci_high"] / gap}
+
 
 def paired_table(rows: list[dict], students: list[str],
                  methods: list[str] | None = None,
@@ -137,6 +145,7 @@ def paired_table(rows: list[dict], students: list[str],
             out.append({"student": student, **diff, **(share or {})})
     return out
 
+
 def per_class_gains(rows: list[dict], class_names, method: str,
                     reference: str = "baseline",
                     student: str | None = None) -> dict[str, float] | None:
@@ -152,6 +161,7 @@ def per_class_gains(rows: list[dict], class_names, method: str,
     if not diffs:
         return None
     return dict(zip(class_names, np.mean(diffs, axis=0).tolist()))
+
 
 def label_fit(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
     """What each method's extra loss terms did to the student's fit of the labels.
