@@ -43,6 +43,7 @@ def _pcm_stream(data: Path, cache, split: str, max_seconds: float):
 
     from keras_iusp.data import read_sonyc
     from keras_iusp.data.audio import read_audio
+    from keras_iusp.export.frontend import PCM_FULL_SCALE
 
     rate = cache.config.sample_rate  # the runner's rate: mono, resampled as the features were
     by_name = {Path(p).name: p for p in read_sonyc(data).paths}
@@ -50,7 +51,7 @@ def _pcm_stream(data: Path, cache, split: str, max_seconds: float):
     clips, total = [], 0.0
     for name in names:
         audio = read_audio(by_name[name], rate)
-        clips.append(np.round(np.clip(audio, -1.0, 32767 / 32768) * 32768).astype(np.int16))
+        clips.append(np.clip(np.round(audio * PCM_FULL_SCALE), -32768, 32767).astype(np.int16))
         total += len(clips[-1]) / rate
         if total >= max_seconds:
             break
@@ -61,7 +62,8 @@ def _pcm_stream(data: Path, cache, split: str, max_seconds: float):
 def split_auprc(run: Path, export: Path, cache, split: str, block_frames: int) -> dict:
     """micro-AUPRC on ``split`` of the export's four models: the run's float model on whole
     clips, the int8 window model (max over half-overlapping windows), and the float and int8
-    streaming models (mean frame logit, state carried through each clip)."""
+    streaming models (mean frame logit, state carried through each clip). For a run that was
+    not compressed (a compressed run's float model is its QAT model, which this does not load)."""
     import numpy as np
 
     from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming
