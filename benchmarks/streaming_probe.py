@@ -131,7 +131,7 @@ def main() -> None:
     for block in args.block_frames:
         streaming = build_streaming(model, block)
         int8_bytes = convert_streaming(
-            streaming, representative_states(streaming, x_train, 200, args.seed))
+            streaming, representative_states(streaming, x_train, seed=args.seed))
         float_bytes = convert_streaming(streaming)
         int8, flt = tflite_invoke(streaming, int8_bytes), tflite_invoke(streaming, float_bytes)
         arena = stream_arena(int8_bytes)

@@ -17,7 +17,9 @@ from keras_iusp.export.firmware import model_ops
 from keras_iusp.export.locations import TFLM_HOST_LIBRARY, TFLM_INCLUDE
 from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming, keras_invoke, run_stream
 from keras_iusp.export.streaming_export import (
+    CALIBRATION_CLIPS,
     drift,
+    representative_states,
     stream_io,
     tflite_invoke,
     tflm_invoke,
@@ -63,6 +65,21 @@ def test_streaming_assets_beside_the_window_export(stream_export):
     assert "g_stream_model_data" in (stream_export / "stream_model_data.cc").read_text()
     assert report["tflm_vs_litert_max_diff_steps"] <= 8
     assert 0.0 <= report["int8_streaming_auprc"] <= 1.0
+
+
+@pytest.mark.parametrize("block", [2, 8])
+def test_calibration_hears_many_clips_whatever_the_block(lstm_student, block):
+    """The int8 calibration covers CALIBRATION_CLIPS training clips at every block size: its
+    samples come from all of them, not from the first one or two a short stream of small blocks
+    reaches (the cause of the frame logits' saturation on real recordings, docs/streaming.md)."""
+    streaming = build_streaming(lstm_student.model, block, DEFAULT_CELL_CLIP)
+    n_mels = int(lstm_student.model.input.shape[-1])
+    clips = np.stack([np.full((40, n_mels), float(i), np.float32) for i in range(20)])
+    samples = representative_states(streaming, clips, 64, seed=0)
+    assert len(samples) == 64
+    heard = {float(s["log_mel_block"][0, 0, 0]) for s in samples}  # each clip is one constant
+    assert CALIBRATION_CLIPS - 2 <= len(heard) <= CALIBRATION_CLIPS  # a 16-clip stream, all heard
+    assert heard <= {float(i) for i in range(20)}
 
 
 def test_int8_stream_in_tflm_follows_float(stream_export, tiny_data, lstm_student):
