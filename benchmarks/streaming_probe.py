@@ -63,7 +63,7 @@ def main() -> None:
 
     from keras_iusp.data import read_sonyc, synthesize
     from keras_iusp.export.convert import random_windows, rebuild_for_window, to_tflite
-    from keras_iusp.export.streaming import build_streaming, describe
+    from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming, describe
     from keras_iusp.export.streaming_export import (
         convert_streaming,
         drift,
@@ -129,7 +129,7 @@ def main() -> None:
     target = int(round(args.stream_minutes * 60 * 1000 / config.hop_ms))
     stream = np.tile(stream, (target // len(stream) + 1, 1))[:target]
     for block in args.block_frames:
-        streaming = build_streaming(model, block)
+        streaming = build_streaming(model, block, DEFAULT_CELL_CLIP)  # as the export builds it
         int8_bytes = convert_streaming(
             streaming, representative_states(streaming, x_train, seed=args.seed))
         float_bytes = convert_streaming(streaming)
