@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return fit(*a, callbacks=[_timer(_marks), *callbacks, end], **k)
 
         training.fit_resumable = timed_fit
-        config = DistillConfig(method=method, epochs=args.epochs, student_layer="lstm"
-                               if method in ("sp", "iusp") else None)
+        config = DistillConfig(method=method, epochs=args.epochs)  # the family's default layers
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as work:
             training.distill(cache, teacher if method != "baseline" else None, args.student,

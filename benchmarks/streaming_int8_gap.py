@@ -50,13 +50,14 @@ def _saturation(samples: list[dict], logits: list, io) -> dict[str, float]:
 def _clip_scores(frame_logits: list):
     import numpy as np
 
-    return 1 / (1 + np.exp(-np.asarray([l.mean(axis=0) for l in frame_logits])))
+    return 1 / (1 + np.exp(-np.asarray([f.mean(axis=0) for f in frame_logits])))
 
 
 def measure(run: Path, data: Path, block_frames: int, calibrations: list[tuple[int, int]],
             seed: int) -> dict:
     import numpy as np
 
+    from keras_iusp.data import read_sonyc
     from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming, run_stream
     from keras_iusp.export.streaming_export import (
         convert_streaming,
@@ -65,7 +66,6 @@ def measure(run: Path, data: Path, block_frames: int, calibrations: list[tuple[i
         stream_scores,
         tflite_invoke,
     )
-    from keras_iusp.data import read_sonyc
     from keras_iusp.features import build_feature_cache
     from keras_iusp.metrics import micro_auprc
     from keras_iusp.train.saved_runs import load_run
@@ -100,7 +100,7 @@ def measure(run: Path, data: Path, block_frames: int, calibrations: list[tuple[i
         # rounded to the int8 output grid: each rounding's own cost
         rounded_in = [run_stream(streaming, block_q.dequantize(block_q.quantize(clip)), flt)
                       for clip in x_val]
-        rounded_out = [logits_q.dequantize(logits_q.quantize(l)) for l in val_logits]
+        rounded_out = [logits_q.dequantize(logits_q.quantize(f)) for f in val_logits]
         row = {
             "samples": len(samples), "clips_streamed": min(clips, len(x_train)),
             "int8_streaming_auprc": float(micro_auprc(y_val, scores)),
@@ -111,7 +111,7 @@ def measure(run: Path, data: Path, block_frames: int, calibrations: list[tuple[i
             "frame_logits_range": [(-128 - logits_q.zero_point) * logits_q.scale,
                                    (127 - logits_q.zero_point) * logits_q.scale],
             "float_frame_logits_range_validation": [
-                float(min(l.min() for l in val_logits)), float(max(l.max() for l in val_logits))],
+                float(min(f.min() for f in val_logits)), float(max(f.max() for f in val_logits))],
             "saturated_share_validation": _saturation(val_states, val_logits, io),
             "seconds": round(time.perf_counter() - started, 1),
         }

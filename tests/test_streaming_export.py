@@ -24,6 +24,7 @@ from keras_iusp.export.streaming_export import (
     tflite_invoke,
     tflm_invoke,
 )
+from keras_iusp.utils.errors import KerasIuspError
 
 BLOCK = 4
 
@@ -80,6 +81,13 @@ def test_calibration_hears_many_clips_whatever_the_block(lstm_student, block):
     heard = {float(s["log_mel_block"][0, 0, 0]) for s in samples}  # each clip is one constant
     assert CALIBRATION_CLIPS - 2 <= len(heard) <= CALIBRATION_CLIPS  # a 16-clip stream, all heard
     assert heard <= {float(i) for i in range(20)}
+
+
+def test_calibration_rejects_clips_shorter_than_a_block(lstm_student):
+    streaming = build_streaming(lstm_student.model, 8, DEFAULT_CELL_CLIP)
+    n_mels = int(lstm_student.model.input.shape[-1])
+    with pytest.raises(KerasIuspError, match="shorter than one block of 8 frames"):
+        representative_states(streaming, np.zeros((3, 6, n_mels), np.float32), 10)
 
 
 def test_int8_stream_in_tflm_follows_float(stream_export, tiny_data, lstm_student):

@@ -62,6 +62,9 @@ def representative_states(streaming: StreamingModel, clips: np.ndarray,
     n_block = streaming.block_frames
     order = rng.permutation(len(clips))[:stream_clips]
     total = sum(np.asarray(clips[i]).shape[0] // n_block for i in order)
+    if total == 0:
+        raise KerasIuspError(f"int8 calibration of the streaming model: the training clips are "
+                             f"shorter than one block of {n_block} frames")
     picks = set(rng.choice(total, size=min(count, total), replace=False).tolist())
     samples: list[dict[str, np.ndarray]] = []
     states = streaming.zero_states()
