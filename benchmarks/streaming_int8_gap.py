@@ -7,9 +7,10 @@ VALIDATION split (clip score = mean frame logit, each clip streamed from zero st
 :func:`keras_iusp.export.streaming_export.representative_states` from ``K`` training clips
 streamed end to end (picks spread over all their blocks; the export's default is
 ``CALIBRATION_SAMPLES:CALIBRATION_CLIPS``). Per conversion it also
-reports how much of the float model's values, over the validation clips streamed the same way,
-fall outside each int8 input/output tensor's range (saturation): the frame logits and every
-carried state.
+reports how much of the float model's values fall outside each int8 tensor's range
+(saturation): the frame logits over every validation clip streamed from zero state (as scored),
+the input block and every carried state over 20 validation clips streamed end to end (as the
+device carries them).
 
 Usage::
 
