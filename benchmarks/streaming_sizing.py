@@ -7,15 +7,19 @@ built-in synthetic data (or takes ``--run STUDENT=RUN_FOLDER`` with ``--data``),
 
 - windowed 0.5 s: ``benchmarks/target_budget.py``'s program on the emulated core (instructions
   per second of audio at the runner's schedule, ``arena_used_bytes`` after AllocateTensors with
-  CMSIS-NN), RAM = front-end state + frame ring + that arena;
+  CMSIS-NN), RAM = front-end state + frame ring + event detector + that arena;
 - streaming N: ``deploy/stream_runner/block_main.cc`` on the emulated core under ``-icount
   shift=0`` over the validation clips as one stream (instructions per second of audio, front end
-  and model), RAM = front-end state + block + state tensors + ``arena_used_bytes`` (CMSIS-NN),
-  and the same on the host (reference kernels);
+  and model), RAM = front-end state + block + state tensors + the detector's window of frame
+  logits + event detector + ``arena_used_bytes`` (CMSIS-NN), and the same on the host
+  (reference kernels);
 - flash: the int8 model's bytes; AUPRC: the export's validation micro-AUPRC (whole-clip float,
   windowed int8 = max over half-overlapping windows, streaming float/int8 = mean frame logit).
   ``--score-split test`` scores the same four models on the test split instead (for a run whose
-  settings were chosen on validation; the export itself still verifies on validation).
+  settings were chosen on validation; the export itself still verifies on validation);
+- events: each runner's calibrated detector (chosen on validation by the export) on the score
+  split's clips as one stream: event micro-F1 (1 s onset collar), false alarms per hour and
+  median latency (``keras_iusp.export.stream_eval`` and ``.stream_detector``).
 
 Usage::
 
@@ -92,6 +96,33 @@ def split_auprc(run: Path, export: Path, cache, split: str, block_frames: int) -
             **{name: float(micro_auprc(y, s)) for name, s in scores.items()}}
 
 
+def split_events(run: Path, export: Path, cache, split: str, block_frames: int) -> dict:
+    """Event metrics on ``split`` as one stream of the window model's and of the streaming
+    model's calibrated detectors (each from its export's report)."""
+    from keras_iusp.export.stream_detector import evaluate_stream_detector
+    from keras_iusp.export.stream_eval import evaluate_stream
+    from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming
+    from keras_iusp.export.streaming_export import stream_io, tflite_invoke
+    from keras_iusp.train.saved_runs import load_run
+
+    def overall(result: dict) -> dict:
+        o = result["overall"]
+        return {"event_micro_f1": o["micro_f1"], "event_macro_f1": o["macro_f1"],
+                "false_alarms_per_hour": o["false_alarms_per_hour"],
+                "latency_median_s": o["latency_median_s"]}
+
+    windowed = evaluate_stream(export / "model.tflite", cache, split)
+    model_bytes = (export / "stream_model.tflite").read_bytes()
+    streaming = build_streaming(load_run(run).model, block_frames, DEFAULT_CELL_CLIP)
+    detector = json.loads((export / "stream_report.json").read_text())["detector"]
+    streamed = evaluate_stream_detector(streaming, tflite_invoke(streaming, model_bytes),
+                                        stream_io(model_bytes).output_quant["frame_logits"],
+                                        detector, cache, split)
+    return {"split": split, "stream_seconds": streamed["stream_seconds"],
+            "reference_events": streamed["reference_events"],
+            "windowed": overall(windowed), "streaming": overall(streamed)}
+
+
 def measure(student: str, run: Path, data: Path, cache, blocks: list[int], work: Path,
             stream_seconds: float, score_split: str = "validate") -> dict:
     import stream_block_target as sbt
@@ -118,6 +149,7 @@ def measure(student: str, run: Path, data: Path, cache, blocks: list[int], work:
             report["int8_windowed_auprc"] = scored["int8_windowed_auprc"]
             stream = {**stream, "float_streaming_auprc": scored["float_streaming_auprc"],
                       "int8_streaming_auprc": scored["int8_streaming_auprc"]}
+        events = split_events(run, export, cache, score_split, n)
         hop_s = report["feature_config"]["hop_ms"] / 1000.0
         frontend_state = report["frontend"]["state_bytes"]
         if n == blocks[0]:
@@ -129,15 +161,20 @@ def measure(student: str, run: Path, data: Path, cache, blocks: list[int], work:
                 "host_arena_bytes": report["arena_bytes"],
                 "m4_arena_used_bytes": budget.arena_used_bytes,
                 "frontend_state_bytes": frontend_state, "frame_ring_bytes": ring,
+                # + the detector's bytes, measured with the streaming program below
                 "total_ram_bytes_m4": frontend_state + ring + budget.arena_used_bytes,
                 "m4_instructions_per_second": budget.stream_instructions_per_second,
                 "float_whole_clip_auprc": report["float_whole_clip_auprc"],
-                "int8_auprc": report["int8_windowed_auprc"]})
+                "int8_auprc": report["int8_windowed_auprc"],
+                "events": events["windowed"]})
         host = sbt.run_host(sbt.build_host(export, work / f"block_host_{student}_{n}"),
                             pcm[None], work)
         counted = sbt.run_m4(sbt.build_m4(builder, export, count_instructions=True), pcm[None],
                              work, icount=True)
         ram = counted["ram"]
+        if n == blocks[0]:  # the windowed runner holds the same Detector
+            rows[-1]["detector_bytes"] = ram["detector"]
+            rows[-1]["total_ram_bytes_m4"] += ram["detector"]
         rows.append({
             "mode": f"streaming N={n}", "block_frames": n,
             "flash_int8_bytes": stream["flash_int8_bytes"],
@@ -145,16 +182,20 @@ def measure(student: str, run: Path, data: Path, cache, blocks: list[int], work:
             "host_arena_used_bytes": host["ram"]["arena_used"],
             "m4_arena_used_bytes": ram["arena_used"],
             "frontend_state_bytes": ram["frontend_state"], "block_bytes": ram["block"],
-            "state_bytes": ram["state"],
+            "state_bytes": ram["state"], "window_ring_bytes": ram["window_ring"],
+            "detector_bytes": ram["detector"],
             "total_ram_bytes_m4": ram["frontend_state"] + ram["block"] + ram["state"]
-            + ram["arena_used"],
+            + ram["window_ring"] + ram["detector"] + ram["arena_used"],
             "m4_instructions_per_second": int(round(sbt.instructions_per_second(counted,
                                                                                   hop_s))),
             "m4_stream_seconds": len(pcm) / 16000.0,
             "float_auprc": stream["float_streaming_auprc"],
-            "int8_auprc": stream["int8_streaming_auprc"]})
+            "int8_auprc": stream["int8_streaming_auprc"],
+            "events": events["streaming"]})
         print(json.dumps(rows[-1]), flush=True)
-    return {"student": student, "run": str(run), "auprc_split": score_split, "rows": rows}
+    return {"student": student, "run": str(run), "auprc_split": score_split,
+            "events_split": score_split, "events_stream_seconds": events["stream_seconds"],
+            "reference_events": events["reference_events"], "rows": rows}
 
 
 def main_(argv: list[str] | None = None) -> int:
@@ -206,10 +247,11 @@ def main_(argv: list[str] | None = None) -> int:
            "data": str(data), "seconds": round(time.time() - started, 1),
            "machine": platform.platform(),
            "note": "RAM: bytes the audio path holds (front end + frame ring or block + state "
-                   "tensors + TFLM arena_used_bytes after AllocateTensors on the emulated "
-                   "Cortex-M4F, CMSIS-NN); instructions: QEMU -icount shift=0 SysTick counts "
-                   "(instructions, not cycles); AUPRC: micro-AUPRC on the students' "
-                   "auprc_split",
+                   "tensors + detector window + event detector + TFLM arena_used_bytes after "
+                   "AllocateTensors on the emulated Cortex-M4F, CMSIS-NN); instructions: QEMU "
+                   "-icount shift=0 SysTick counts (instructions, not cycles); AUPRC: "
+                   "micro-AUPRC on the students' auprc_split; events: each runner's calibrated "
+                   "detector on events_split as one stream",
            "students": results}
     atomic_write_text(args.out, json.dumps(out, indent=1))
     return 0

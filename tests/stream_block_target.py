@@ -26,7 +26,7 @@ from keras_iusp.export.locations import (
 )
 
 SOURCES = (RUNNER_DIR / "block_main.cc", RUNNER_DIR / "block_runner.cc")
-ASSET_SOURCES = ("frontend.cc", "stream_model_data.cc")
+ASSET_SOURCES = ("frontend.cc", "detector.cc", "stream_model_data.cc")
 
 
 def build_host(assets: str | Path, out: str | Path) -> Path:
@@ -70,10 +70,15 @@ def build_m4(builder: m4.M4Builder, assets: str | Path, count_instructions: bool
 
 def parse(stdout: str) -> dict:
     """The program's output: ``ram`` (name -> bytes), ``frames`` (per clip, int8 ``[O, C]``),
-    ``max_logits`` ``[N, C]``, ``mean_logits`` ``[N, C]``, ``outputs`` per clip and, when
-    counted, ``calibration`` and ``pushaudio`` tick counts."""
+    ``windows`` (per clip, int8 window scores ``[W, C]``), ``onsets`` (per clip, ``(class,
+    window)`` in order), ``events`` (per clip, ``(class, onset, offset)`` in the order they
+    ended), ``max_logits`` ``[N, C]``, ``mean_logits`` ``[N, C]``, ``outputs`` per clip and,
+    when counted, ``calibration`` and ``pushaudio`` tick counts."""
     ram: dict[str, int] = {}
     frames: dict[int, list[list[int]]] = {}
+    windows: dict[int, list[list[int]]] = {}
+    onsets: dict[int, list[tuple[int, int]]] = {}
+    events: dict[int, list[tuple[int, int, int]]] = {}
     maxes, means, outputs, extra = [], [], [], {}
     for line in stdout.splitlines():
         words = line.split()
@@ -81,6 +86,12 @@ def parse(stdout: str) -> dict:
             ram = {k: int(v) for k, v in zip(words[1::2], words[2::2])}
         elif words[:1] == ["frame"]:
             frames.setdefault(int(words[1]), []).append([int(v) for v in words[4:]])
+        elif words[:1] == ["window"]:
+            windows.setdefault(int(words[1]), []).append([int(v) for v in words[4:]])
+        elif words[:1] == ["onset"]:
+            onsets.setdefault(int(words[1]), []).append((int(words[2]), int(words[3])))
+        elif words[:1] == ["event"]:
+            events.setdefault(int(words[1]), []).append(tuple(int(v) for v in words[2:5]))
         elif words[:1] == ["clip"]:
             at_max, at_mean = words.index("max"), words.index("mean")
             outputs.append(int(words[words.index("outputs") + 1]))
@@ -92,8 +103,12 @@ def parse(stdout: str) -> dict:
             extra["pushaudio"] = (int(words[2]), int(words[4]))
     if "done" not in stdout.split():
         raise m4.TargetError("block runner output incomplete:\n" + stdout[-2000:])
-    return {"ram": ram, "frames": [np.asarray(frames.get(i, []), np.int8)
-                                   for i in range(len(outputs))],
+    clips = range(len(outputs))
+    return {"ram": ram, "frames": [np.asarray(frames.get(i, []), np.int8) for i in clips],
+            "windows": [np.asarray(windows.get(i, []), np.int8).reshape(-1, len(maxes[i]))
+                        for i in clips],
+            "onsets": [onsets.get(i, []) for i in clips],
+            "events": [events.get(i, []) for i in clips],
             "max_logits": np.asarray(maxes, np.int8), "mean_logits": np.asarray(means),
             "outputs": outputs, **extra}
 
@@ -104,9 +119,21 @@ def write_pcm(pcm_clips: np.ndarray, path: Path) -> tuple[Path, int]:
     return path, int(clips.shape[1])
 
 
-def run_host(binary: str | Path, pcm_clips: np.ndarray, work: str | Path) -> dict:
+def write_settings(settings, path: Path) -> Path:
+    """A :class:`keras_iusp.detect.DetectorSettings` in the runner's SETTINGS_FILE format."""
+    values = [settings.smoothing_windows, *settings.on_threshold, *settings.off_threshold,
+              *settings.hold_off_windows]
+    path.write_text(" ".join(str(int(v)) for v in values) + "\n")
+    return path
+
+
+def run_host(binary: str | Path, pcm_clips: np.ndarray, work: str | Path,
+             settings=None) -> dict:
+    """``settings``: detector settings instead of the calibrated ones of stream_settings.h."""
     raw, samples = write_pcm(pcm_clips, Path(work) / "block_clips.pcm")
-    result = subprocess.run([str(binary), str(raw), str(samples)], capture_output=True,
+    extra = [] if settings is None else [str(write_settings(settings,
+                                                            Path(work) / "detector.txt"))]
+    result = subprocess.run([str(binary), str(raw), str(samples), *extra], capture_output=True,
                             text=True, timeout=600)
     if result.returncode != 0:
         raise m4.TargetError(f"{binary} exited {result.returncode}: {result.stderr[-2000:]}")
@@ -114,9 +141,12 @@ def run_host(binary: str | Path, pcm_clips: np.ndarray, work: str | Path) -> dic
 
 
 def run_m4(elf: str | Path, pcm_clips: np.ndarray, work: str | Path, icount: bool = False,
-           timeout: float = 600) -> dict:
-    raw, samples = write_pcm(pcm_clips, Path(work).resolve() / "block_clips_m4.pcm")
-    status, out = m4.run_qemu(elf, [str(raw), str(samples)], icount=icount, timeout=timeout)
+           timeout: float = 600, settings=None) -> dict:
+    work = Path(work).resolve()
+    raw, samples = write_pcm(pcm_clips, work / "block_clips_m4.pcm")
+    extra = [] if settings is None else [str(write_settings(settings, work / "detector_m4.txt"))]
+    status, out = m4.run_qemu(elf, [str(raw), str(samples), *extra], icount=icount,
+                              timeout=timeout)
     if status != 0:
         raise m4.TargetError(f"{elf} exited {status}: {out[-2000:]}")
     return parse(out)

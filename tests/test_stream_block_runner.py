@@ -1,7 +1,9 @@
 """The block streaming runner (``deploy/stream_runner/block_runner.cc``): 16-bit PCM -> C++
 front end -> blocks of int8 frames -> the streaming model with its state tensors carried ->
 frame logits and clip scores equal to the Python streaming model (TFLite-Micro) within one int8
-step, on the host (reference kernels) and on the emulated Cortex-M4F (CMSIS-NN kernels)."""
+step, on the host (reference kernels) and on the emulated Cortex-M4F (CMSIS-NN kernels); and
+its window scores and detector events exactly those of keras_iusp.export.stream_detector and
+keras_iusp.detect on the frame logits it printed."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from toolchain import CORTEX_M4, require
 import keras_iusp.export.cortex_m4 as m4
 from keras_iusp.cli.main import main
 from keras_iusp.data import read_sonyc
+from keras_iusp.detect import DetectorSettings, detect_events
 from keras_iusp.export.host_build import FrontendLib
+from keras_iusp.export.stream_detector import StreamWindows, window_scores
 from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming
 from keras_iusp.export.streaming_export import stream_io
 
@@ -74,6 +78,38 @@ def check_scores(result: dict, expected: list[np.ndarray], export: Path) -> None
     assert np.abs(result["mean_logits"] / scale - means).max() <= 1.0
 
 
+def _windows(export: Path) -> StreamWindows:
+    report = json.loads((export / "stream_report.json").read_text())
+    d = report["detector"]
+    return StreamWindows(d["window_output_frames"], d["window_hop_output_frames"],
+                         report["frame_stride"])
+
+
+def firing_settings(scores: np.ndarray) -> DetectorSettings:
+    """Settings under which every class fires on these window scores (the calibrated ones may
+    disable classes on the tiny set): on at the class's 60th percentile, 2 steps of hysteresis,
+    K = 2, a hold-off of one window."""
+    on = tuple(int(v) for v in np.percentile(scores.astype(int), 60, axis=0).round())
+    return DetectorSettings(2, on, tuple(max(-127, v - 2) for v in on), (1,) * len(on))
+
+
+def check_events(result: dict, export: Path, settings: DetectorSettings) -> int:
+    """The runner's window scores and events are those of the Python detector on the frame
+    logits the runner printed; returns the number of events."""
+    _, zero = _scale_zero(export)
+    count = 0
+    for frames, windows, onsets, events in zip(result["frames"], result["windows"],
+                                               result["onsets"], result["events"], strict=True):
+        expected = window_scores(frames, _windows(export), zero)
+        np.testing.assert_array_equal(windows, expected)
+        python = detect_events(expected, settings)
+        assert events == [(e.class_index, e.onset_window, e.offset_window) for e in python]
+        assert onsets == sorted(((e.class_index, e.onset_window) for e in python),
+                                key=lambda o: (o[1], o[0]))
+        count += len(python)
+    return count
+
+
 def test_host_runner_equals_python_stream(export, pcm, reference, tmp_path):
     require("g++", "tflm-host")
     binary = blocks.build_host(export, tmp_path / "block_runner")
@@ -87,6 +123,14 @@ def test_host_runner_equals_python_stream(export, pcm, reference, tmp_path):
     # the comparison can tell a runner that forgets its state: Python without the carry
     forgetful = reference(stream, carry_state=False)[0]
     assert np.abs(forgetful.astype(int) - expected[0].astype(int)).max() > 1
+    # windows and events: the calibrated detector, then one that fires on every class
+    calibrated = DetectorSettings.from_dict(
+        json.loads((export / "stream_report.json").read_text())["detector"]["settings"])
+    check_events(continuous, export, calibrated)
+    firing = firing_settings(continuous["windows"][0])
+    fired = blocks.run_host(binary, stream, tmp_path, settings=firing)
+    assert check_events(fired, export, firing) >= 2
+    np.testing.assert_array_equal(fired["windows"][0], continuous["windows"][0])
     ram = continuous["ram"]
     assert ram["block"] == BLOCK * 64
     report = json.loads((export / "stream_report.json").read_text())
@@ -101,4 +145,7 @@ def test_m4_runner_equals_python_stream(export, pcm, reference, tmp_path):
     stream = pcm[:2].reshape(1, -1)
     result = blocks.run_m4(elf, stream, tmp_path)
     check_scores(result, reference(stream), export)
+    firing = firing_settings(result["windows"][0])
+    fired = blocks.run_m4(elf, stream, tmp_path, settings=firing)
+    assert check_events(fired, export, firing) >= 1
     assert result["ram"]["arena_used"] <= result["ram"]["arena"] + 1024

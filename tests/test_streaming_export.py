@@ -66,6 +66,21 @@ def test_streaming_assets_beside_the_window_export(stream_export):
     assert "g_stream_model_data" in (stream_export / "stream_model_data.cc").read_text()
     assert report["tflm_vs_litert_max_diff_steps"] <= 8
     assert 0.0 <= report["int8_streaming_auprc"] <= 1.0
+    # the block runner's detector: 0.5 s windows of frame logits, every half window
+    detector = report["detector"]
+    stride = report["frame_stride"]
+    assert detector["window_output_frames"] == 48 // stride
+    assert detector["window_hop_output_frames"] == 48 // stride // 2
+    assert f"kWindowOutputs = {48 // stride};" in settings
+    cpp = {name: [int(v) for v in re.search(rf"{name}\[\] = {{([^}}]*)}}", settings)
+                  .group(1).split(",")]
+           for name in ("kDetectorOnThreshold", "kDetectorOffThreshold",
+                        "kDetectorHoldOffWindows")}
+    assert cpp["kDetectorOnThreshold"] == detector["settings"]["on_threshold"]
+    assert cpp["kDetectorOffThreshold"] == detector["settings"]["off_threshold"]
+    assert cpp["kDetectorHoldOffWindows"] == detector["settings"]["hold_off_windows"]
+    assert f"kDetectorSmoothingWindows = {detector['settings']['smoothing_windows']};" in settings
+    assert set(detector["validation"]["per_class"]) == set(detector["per_class"])
 
 
 @pytest.mark.parametrize("block", [2, 8])

@@ -1,25 +1,33 @@
 // Host (or emulated Cortex-M4) driver of the block streaming runner: reads raw 16-bit
 // little-endian mono PCM at kSampleRate from a file, cuts it into clips of a given length and
 // streams every clip (from zero state) through the front end and the streaming model, block by
-// block. Prints the RAM it holds, "frame CLIP INDEX logits ..." for every scored output frame
-// (int8), and per clip "clip CLIP frames F blocks B outputs O max ... mean ..." (the running
-// per-class maximum int8 frame logit and the mean dequantised frame logit, the clip logit).
-// Give the whole file as one clip to run it as one continuous stream.
+// block. Prints the RAM it holds (the parts, and sizeof the whole runner), "frame CLIP INDEX
+// logits ..." for every scored output frame (int8), and per clip "clip CLIP frames F blocks B
+// outputs O windows W max ... mean ..." (the running per-class maximum int8 frame logit and the
+// mean dequantised frame logit, the clip logit).
+// The event detector runs on every clip (restarted with it): "window CLIP INDEX scores ..." for
+// every window scored (int8), "onset CLIP CLASS WINDOW" when an event begins and "event CLIP
+// CLASS ONSET_WINDOW OFFSET_WINDOW" when it ends (open events end with the clip). Give the
+// whole file as one clip to run it as one continuous stream. Without SETTINGS_FILE the
+// detector uses the calibrated settings of stream_settings.h; with one, the settings in it
+// (format: detector_settings_file.h).
 // Built with -DKERAS_IUSP_COUNT_INSTRUCTIONS for the emulated Cortex-M4 (QEMU mps2-an386 under
 // -icount shift=0, deploy/targets/mps2_an386/instruction_counter.h), it also prints
 // "calibration loop_instructions N ticks T" and "pushaudio hops H ticks T" (SysTick ticks spent
 // in every PushAudio() call: front end and model, per hop of audio).
 //
-//   block_runner PCM_FILE SAMPLES_PER_CLIP
+//   block_runner PCM_FILE SAMPLES_PER_CLIP [SETTINGS_FILE]
 //
-// On a microcontroller keep the setup below and call runner.PushAudio() once per hop of
-// kHopSamples from the audio driver.
+// On a microcontroller keep the setup below, give the runner a StreamListener whose OnEvent()
+// acts on detections, and call runner.PushAudio() once per hop of kHopSamples from the audio
+// driver.
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "block_runner.h"
+#include "detector_settings_file.h"
 #include "frontend.h"
 #include "model_settings.h"
 #include "stream_model_data.h"
@@ -37,11 +45,36 @@ namespace {
 // CMSIS-NN kernels may need a little more scratch than the host build the export measured.
 constexpr int kArenaHeadroom = 1024;
 alignas(16) uint8_t g_arena[ks::kTensorArenaSize + kArenaHeadroom];
+
+// Prints every window and event of the clip being streamed.
+class Printer : public keras_iusp::StreamListener {
+ public:
+  int clip = 0;
+  void OnWindow(int32_t window, const int8_t* scores) override {
+    printf("window %d %d scores", clip, static_cast<int>(window));
+    for (int c = 0; c < keras_iusp::kNumClasses; ++c) printf(" %d", scores[c]);
+    printf("\n");
+  }
+  void OnEvent(int class_index, keras_iusp::DetectorChange change, int32_t onset_window,
+               int32_t offset_window) override {
+    if (change == keras_iusp::kDetectorOnset) {
+      printf("onset %d %d %d\n", clip, class_index, static_cast<int>(onset_window));
+    } else {
+      printf("event %d %d %d %d\n", clip, class_index, static_cast<int>(onset_window),
+             static_cast<int>(offset_window));
+    }
+  }
+};
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: %s PCM_FILE SAMPLES_PER_CLIP\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    fprintf(stderr, "usage: %s PCM_FILE SAMPLES_PER_CLIP [SETTINGS_FILE]\n", argv[0]);
+    return 2;
+  }
+  keras_iusp::DetectorSettings settings = keras_iusp::StreamDetectorSettings();
+  if (argc == 4 && !keras_iusp::ReadDetectorSettings(argv[3], &settings)) {
+    fprintf(stderr, "%s: cannot read detector settings\n", argv[3]);
     return 2;
   }
   const long clip_samples = atol(argv[2]);
@@ -76,11 +109,16 @@ int main(int argc, char** argv) {
     fprintf(stderr, "stream model does not match stream_settings.h / model_settings.h\n");
     return 2;
   }
-  static keras_iusp::BlockRunner runner(&interpreter);
-  printf("ram frontend_state %u block %u state %u arena %u arena_used %u runner %u\n",
+  static keras_iusp::BlockRunner runner(&interpreter, settings);
+  static Printer printer;
+  runner.SetListener(&printer);
+  printf("ram frontend_state %u block %u state %u window_ring %u detector %u arena %u "
+         "arena_used %u runner %u\n",
          static_cast<unsigned>(sizeof(keras_iusp::FrontendState)),
          static_cast<unsigned>(keras_iusp::kBlockBytes),
          static_cast<unsigned>(keras_iusp::kStateBytes),
+         static_cast<unsigned>(keras_iusp::kWindowRingBytes),
+         static_cast<unsigned>(sizeof(keras_iusp::Detector)),
          static_cast<unsigned>(ks::kTensorArenaSize),
          static_cast<unsigned>(interpreter.arena_used_bytes()),
          static_cast<unsigned>(sizeof(keras_iusp::BlockRunner)));
@@ -97,6 +135,7 @@ int main(int argc, char** argv) {
   long hops = 0;
   int16_t hop[keras_iusp::kHopSamples];
   for (int clip = 0;; ++clip) {
+    printer.clip = clip;
     runner.Begin();
     long got = 0;
     int frame = 0;
@@ -137,8 +176,9 @@ int main(int argc, char** argv) {
               runner.frames());
       return 2;
     }
-    printf("clip %d frames %d blocks %d outputs %d max", clip, runner.frames(), runner.blocks(),
-           runner.output_frames());
+    runner.FinishEvents();
+    printf("clip %d frames %d blocks %d outputs %d windows %d max", clip, runner.frames(),
+           runner.blocks(), runner.output_frames(), runner.windows());
     for (int c = 0; c < keras_iusp::kNumClasses; ++c) printf(" %d", runner.max_logits()[c]);
     printf(" mean");
     for (int c = 0; c < keras_iusp::kNumClasses; ++c) printf(" %.6f", runner.MeanLogit(c));

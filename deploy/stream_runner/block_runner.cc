@@ -7,7 +7,19 @@ namespace ks = keras_iusp_stream;
 
 namespace keras_iusp {
 
-BlockRunner::BlockRunner(tflite::MicroInterpreter* interpreter) : interpreter_(interpreter) {
+DetectorSettings StreamDetectorSettings() {
+  DetectorSettings s;
+  s.smoothing_windows = ks::kDetectorSmoothingWindows;
+  for (int c = 0; c < kNumClasses; ++c) {
+    s.on_threshold[c] = ks::kDetectorOnThreshold[c];
+    s.off_threshold[c] = ks::kDetectorOffThreshold[c];
+    s.hold_off_windows[c] = ks::kDetectorHoldOffWindows[c];
+  }
+  return s;
+}
+
+BlockRunner::BlockRunner(tflite::MicroInterpreter* interpreter, const DetectorSettings& detector)
+    : interpreter_(interpreter), detector_(detector), listener_(nullptr) {
   Begin();
 }
 
@@ -21,8 +33,11 @@ void BlockRunner::Begin() {
   for (int c = 0; c < kNumClasses; ++c) {
     max_logits_[c] = -128;
     sum_steps_[c] = 0;
+    window_sum_[c] = 0;
+    window_scores_[c] = -128;
   }
-  row_ = frames_ = blocks_ = outputs_ = first_new_output_ = 0;
+  row_ = frames_ = blocks_ = outputs_ = first_new_output_ = window_next_ = 0;
+  detector_.Reset();
 }
 
 TfLiteStatus BlockRunner::PushAudio(const int16_t* hop, bool* invoked) {
@@ -81,14 +96,55 @@ TfLiteStatus BlockRunner::RunBlock() {
   const int before = ks::kWarmupFrames - (blocks_ - 1) * ks::kOutputFrames;
   first_new_output_ = before <= 0 ? 0 : (before > ks::kOutputFrames ? ks::kOutputFrames : before);
   for (int f = first_new_output_; f < ks::kOutputFrames; ++f) {
-    for (int c = 0; c < kNumClasses; ++c) {
-      const int8_t q = logits[f * kNumClasses + c];
-      if (q > max_logits_[c]) max_logits_[c] = q;
-      sum_steps_[c] += q - ks::kLogitsZeroPoint;
-    }
-    ++outputs_;
+    PushOutputFrame(logits + f * kNumClasses);
   }
   return kTfLiteOk;
+}
+
+void BlockRunner::PushOutputFrame(const int8_t* logits) {
+  int8_t* oldest = window_ring_[window_next_];
+  for (int c = 0; c < kNumClasses; ++c) {
+    const int8_t q = logits[c];
+    if (q > max_logits_[c]) max_logits_[c] = q;
+    sum_steps_[c] += q - ks::kLogitsZeroPoint;
+    if (outputs_ >= ks::kWindowOutputs) window_sum_[c] -= oldest[c] - ks::kLogitsZeroPoint;
+    window_sum_[c] += q - ks::kLogitsZeroPoint;
+    oldest[c] = q;
+  }
+  window_next_ = (window_next_ + 1) % ks::kWindowOutputs;
+  ++outputs_;
+  if (outputs_ < ks::kWindowOutputs || (outputs_ - ks::kWindowOutputs) % ks::kWindowHopOutputs) {
+    return;
+  }
+  // Rounded mean, half up: floor((2 S + n) / (2 n)) (C++ division truncates towards zero).
+  const int32_t n = ks::kWindowOutputs;
+  for (int c = 0; c < kNumClasses; ++c) {
+    const int32_t num = 2 * window_sum_[c] + n;
+    int32_t mean = num / (2 * n);
+    if (num % (2 * n) != 0 && num < 0) --mean;
+    const int32_t q = mean + ks::kLogitsZeroPoint;
+    window_scores_[c] = static_cast<int8_t>(q < -128 ? -128 : (q > 127 ? 127 : q));
+  }
+  if (listener_ != nullptr) listener_->OnWindow(detector_.windows(), window_scores_);
+  uint8_t changes[kNumClasses];
+  if (detector_.Push(window_scores_, changes) > 0) Report(changes);
+}
+
+void BlockRunner::FinishEvents() {
+  uint8_t changes[kNumClasses];
+  if (detector_.Flush(changes) > 0) Report(changes);
+}
+
+void BlockRunner::Report(const uint8_t* changes) {
+  if (listener_ == nullptr) return;
+  for (int c = 0; c < kNumClasses; ++c) {
+    if (changes[c] == kDetectorOnset) {
+      listener_->OnEvent(c, kDetectorOnset, detector_.onset_window(c), -1);
+    } else if (changes[c] == kDetectorOffset) {
+      listener_->OnEvent(c, kDetectorOffset, detector_.onset_window(c),
+                         detector_.offset_window(c));
+    }
+  }
 }
 
 float BlockRunner::MeanLogit(int c) const {

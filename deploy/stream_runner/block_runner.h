@@ -1,6 +1,8 @@
 // keras-iusp block streaming runner: 16-bit PCM -> log-mel front end -> blocks of kBlockFrames
 // int8 frames -> the streaming model (stream_settings.h) with its state tensors carried from
-// invoke to invoke -> per-class running mean and maximum of the frame logits.
+// invoke to invoke -> per-class running mean and maximum of the frame logits, and events:
+// windows of kWindowOutputs output frames every kWindowHopOutputs (stream_settings.h), each
+// scored by its rounded mean int8 frame logit, go through the event detector (detector.h).
 //
 // Every frame goes through the network once; the convolution context, delay lines and the
 // LSTM's h/c are explicit model inputs/outputs (CMSIS-NN's LSTM kernel keeps no state), so the
@@ -8,13 +10,15 @@
 // output and input scales differ), applies the warm-up resets and writes them back as inputs.
 // Needs the generated frontend.h (window export) and stream_settings.h / stream_model_data.h
 // (export --streaming). No heap, no exceptions. Python reference: keras_iusp.export.streaming
-// .run_stream with keras_iusp.export.streaming_export.tflm_invoke.
+// .run_stream with keras_iusp.export.streaming_export.tflm_invoke; window scores and events:
+// keras_iusp.export.stream_detector.window_scores and keras_iusp.detect.detect_events.
 
 #ifndef KERAS_IUSP_BLOCK_RUNNER_H_
 #define KERAS_IUSP_BLOCK_RUNNER_H_
 
 #include <stdint.h>
 
+#include "detector.h"
 #include "frontend.h"
 #include "model_settings.h"
 #include "stream_settings.h"
@@ -32,15 +36,49 @@ constexpr int StreamStateElements() {
 // RAM the runner keeps beside the arena: one block of int8 frames and every state tensor.
 constexpr int kBlockBytes = keras_iusp_stream::kBlockFrames * kNumMelBins;
 constexpr int kStateBytes = StreamStateElements();
+// The detector's window of output frames (int8 frame logits of the last kWindowOutputs frames).
+constexpr int kWindowRingBytes = keras_iusp_stream::kWindowOutputs * kNumClasses;
+
+static_assert(sizeof(keras_iusp_stream::kDetectorOnThreshold) / sizeof(int) == kNumClasses &&
+                  sizeof(keras_iusp_stream::kDetectorOffThreshold) / sizeof(int) == kNumClasses &&
+                  sizeof(keras_iusp_stream::kDetectorHoldOffWindows) / sizeof(int) == kNumClasses,
+              "stream_settings.h detector is not for kNumClasses classes");
+static_assert(keras_iusp_stream::kWindowOutputs >= 1 && keras_iusp_stream::kWindowHopOutputs >= 1,
+              "stream_settings.h window layout out of range");
+
+// The detector settings calibrated for the stream (stream_settings.h).
+DetectorSettings StreamDetectorSettings();
+
+// What the application hears from the runner (override what it needs; all calls come from
+// inside PushAudio()/PushFrame()/FinishEvents()).
+class StreamListener {
+ public:
+  // Window `window` (counted from Begin()) was scored: kNumClasses int8 scores.
+  virtual void OnWindow(int32_t /*window*/, const int8_t* /*scores*/) {}
+  // An event of class_index began (kDetectorOnset at window onset_window; offset_window is -1)
+  // or ended (kDetectorOffset: windows onset_window .. offset_window - 1 were active).
+  virtual void OnEvent(int /*class_index*/, DetectorChange /*change*/, int32_t /*onset_window*/,
+                       int32_t /*offset_window*/) {}
+
+ protected:
+  ~StreamListener() = default;
+};
 
 class BlockRunner {
  public:
   // The interpreter must have allocated its tensors for g_stream_model_data (its logits have
   // kNumClasses of model_settings.h per output frame; main.cc checks it).
-  explicit BlockRunner(tflite::MicroInterpreter* interpreter);
+  explicit BlockRunner(tflite::MicroInterpreter* interpreter,
+                       const DetectorSettings& detector = StreamDetectorSettings());
 
-  // Starts a new stream: front end cleared, every state at zero, scores cleared.
+  // Starts a new stream: front end cleared, every state at zero, scores, windows and events
+  // cleared.
   void Begin();
+
+  // Who hears windows and events (null: nobody); kept across Begin().
+  void SetListener(StreamListener* listener) { listener_ = listener; }
+  // End of a finite stream: ends every open event (callback with kDetectorOffset).
+  void FinishEvents();
 
   // Feeds kHopSamples samples; invokes the model when a block of frames is complete.
   TfLiteStatus PushAudio(const int16_t* hop, bool* invoked);
@@ -58,9 +96,14 @@ class BlockRunner {
   int frames() const { return frames_; }
   int blocks() const { return blocks_; }
   int output_frames() const { return outputs_; }
+  // int8 scores of the last window (kNumClasses values) and the windows scored since Begin().
+  const int8_t* window_scores() const { return window_scores_; }
+  int windows() const { return static_cast<int>(detector_.windows()); }
 
  private:
   TfLiteStatus RunBlock();
+  void PushOutputFrame(const int8_t* logits);
+  void Report(const uint8_t* changes);
 
   tflite::MicroInterpreter* interpreter_;
   FrontendState frontend_;
@@ -75,6 +118,13 @@ class BlockRunner {
   int blocks_;   // invokes since Begin()
   int outputs_;  // output frames counted (warm-up excluded)
   int first_new_output_;
+  // the last kWindowOutputs output frames, circular, and their per-class sums of (q - zp)
+  int8_t window_ring_[keras_iusp_stream::kWindowOutputs][kNumClasses];
+  int32_t window_sum_[kNumClasses];
+  int8_t window_scores_[kNumClasses];
+  int window_next_;
+  Detector detector_;
+  StreamListener* listener_;
 };
 
 }  // namespace keras_iusp

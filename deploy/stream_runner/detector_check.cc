@@ -2,8 +2,7 @@
 // int8 window outputs [windows][kNumClasses] from a file, streams them through a Detector and
 // prints every event when it ends ("event CLASS ONSET_WINDOW OFFSET_WINDOW"), then the rest at
 // the end of the stream (Flush). Without SETTINGS_FILE it uses the calibrated settings of
-// model_settings.h; with one, the settings in it: K, then kNumClasses on thresholds, off
-// thresholds and hold-offs, whitespace-separated.
+// model_settings.h; with one, the settings in it (format: detector_settings_file.h).
 //
 //   detector_check LOGITS_FILE [SETTINGS_FILE]
 
@@ -11,23 +10,10 @@
 #include <stdio.h>
 
 #include "detector.h"
+#include "detector_settings_file.h"
 #include "model_settings.h"
 
 namespace {
-
-bool ReadSettings(const char* path, keras_iusp::DetectorSettings* s) {
-  FILE* f = fopen(path, "r");
-  if (f == nullptr) return false;
-  bool ok = fscanf(f, "%d", &s->smoothing_windows) == 1;
-  int* lists[3] = {s->on_threshold, s->off_threshold, s->hold_off_windows};
-  for (int list = 0; ok && list < 3; ++list) {
-    for (int c = 0; ok && c < keras_iusp::kNumClasses; ++c) {
-      ok = fscanf(f, "%d", &lists[list][c]) == 1;
-    }
-  }
-  fclose(f);
-  return ok;
-}
 
 void Report(const keras_iusp::Detector& d, const uint8_t* changes) {
   for (int c = 0; c < keras_iusp::kNumClasses; ++c) {
@@ -46,7 +32,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   keras_iusp::DetectorSettings settings = keras_iusp::CalibratedDetectorSettings();
-  if (argc == 3 && !ReadSettings(argv[2], &settings)) {
+  if (argc == 3 && !keras_iusp::ReadDetectorSettings(argv[2], &settings)) {
     fprintf(stderr, "%s: cannot read detector settings\n", argv[2]);
     return 2;
   }

@@ -153,7 +153,8 @@ def export_model(run_dir: str | os.PathLike, cache: FeatureCache, out: str | os.
     stream_texts, stream_binaries = {}, {}
     if streaming_block_frames is not None:
         stream_texts, stream_binaries, report["streaming"] = streaming_assets(
-            float_model, streaming_block_frames, x_train, x_val, y_val, seed=seed)
+            float_model, streaming_block_frames, cache, frames, seed=seed,
+            operating_point=operating_point)
 
     tmp = staging_dir(out)
     try:

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_iusp.detect import OperatingPoint
 from keras_iusp.export import firmware
+from keras_iusp.export.stream_detector import calibrate_stream_detector, stream_detector_lines
 from keras_iusp.export.streaming import (
     DEFAULT_CELL_CLIP,
     Invoke,
@@ -31,6 +33,7 @@ from keras_iusp.export.streaming import (
     run_stream,
 )
 from keras_iusp.export.verify import TensorQuant, measure_arena
+from keras_iusp.features.cache import FeatureCache
 from keras_iusp.metrics import micro_auprc
 from keras_iusp.utils.errors import KerasIuspError
 
@@ -214,9 +217,11 @@ def drift(streaming: StreamingModel, frames: np.ndarray, int8: Invoke, reference
 
 
 def stream_settings_file(streaming: StreamingModel, io: StreamIO, ops: list[str],
-                         arena: int) -> str:
-    """``stream_settings.h``: the block, every state tensor (shape, quantisation, warm-up reset)
-    and the op registrations of ``stream_model.tflite``, for a C++ streaming runner."""
+                         arena: int, detector: dict[str, Any]) -> str:
+    """``stream_settings.h``: the block, every state tensor (shape, quantisation, warm-up reset),
+    the op registrations of ``stream_model.tflite`` and the calibrated event detector
+    (``detector``, :func:`keras_iusp.export.stream_detector.calibrate_stream_detector`), for a
+    C++ streaming runner."""
     block_q = io.input_quant[streaming.model.input_names[0]]
     out_q = io.output_quant["frame_logits"]
     lines = [_GUARD, "#ifndef KERAS_IUSP_STREAM_SETTINGS_H_",
@@ -241,6 +246,7 @@ def stream_settings_file(streaming: StreamingModel, io: StreamIO, ops: list[str]
              f"constexpr int kLogitsZeroPoint = {out_q.zero_point};",
              f"constexpr int kNumStates = {len(streaming.states)};",
              f"constexpr int kTensorArenaSize = {arena};", "",
+             *stream_detector_lines(detector), "",
              "struct StateTensor {", "  const char* name;", "  int input_index;",
              "  int output_index;", "  int elements;", "  float input_scale;",
              "  int input_zero_point;", "  float output_scale;", "  int output_zero_point;",
@@ -276,17 +282,22 @@ def stream_model_data_files(model_bytes: bytes) -> dict[str, str]:
     return out
 
 
-def streaming_assets(float_model, block_frames: int, x_train: np.ndarray, x_val: np.ndarray,
-                     y_val: np.ndarray, *, representative: int = CALIBRATION_SAMPLES,
-                     seed: int = 0,
+def streaming_assets(float_model, block_frames: int, cache: FeatureCache, window_frames: int,
+                     *, representative: int = CALIBRATION_SAMPLES, seed: int = 0,
+                     operating_point: OperatingPoint | None = None,
                      tflm_blocks: int = 24, cell_clip: float | None = DEFAULT_CELL_CLIP,
                      ) -> tuple[dict[str, str], dict[str, bytes], dict[str, Any]]:
     """Everything ``keras-iusp export --streaming`` writes: ``(text files, binary files,
-    report)``. The report holds the state layout, validation micro-AUPRC of the float and int8
-    streaming models (clip score = mean frame logit), int8-vs-float error, TFLM == LiteRT on a
-    stream of ``tflm_blocks`` blocks, and the measured arena. The streaming model bounds its LSTM
-    cell states at ``cell_clip`` (:func:`keras_iusp.export.streaming.build_streaming`)."""
+    report)``, from the cache's train (int8 calibration) and validate splits. The report holds
+    the state layout, validation micro-AUPRC of the float and int8 streaming models (clip score
+    = mean frame logit), TFLM == LiteRT on a stream of ``tflm_blocks`` blocks, the measured arena
+    and the event detector on windows of ``window_frames`` input frames, calibrated for
+    ``operating_point`` on the validation split as one stream seeded by ``seed``
+    (:mod:`keras_iusp.export.stream_detector`). The streaming model bounds its LSTM cell states
+    at ``cell_clip`` (:func:`keras_iusp.export.streaming.build_streaming`)."""
 
+    x_train, _ = cache.split("train")
+    x_val, y_val = cache.split("validate")
     streaming = build_streaming(float_model, block_frames, cell_clip)
     int8_bytes = convert_streaming(streaming,
                                    representative_states(streaming, x_train, representative, seed))
@@ -316,11 +327,15 @@ def streaming_assets(float_model, block_frames: int, x_train: np.ndarray, x_val:
         "tflm_vs_litert_max_diff_steps": float(np.abs(tflm - litert).max() / step),
         "float_streaming_auprc": micro_auprc(y_val, stream_scores(streaming, x_val, flt)),
         "int8_streaming_auprc": micro_auprc(y_val, stream_scores(streaming, x_val, int8)),
+        "detector": calibrate_stream_detector(streaming, int8, io.output_quant["frame_logits"],
+                                              cache, window_frames, seed=seed,
+                                              operating_point=operating_point),
     }
     report["total_model_ram_bytes"] = (report["arena_bytes"] + report["state_bytes"]
                                        + report["block_bytes"])
     texts = {**stream_model_data_files(int8_bytes),
-             "stream_settings.h": stream_settings_file(streaming, io, ops, arena),
+             "stream_settings.h": stream_settings_file(streaming, io, ops, arena,
+                                                       report["detector"]),
              "stream_report.json": json.dumps(report, indent=1)}
     binaries = {"stream_model.tflite": int8_bytes, "stream_model_float.tflite": float_bytes}
     return texts, binaries, report
