@@ -293,3 +293,33 @@ def test_stream_cli_bad_input(tmp_path, capsys, lstm_student):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--target-precision" in err[0]
     assert not (tmp_path / "fw").exists()
+
+
+def test_reference_events_from_the_real_recordings_builder(tiny_data, tmp_path):
+    """A dataset made by ``build-real-audio`` (real_audio_config.json, events with a list of
+    classes, distractors that are not events) gives its true event times, not clip-level ones."""
+    from keras_iusp.data import read_sonyc
+    from keras_iusp.export.stream_eval import REAL_SOURCE, build_stream, reference_events
+    from keras_iusp.features import build_feature_cache
+    from keras_iusp.features.logmel import FeatureConfig
+
+    _, data_dir, _ = tiny_data
+    copy = tmp_path / "real_like"
+    shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns(".keras-iusp-cache",
+                                                                  "synth_config.json"))
+    index = read_sonyc(copy)
+    names = list(index.class_names)
+    clips = [{"audio_filename": Path(p).name,
+              "events": [{"classes": [names[0], names[1]], "onset": 0.25, "duration": 0.5}],
+              "distractors": [{"onset": 0.0, "duration": 1.0, "source": 3}]}
+             for p in index.paths]
+    (copy / "real_audio_config.json").write_text(json.dumps({"clips": clips}))
+    cache = build_feature_cache(index, FeatureConfig(clip_seconds=1.0), progress=False)
+    stream = build_stream(cache, "validate", seed=0)
+    events, source = reference_events(stream, cache)
+    assert source == REAL_SOURCE
+    assert len(events) == 2 * len(stream.filenames)  # two classes per clip, nothing else
+    starts = {round(stream.starts[k] * stream.frame_hop_seconds + 0.25, 6)
+              for k in range(len(stream.filenames))}
+    for cls, a, b in events:
+        assert cls in names[:2] and round(a, 6) in starts and b - a == pytest.approx(0.5)

@@ -8,9 +8,11 @@ crossfade). The int8 model runs on windows starting every half window
 (:mod:`keras_iusp.detect`) turns the int8 outputs into events, and
 :mod:`keras_iusp.event_metrics` scores them.
 
-Reference events: the synthetic generator's true events (``synth_config.json`` beside the
-annotations: class, onset and duration inside each clip). A dataset without them (SONYC-UST)
-falls back to clip-level events: every clip labelled with a class is one event of that class
+Reference events: the true events the dataset's builder recorded beside the annotations -- the
+synthetic generator's ``synth_config.json`` (class, onset and duration inside each clip) or the
+real-recordings builder's ``real_audio_config.json`` (classes, onset and duration of each mixed
+event; its distractors are not events). A dataset without them (SONYC-UST) falls back to
+clip-level events: every clip labelled with a class is one event of that class
 lasting the whole clip. Touching or overlapping reference events of the same class (the same
 class in consecutive clips) are merged into one.
 """
@@ -38,6 +40,8 @@ from keras_iusp.features.cache import FeatureCache
 from keras_iusp.utils.errors import KerasIuspError
 
 SYNTH_SOURCE = "synthetic event onsets and durations (synth_config.json)"
+REAL_SOURCE = ("event onsets and durations of the real-recordings builder "
+               "(real_audio_config.json)")
 CLIP_SOURCE = "clip-level events (no event times in the dataset: each labelled clip is one event)"
 
 
@@ -70,14 +74,27 @@ def build_stream(cache: FeatureCache, split: str, seed: int) -> Stream:
                   np.asarray(labels)[order], cache.config.hop_ms / 1000.0)
 
 
-def _synth_events(cache: FeatureCache) -> dict[str, list[dict[str, Any]]] | None:
-    meta = cache.path / "meta.json"
+ClipEvents = dict[str, list[tuple[str, float, float]]]
+
+
+def _true_events(cache: FeatureCache) -> tuple[ClipEvents, str] | None:
+    """Per clip file name, its events ``(class, onset s, duration s)`` and where they came from;
+    None when the dataset recorded none."""
     try:
-        root = Path(json.loads(meta.read_text())["dataset_root"])
-        config = json.loads((root / "synth_config.json").read_text())
-        return {Path(c["audio_filename"]).name: c["events"] for c in config["clips"]}
+        root = Path(json.loads((cache.path / "meta.json").read_text())["dataset_root"])
     except (OSError, KeyError, TypeError, json.JSONDecodeError):
         return None
+    for name, source in (("synth_config.json", SYNTH_SOURCE),
+                         ("real_audio_config.json", REAL_SOURCE)):
+        try:
+            config = json.loads((root / name).read_text())
+            return {Path(c["audio_filename"]).name: [
+                (cls, float(e["onset"]), float(e["duration"]))
+                for e in c["events"] for cls in e.get("classes", [e.get("class")])]
+                for c in config["clips"]}, source
+        except (OSError, KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def reference_events(stream: Stream, cache: FeatureCache) -> tuple[list[tuple[str, float, float]],
@@ -86,19 +103,20 @@ def reference_events(stream: Stream, cache: FeatureCache) -> tuple[list[tuple[st
     names = list(cache.class_names)
     clip_frames = len(stream.frames) // max(1, len(stream.filenames))
     clip_seconds = clip_frames * stream.frame_hop_seconds
-    truth = _synth_events(cache)
+    found = _true_events(cache)
+    truth, source = found if found is not None else (None, CLIP_SOURCE)
     if truth is not None and not all(f in truth for f in stream.filenames):
-        truth = None
+        truth, source = None, CLIP_SOURCE
     events = []
     for k, name in enumerate(stream.filenames):
         t0 = stream.starts[k] * stream.frame_hop_seconds
         if truth is not None:
-            for e in truth[name]:
-                if e["class"] in names:
-                    onset = min(float(e["onset"]), clip_seconds)
-                    offset = min(onset + float(e["duration"]), clip_seconds)
+            for cls, start, duration in truth[name]:
+                if cls in names:
+                    onset = min(start, clip_seconds)
+                    offset = min(onset + duration, clip_seconds)
                     if offset > onset:
-                        events.append((e["class"], t0 + onset, t0 + offset))
+                        events.append((cls, t0 + onset, t0 + offset))
         else:
             events += [(c, t0, t0 + clip_seconds) for c, v in zip(names, stream.labels[k]) if v]
     merged: list[tuple[str, float, float]] = []
@@ -108,7 +126,7 @@ def reference_events(stream: Stream, cache: FeatureCache) -> tuple[list[tuple[st
                 merged[-1] = (c, merged[-1][1], max(b, merged[-1][2]))
             else:
                 merged.append((c, a, b))
-    return sorted(merged, key=lambda e: e[1]), SYNTH_SOURCE if truth is not None else CLIP_SOURCE
+    return sorted(merged, key=lambda e: e[1]), source
 
 
 def stream_timing(model_bytes: bytes, cache: FeatureCache) -> WindowTiming:
