@@ -15,6 +15,7 @@ import pytest
 from keras_iusp.cli.main import main
 from keras_iusp.export.firmware import model_ops
 from keras_iusp.export.locations import TFLM_HOST_LIBRARY, TFLM_INCLUDE
+from keras_iusp.export.stream_detector import WINDOW_MULTIPLES
 from keras_iusp.export.streaming import DEFAULT_CELL_CLIP, build_streaming, keras_invoke, run_stream
 from keras_iusp.export.streaming_export import (
     CALIBRATION_CLIPS,
@@ -66,12 +67,18 @@ def test_streaming_assets_beside_the_window_export(stream_export):
     assert "g_stream_model_data" in (stream_export / "stream_model_data.cc").read_text()
     assert report["tflm_vs_litert_max_diff_steps"] <= 8
     assert 0.0 <= report["int8_streaming_auprc"] <= 1.0
-    # the block runner's detector: 0.5 s windows of frame logits, every half window
+    # the block runner's detector: windows of frame logits as long as the window export's 0.5 s
+    # or twice that, chosen by validation F1 (ties: the shorter), every half window
     detector = report["detector"]
     stride = report["frame_stride"]
-    assert detector["window_output_frames"] == 48 // stride
-    assert detector["window_hop_output_frames"] == 48 // stride // 2
-    assert f"kWindowOutputs = {48 // stride};" in settings
+    choices = detector["window_choices"]
+    assert [c["window_output_frames"] for c in choices] == [48 // stride * m
+                                                            for m in WINDOW_MULTIPLES]
+    best = max(c["mean_class_f1"] for c in choices)
+    chosen = next(c for c in choices if c["mean_class_f1"] == best)["window_output_frames"]
+    assert detector["window_output_frames"] == chosen
+    assert detector["window_hop_output_frames"] == chosen // 2
+    assert f"kWindowOutputs = {chosen};" in settings
     cpp = {name: [int(v) for v in re.search(rf"{name}\[\] = {{([^}}]*)}}", settings)
                   .group(1).split(",")]
            for name in ("kDetectorOnThreshold", "kDetectorOffThreshold",

@@ -7,8 +7,8 @@ model's output frames the way the window runner scores windows of audio, so the 
 
 * window ``w`` covers output frames ``[w * hop, w * hop + frames)`` of the stream (counted from
   its start, warm-up excluded); ``frames`` output frames span the window export's input window
-  (``window_frames // frame_stride``) and ``hop`` is half of that, so windows fall every half
-  window as in the window runner;
+  or a multiple of it (:data:`WINDOW_MULTIPLES`, chosen on validation, below) and ``hop`` is half
+  of that, so windows fall every half window as in the window runner;
 * its score per class is the mean of those int8 frame logits rounded half up, in the frame
   logits' own quantisation: ``q = zp + floor((2 S + n) / (2 n))`` with ``S = sum(q_i - zp)``
   and ``n = frames`` -- integer arithmetic, the same in Python and C++;
@@ -17,7 +17,12 @@ model's output frames the way the window runner scores windows of audio, so the 
 Calibration (:func:`calibrate_stream_detector`) streams the validation split's clips end to end
 as ONE stream (state carried across clip boundaries, as on the device), in the seeded order of
 :func:`keras_iusp.export.stream_eval.build_stream`, and chooses the settings with
-:func:`keras_iusp.detect.calibrate` against that stream's reference events.
+:func:`keras_iusp.detect.calibrate` against that stream's reference events, for each window
+length of :data:`WINDOW_MULTIPLES`; the length whose settings reach the highest mean per-class
+event F1 on that stream wins (ties: the shorter). Why a choice: the streaming CNN-LSTM's frame
+logits carry context from earlier audio, and over 0.5 s their mean separates events less well
+than the window model's fresh 0.5 s windows do, over 1 s as well
+(``benchmarks/results/stream_event_windows_cnn_lstm_xs.json``, docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from keras_iusp.export.streaming import Invoke, StreamingModel, run_stream
 from keras_iusp.export.verify import TensorQuant
 from keras_iusp.features.cache import FeatureCache
 from keras_iusp.utils.errors import ConfigError, KerasIuspError
+
+#: Detector window lengths tried, in multiples of the window export's window.
+WINDOW_MULTIPLES = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -94,26 +102,37 @@ def calibrate_stream_detector(streaming: StreamingModel, invoke: Invoke,
                               window_frames: int, *, seed: int = 0,
                               operating_point: OperatingPoint | None = None,
                               collar: float = 1.0) -> dict[str, Any]:
-    """The streaming export's ``detector`` block: window layout, settings calibrated on the
-    validation split as one stream, and that stream's event metrics with them (the window
-    export's ``detector`` block has the same keys)."""
-    windows = stream_windows(window_frames, streaming.frame_stride)
+    """The streaming export's ``detector`` block: window layout (``window_frames`` input frames
+    times the chosen multiple), settings calibrated on the validation split as one stream, and
+    that stream's event metrics with them (the window export's ``detector`` block has the same
+    keys, plus ``window_choices``: each length's mean per-class validation F1)."""
     stream = build_stream(cache, "validate", seed)
     reference, source = reference_events(stream, cache)
-    timing = windows.timing(cache.config.hop_ms / 1000.0, cache.config.window_ms / 1000.0)
-    scores = window_scores(stream_frame_logits(streaming, invoke, stream.frames, logits_quant),
-                           windows, logits_quant.zero_point)
-    if len(scores) == 0:
-        raise KerasIuspError(f"{cache.path}: the validation stream is shorter than one detector "
-                             f"window ({windows.frames} output frames)")
+    frame_logits = stream_frame_logits(streaming, invoke, stream.frames, logits_quant)
     names = list(cache.class_names)
-    block = calibrate(scores, reference, names, timing, logits_quant.scale,
-                      operating_point or DEFAULT_OPERATING_POINT, collar=collar)
+    hop_s, win_s = cache.config.hop_ms / 1000.0, cache.config.window_ms / 1000.0
+    best, choices = None, []
+    for multiple in WINDOW_MULTIPLES:
+        windows = stream_windows(window_frames * multiple, streaming.frame_stride)
+        scores = window_scores(frame_logits, windows, logits_quant.zero_point)
+        if len(scores) == 0:
+            continue
+        timing = windows.timing(hop_s, win_s)
+        block = calibrate(scores, reference, names, timing, logits_quant.scale,
+                          operating_point or DEFAULT_OPERATING_POINT, collar=collar)
+        mean_f1 = float(np.mean([r["f1"] for r in block["per_class"].values()]))
+        choices.append({"window_output_frames": windows.frames, "mean_class_f1": mean_f1})
+        if best is None or mean_f1 > best[0]:
+            best = (mean_f1, windows, timing, scores, block)
+    if best is None:
+        raise KerasIuspError(f"{cache.path}: the validation stream is shorter than one detector "
+                             f"window ({window_frames // streaming.frame_stride} output frames)")
+    _, windows, timing, scores, block = best
     scored = score_events(scores, DetectorSettings.from_dict(block["settings"]), timing,
                           reference, names, collar)
     block.update({"window_output_frames": windows.frames, "window_hop_output_frames": windows.hop,
                   "window_seconds": timing.end_seconds(0), "hop_seconds": timing.hop_seconds,
-                  "stream_seed": seed, "reference_events": source,
+                  "window_choices": choices, "stream_seed": seed, "reference_events": source,
                   "validation_stream_seconds": stream.seconds,
                   "validation": {"overall": scored["overall"], "per_class": scored["per_class"]}})
     return block
