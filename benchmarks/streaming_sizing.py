@@ -184,6 +184,10 @@ def measure(student: str, run: Path, data: Path, cache, blocks: list[int], work:
             "frontend_state_bytes": ram["frontend_state"], "block_bytes": ram["block"],
             "state_bytes": ram["state"], "window_ring_bytes": ram["window_ring"],
             "detector_bytes": ram["detector"],
+            # sizeof(BlockRunner): these parts plus its bookkeeping (float log-mel row, last
+            # block's logits, clip statistics), not in the total (the windowed row leaves out
+            # its runner's bookkeeping alike)
+            "runner_bytes": ram["runner"],
             "total_ram_bytes_m4": ram["frontend_state"] + ram["block"] + ram["state"]
             + ram["window_ring"] + ram["detector"] + ram["arena_used"],
             "m4_instructions_per_second": int(round(sbt.instructions_per_second(counted,

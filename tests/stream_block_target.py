@@ -79,6 +79,7 @@ def parse(stdout: str) -> dict:
     windows: dict[int, list[list[int]]] = {}
     onsets: dict[int, list[tuple[int, int]]] = {}
     events: dict[int, list[tuple[int, int, int]]] = {}
+    indices: dict[str, dict[int, list[int]]] = {"frame": {}, "window": {}}
     maxes, means, outputs, extra = [], [], [], {}
     for line in stdout.splitlines():
         words = line.split()
@@ -86,8 +87,10 @@ def parse(stdout: str) -> dict:
             ram = {k: int(v) for k, v in zip(words[1::2], words[2::2])}
         elif words[:1] == ["frame"]:
             frames.setdefault(int(words[1]), []).append([int(v) for v in words[4:]])
+            indices["frame"].setdefault(int(words[1]), []).append(int(words[2]))
         elif words[:1] == ["window"]:
             windows.setdefault(int(words[1]), []).append([int(v) for v in words[4:]])
+            indices["window"].setdefault(int(words[1]), []).append(int(words[2]))
         elif words[:1] == ["onset"]:
             onsets.setdefault(int(words[1]), []).append((int(words[2]), int(words[3])))
         elif words[:1] == ["event"]:
@@ -104,6 +107,10 @@ def parse(stdout: str) -> dict:
     if "done" not in stdout.split():
         raise m4.TargetError("block runner output incomplete:\n" + stdout[-2000:])
     clips = range(len(outputs))
+    for per_clip, kind in ((frames, "frame"), (windows, "window")):
+        for clip, rows in per_clip.items():  # the printed indices count 0, 1, 2, ... per clip
+            if indices[kind].get(clip, []) != list(range(len(rows))):
+                raise m4.TargetError(f"{kind} indices of clip {clip} do not count up from 0")
     return {"ram": ram, "frames": [np.asarray(frames.get(i, []), np.int8) for i in clips],
             "windows": [np.asarray(windows.get(i, []), np.int8).reshape(-1, len(maxes[i]))
                         for i in clips],

@@ -297,7 +297,8 @@ def test_stream_cli_bad_input(tmp_path, capsys, lstm_student):
 
 def test_reference_events_from_the_real_recordings_builder(tiny_data, tmp_path):
     """A dataset made by ``build-real-audio`` (real_audio_config.json, events with a list of
-    classes, distractors that are not events) gives its true event times, not clip-level ones."""
+    classes, distractors that are not events) gives its true event times, not clip-level ones,
+    and takes precedence over a synth_config.json beside it."""
     from keras_iusp.data import read_sonyc
     from keras_iusp.export.stream_eval import REAL_SOURCE, build_stream, reference_events
     from keras_iusp.features import build_feature_cache
@@ -305,8 +306,8 @@ def test_reference_events_from_the_real_recordings_builder(tiny_data, tmp_path):
 
     _, data_dir, _ = tiny_data
     copy = tmp_path / "real_like"
-    shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns(".keras-iusp-cache",
-                                                                  "synth_config.json"))
+    shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns(".keras-iusp-cache"))
+    assert (copy / "synth_config.json").is_file()
     index = read_sonyc(copy)
     names = list(index.class_names)
     clips = [{"audio_filename": Path(p).name,

@@ -47,7 +47,7 @@ constexpr int kArenaHeadroom = 1024;
 alignas(16) uint8_t g_arena[ks::kTensorArenaSize + kArenaHeadroom];
 
 // Prints every window and event of the clip being streamed.
-class Printer : public keras_iusp::StreamListener {
+class Printer final : public keras_iusp::StreamListener {
  public:
   int clip = 0;
   void OnWindow(int32_t window, const int8_t* scores) override {
@@ -172,13 +172,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (runner.output_frames() == 0) {
-      fprintf(stderr, "clip %d: %d frames, too short for one scored output frame\n", clip,
-              runner.frames());
+      fprintf(stderr, "clip %d: %lld frames, too short for one scored output frame\n", clip,
+              static_cast<long long>(runner.frames()));
       return 2;
     }
     runner.FinishEvents();
-    printf("clip %d frames %d blocks %d outputs %d windows %d max", clip, runner.frames(),
-           runner.blocks(), runner.output_frames(), runner.windows());
+    printf("clip %d frames %lld blocks %d outputs %lld windows %d max", clip,
+           static_cast<long long>(runner.frames()), static_cast<int>(runner.blocks()),
+           static_cast<long long>(runner.output_frames()), runner.windows());
     for (int c = 0; c < keras_iusp::kNumClasses; ++c) printf(" %d", runner.max_logits()[c]);
     printf(" mean");
     for (int c = 0; c < keras_iusp::kNumClasses; ++c) printf(" %.6f", runner.MeanLogit(c));

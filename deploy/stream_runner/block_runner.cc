@@ -1,6 +1,7 @@
 #include "block_runner.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 namespace ks = keras_iusp_stream;
@@ -36,7 +37,11 @@ void BlockRunner::Begin() {
     window_sum_[c] = 0;
     window_scores_[c] = -128;
   }
-  row_ = frames_ = blocks_ = outputs_ = first_new_output_ = window_next_ = 0;
+  row_ = first_new_output_ = window_next_ = 0;
+  frames_ = outputs_ = 0;
+  blocks_ = 0;
+  warmup_left_ = ks::kWarmupFrames;
+  window_countdown_ = ks::kWindowOutputs;
   detector_.Reset();
 }
 
@@ -69,7 +74,7 @@ TfLiteStatus BlockRunner::RunBlock() {
     offset += ks::kStates[s].elements;
   }
   TF_LITE_ENSURE_STATUS(interpreter_->Invoke());
-  ++blocks_;
+  if (blocks_ < INT32_MAX) ++blocks_;
   // Every output is read before the next invoke's inputs are written (TFLM may place an
   // output where an input consumed earlier in the graph lived).
   offset = 0;
@@ -93,8 +98,8 @@ TfLiteStatus BlockRunner::RunBlock() {
   const int8_t* logits = interpreter_->output(ks::kLogitsOutputIndex)->data.int8;
   memcpy(block_logits_, logits, ks::kOutputFrames * kNumClasses);
   // Output frames before the stream start (the warm-up) are not scored.
-  const int before = ks::kWarmupFrames - (blocks_ - 1) * ks::kOutputFrames;
-  first_new_output_ = before <= 0 ? 0 : (before > ks::kOutputFrames ? ks::kOutputFrames : before);
+  first_new_output_ = warmup_left_ < ks::kOutputFrames ? warmup_left_ : ks::kOutputFrames;
+  warmup_left_ -= first_new_output_;
   for (int f = first_new_output_; f < ks::kOutputFrames; ++f) {
     PushOutputFrame(logits + f * kNumClasses);
   }
@@ -113,9 +118,8 @@ void BlockRunner::PushOutputFrame(const int8_t* logits) {
   }
   window_next_ = (window_next_ + 1) % ks::kWindowOutputs;
   ++outputs_;
-  if (outputs_ < ks::kWindowOutputs || (outputs_ - ks::kWindowOutputs) % ks::kWindowHopOutputs) {
-    return;
-  }
+  if (--window_countdown_ > 0) return;
+  window_countdown_ = ks::kWindowHopOutputs;
   // Rounded mean, half up: floor((2 S + n) / (2 n)) (C++ division truncates towards zero).
   const int32_t n = ks::kWindowOutputs;
   for (int c = 0; c < kNumClasses; ++c) {
@@ -148,7 +152,9 @@ void BlockRunner::Report(const uint8_t* changes) {
 }
 
 float BlockRunner::MeanLogit(int c) const {
-  return outputs_ > 0 ? ks::kLogitsScale * static_cast<float>(sum_steps_[c]) / outputs_ : 0.0f;
+  return outputs_ > 0 ? ks::kLogitsScale * static_cast<float>(static_cast<double>(sum_steps_[c]) /
+                                                                static_cast<double>(outputs_))
+                      : 0.0f;
 }
 
 }  // namespace keras_iusp

@@ -45,6 +45,9 @@ static_assert(sizeof(keras_iusp_stream::kDetectorOnThreshold) / sizeof(int) == k
               "stream_settings.h detector is not for kNumClasses classes");
 static_assert(keras_iusp_stream::kWindowOutputs >= 1 && keras_iusp_stream::kWindowHopOutputs >= 1,
               "stream_settings.h window layout out of range");
+static_assert(keras_iusp_stream::kDetectorSmoothingWindows >= 1 &&
+                  keras_iusp_stream::kDetectorSmoothingWindows <= kDetectorMaxSmoothingWindows,
+              "stream_settings.h kDetectorSmoothingWindows out of range");
 
 // The detector settings calibrated for the stream (stream_settings.h).
 DetectorSettings StreamDetectorSettings();
@@ -93,9 +96,11 @@ class BlockRunner {
   const int8_t* max_logits() const { return max_logits_; }
   // Running mean of the dequantised frame logits of class c (the clip logit).
   float MeanLogit(int c) const;
-  int frames() const { return frames_; }
-  int blocks() const { return blocks_; }
-  int output_frames() const { return outputs_; }
+  // Counters since Begin(); 64-bit (or, for blocks, saturating) so that an always-on stream
+  // never overflows them.
+  int64_t frames() const { return frames_; }
+  int32_t blocks() const { return blocks_; }
+  int64_t output_frames() const { return outputs_; }
   // int8 scores of the last window (kNumClasses values) and the windows scored since Begin().
   const int8_t* window_scores() const { return window_scores_; }
   int windows() const { return static_cast<int>(detector_.windows()); }
@@ -112,11 +117,13 @@ class BlockRunner {
   int8_t state_[kStateBytes > 0 ? kStateBytes : 1];
   int8_t block_logits_[keras_iusp_stream::kOutputFrames * kNumClasses];
   int8_t max_logits_[kNumClasses];
-  int32_t sum_steps_[kNumClasses];  // sum of (q - zero point) of the frames counted
+  int64_t sum_steps_[kNumClasses];  // sum of (q - zero point) of the frames counted
   int row_;      // frames in block_
-  int frames_;   // frames since Begin()
-  int blocks_;   // invokes since Begin()
-  int outputs_;  // output frames counted (warm-up excluded)
+  int64_t frames_;   // frames since Begin()
+  int32_t blocks_;   // invokes since Begin(), saturating at INT32_MAX
+  int64_t outputs_;  // output frames counted (warm-up excluded)
+  int warmup_left_;  // warm-up output frames still to drop
+  int window_countdown_;  // output frames until the next window ends
   int first_new_output_;
   // the last kWindowOutputs output frames, circular, and their per-class sums of (q - zp)
   int8_t window_ring_[keras_iusp_stream::kWindowOutputs][kNumClasses];

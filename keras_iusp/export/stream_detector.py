@@ -12,7 +12,8 @@ model's output frames the way the window runner scores windows of audio, so the 
 * its score per class is the mean of those int8 frame logits rounded half up, in the frame
   logits' own quantisation: ``q = zp + floor((2 S + n) / (2 n))`` with ``S = sum(q_i - zp)``
   and ``n = frames`` -- integer arithmetic, the same in Python and C++;
-* the detector's thresholds are in that quantisation (``kStreamLogitsScale``/zero point).
+* the detector's thresholds are in that quantisation (``keras_iusp_stream::kLogitsScale`` /
+  ``kLogitsZeroPoint`` of ``stream_settings.h``).
 
 Calibration (:func:`calibrate_stream_detector`) streams the validation split's clips end to end
 as ONE stream (state carried across clip boundaries, as on the device), in the seeded order of
@@ -104,8 +105,9 @@ def calibrate_stream_detector(streaming: StreamingModel, invoke: Invoke,
                               collar: float = 1.0) -> dict[str, Any]:
     """The streaming export's ``detector`` block: window layout (``window_frames`` input frames
     times the chosen multiple), settings calibrated on the validation split as one stream, and
-    that stream's event metrics with them (the window export's ``detector`` block has the same
-    keys, plus ``window_choices``: each length's mean per-class validation F1)."""
+    that stream's event metrics with them: the keys of the window export's ``detector`` block,
+    plus ``window_output_frames``, ``window_hop_output_frames``, ``window_seconds``,
+    ``hop_seconds`` and ``window_choices`` (each length's mean per-class validation F1)."""
     stream = build_stream(cache, "validate", seed)
     reference, source = reference_events(stream, cache)
     frame_logits = stream_frame_logits(streaming, invoke, stream.frames, logits_quant)
@@ -168,7 +170,10 @@ def evaluate_stream_detector(streaming: StreamingModel, invoke: Invoke,
     :func:`keras_iusp.export.streaming_export.tflite_invoke` of ``stream_model.tflite``) and its
     calibrated detector (the ``detector`` block of ``stream_report.json``) on ``split`` streamed
     end to end as one stream (the order of :func:`keras_iusp.export.stream_eval.build_stream`
-    with ``seed``): what the block runner would report on that audio."""
+    with ``seed``): the block runner's decisions on that audio, up to two differences -- the
+    frames are the Python front end's, and the decision times (``WindowTiming.end_seconds``)
+    leave out the model's warm-up delay line (``warmup_frames * frame_stride`` input frames) and
+    the wait for a block to fill."""
     windows = StreamWindows(int(detector["window_output_frames"]),
                             int(detector["window_hop_output_frames"]), streaming.frame_stride)
     stream = build_stream(cache, split, seed)

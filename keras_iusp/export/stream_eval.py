@@ -84,15 +84,22 @@ def _true_events(cache: FeatureCache) -> tuple[ClipEvents, str] | None:
         root = Path(json.loads((cache.path / "meta.json").read_text())["dataset_root"])
     except (OSError, KeyError, TypeError, json.JSONDecodeError):
         return None
-    for name, source in (("synth_config.json", SYNTH_SOURCE),
-                         ("real_audio_config.json", REAL_SOURCE)):
+    for name, source in (("real_audio_config.json", REAL_SOURCE),
+                         ("synth_config.json", SYNTH_SOURCE)):
         try:
             config = json.loads((root / name).read_text())
-            return {Path(c["audio_filename"]).name: [
-                (cls, float(e["onset"]), float(e["duration"]))
-                for e in c["events"] for cls in e.get("classes", [e.get("class")])]
-                for c in config["clips"]}, source
-        except (OSError, KeyError, TypeError, ValueError):
+            found: ClipEvents = {}
+            for clip in config["clips"]:
+                events = []
+                for e in clip["events"]:
+                    classes = e["classes"] if "classes" in e else [e["class"]]
+                    if not isinstance(classes, list):
+                        raise TypeError(f"{name}: an event's classes must be a list")
+                    events += [(str(c), float(e["onset"]), float(e["duration"]))
+                               for c in classes]
+                found[Path(clip["audio_filename"]).name] = events
+            return found, source
+        except (OSError, KeyError, TypeError, ValueError, AttributeError):
             continue
     return None
 
