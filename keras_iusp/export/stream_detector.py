@@ -35,6 +35,7 @@ import numpy as np
 
 from keras_iusp.detect import (
     DEFAULT_OPERATING_POINT,
+    NEVER,
     DetectorSettings,
     OperatingPoint,
     WindowTiming,
@@ -152,7 +153,7 @@ def stream_detector_lines(block: dict[str, Any]) -> list[str]:
         "// [w * kWindowHopOutputs, w * kWindowHopOutputs + kWindowOutputs) of the stream, score",
         "// = their mean int8 frame logit rounded half up (kLogitsScale / kLogitsZeroPoint);",
         f"// calibrated on the validation split as one stream: {block['operating_point_text']},",
-        f"// event onsets matched within {block['collar_seconds']:g} s. An on threshold of 128",
+        f"// event onsets matched within {block['collar_seconds']:g} s. An on threshold of {NEVER}",
         "// disables a class; hold-offs are in windows.",
         f"constexpr int kWindowOutputs = {block['window_output_frames']};",
         f"constexpr int kWindowHopOutputs = {block['window_hop_output_frames']};",
