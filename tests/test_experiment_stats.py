@@ -277,6 +277,16 @@ def test_label_fit_and_best_weights_skip_diverged_epochs(tmp_path):
     assert best.best() == {"epoch": 3, "value": 0.6}
 
 
+def test_kept_epoch_is_the_first_finite_maximum_as_best_weights_keeps_it():
+    from keras_iusp.experiments.statistics import kept_epoch
+
+    nan = float("nan")
+    assert kept_epoch({"val_auprc": [0.3, 0.5, nan, 0.5, 0.4]}) == 1  # ties: the first
+    assert kept_epoch({"val_auprc": [nan, 0.2, float("inf"), 0.1]}) == 1  # never inf or NaN
+    assert kept_epoch({"val_auprc": [nan, nan]}) is None
+    assert kept_epoch({}) is None
+
+
 def test_tuning_scores_trials_on_paired_seeds_and_warm_starts_children(tmp_path, tiny_data,
                                                                         capsys):
     """``seeds=[0, 1]``: every trial trains both seeds and scores their mean. KD, tuned in a

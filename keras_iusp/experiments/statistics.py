@@ -163,6 +163,19 @@ def per_class_gains(rows: list[dict], class_names, method: str,
     return dict(zip(class_names, np.mean(diffs, axis=0).tolist()))
 
 
+def kept_epoch(history: dict) -> int | None:
+    """0-based index of the epoch a run kept, read from its ``history.json`` contents.
+
+    The rule of :class:`keras_iusp.train.resume.BestWeights`: the first finite maximum of
+    ``val_auprc``. None when the history has no finite ``val_auprc``.
+    """
+    scores = np.array(history.get("val_auprc", []), np.float64)
+    scores[~np.isfinite(scores)] = -np.inf
+    if not scores.size or not np.isfinite(scores.max()):
+        return None
+    return int(np.argmax(scores))
+
+
 def label_fit(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
     """What each method's extra loss terms did to the student's fit of the labels.
 
@@ -180,12 +193,9 @@ def label_fit(rows: list[dict], methods: list[str] | None = None) -> list[dict]:
         if not path.is_file():
             continue
         h = json.loads(path.read_text())
-        # the kept epoch as keras_iusp.train.resume.BestWeights picks it: the first finite maximum
-        scores = np.array(h.get("val_auprc", []), np.float64)
-        scores[~np.isfinite(scores)] = -np.inf
-        if not scores.size or not np.isfinite(scores.max()) or not h.get("student_loss"):
+        best = kept_epoch(h)
+        if best is None or not h.get("student_loss"):
             continue
-        best = int(np.argmax(scores))
         cells.setdefault((r["student"], r["method"]), []).append({
             "val_auprc": float(h["val_auprc"][best]), "best_epoch": best + 1,
             "epochs": len(h["val_auprc"]), "train_label_bce": float(h["student_loss"][-1]),
