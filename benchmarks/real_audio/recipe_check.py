@@ -4,16 +4,16 @@ Each ``--arm NAME=GLOB`` names the run folders of one recipe (``GLOB`` matches `
 folders, live runs or the records a grid archives: only ``history.json`` is read). A run's
 score is the validation micro-AUPRC of its kept epoch
 (``keras_iusp.experiments.statistics.kept_epoch``: the epoch whose weights the run kept; the
-number behind the grid reports' "validation micro-AUPRC" column). Every arm is compared with
-every ``--reference`` arm seed by seed with
+number behind the grid reports' "validation micro-AUPRC" column). Each ``--compare A:B``
+gives ``A - B`` seed by seed, over the seeds both arms have, with
 ``keras_iusp.experiments.statistics.paired_difference`` (95 % paired t-interval). Nothing is
-trained or evaluated, and no test label is read. Used for the default recipe's check on the
-real-recordings benchmark (docs/results.md)::
+trained or evaluated, and no test label is read. Used for the default recipe's check and the
+two-teacher comparison on the real-recordings benchmark (docs/results.md)::
 
     python benchmarks/real_audio/recipe_check.py \\
-        --arm baseline='docs/results/real_audio_test/cnn_lstm_xs/baseline/seed[012]' \\
-        --arm iusp_default='runs/real_audio_default/iusp/seed*' --reference baseline \\
-        --out benchmarks/results/real_audio_default_recipe.json
+        --arm baseline='docs/results/real_audio_test/cnn_lstm_xs/baseline/seed*' \\
+        --arm iusp_default='runs/real_audio_default/iusp/seed*' \\
+        --compare iusp_default:baseline --out benchmarks/results/real_audio_default_recipe.json
 """
 
 from __future__ import annotations
@@ -53,14 +53,17 @@ def _arms(specs: list[str], parser: argparse.ArgumentParser) -> dict[str, list[P
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arm", action="append", required=True, metavar="NAME=GLOB")
-    parser.add_argument("--reference", action="append", required=True, metavar="NAME")
+    parser.add_argument("--compare", action="append", required=True, metavar="A:B",
+                        help="report A - B (two arm names)")
     parser.add_argument("--student", default="cnn_lstm_xs", help="label for the rows")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     arms = _arms(args.arm, parser)
-    unknown = [r for r in args.reference if r not in arms]
-    if unknown:
-        parser.error(f"--reference {unknown}: expected one of the arms {list(arms)}")
+    pairs = [tuple(c.split(":")) for c in args.compare]
+    bad = [c for c, pair in zip(args.compare, pairs)
+           if len(pair) != 2 or not set(pair) <= set(arms) or pair[0] == pair[1]]
+    if bad:
+        parser.error(f"--compare {bad}: expected A:B, two different arms of {list(arms)}")
 
     rows = []
     for name, runs in arms.items():
@@ -74,12 +77,10 @@ def main(argv: list[str] | None = None) -> None:
                          "kept_epoch": best + 1,
                          "epochs": len(history["val_auprc"])})
     comparisons = []
-    for reference in args.reference:
-        for name in arms:
-            if name != reference:
-                diff = paired_difference(rows, args.student, name, reference, key="val_auprc")
-                if diff is not None:
-                    comparisons.append({"student": args.student, **diff})
+    for name, reference in pairs:
+        diff = paired_difference(rows, args.student, name, reference, key="val_auprc")
+        if diff is not None:
+            comparisons.append({"student": args.student, **diff})
     quoted = [f"'{a}'" if any(c in a for c in "*[]?") else a
               for a in (sys.argv[1:] if argv is None else argv)]
     report = {
