@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     comparisons = []
     for name, reference in pairs:
         diff = paired_difference(rows, args.student, name, reference, key="val_auprc")
-        if diff is not None:
-            comparisons.append({"student": args.student, **diff})
+        if diff is None:
+            parser.error(f"--compare {name}:{reference}: the two arms share no seed")
+        comparisons.append({"student": args.student, **diff})
     quoted = [f"'{a}'" if any(c in a for c in "*[]?") else a
               for a in (sys.argv[1:] if argv is None else argv)]
     report = {
