@@ -49,12 +49,14 @@ def test_each_training_clip_is_scored_by_the_teacher_that_held_it_out(tiny_data,
     features = np.asarray(cache.features)
     for k, model in enumerate(folds):
         rows = train_rows[held[k]]
+        # rtol 1e-4: float32 outputs of ~1e4 from batches of another composition differed by
+        # 1.5e-5 relative under oneDNN on an Intel host; the fold teachers differ by >= 1e-2
         np.testing.assert_allclose(out.arrays[0][rows], model.predict(features[rows], verbose=0),
-                                   rtol=1e-5, atol=1e-5)
+                                   rtol=1e-4, atol=1e-5)
     others = np.flatnonzero(cache.splits != "train")
     assert others.size > 0
     np.testing.assert_allclose(out.arrays[0][others], main.predict(features[others], verbose=0),
-                               rtol=1e-5, atol=1e-5)
+                               rtol=1e-4, atol=1e-5)
     # the fold teachers really differ from the main one on the training rows
     assert not np.allclose(out.arrays[0][train_rows],
                            main.predict(features[train_rows], verbose=0), atol=1e-3)
