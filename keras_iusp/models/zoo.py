@@ -101,11 +101,13 @@ def build_teacher_cnn(input_shape, num_classes=8, stats=None, width=16,
 
 
 def build_cnn_lstm(input_shape, num_classes=8, stats=None, *, conv=(8, 16), hidden=12,
-                   name="cnn_lstm") -> keras.Model:
+                   time_pool: str = "mean", name="cnn_lstm") -> keras.Model:
     """The paper's student family: a two-block CNN front end followed by an LSTM.
 
     The front end halves time once (so student and teacher time axes differ, which IUSP handles
     by resizing the similarity matrix) and shrinks frequency 8x to keep the LSTM input small.
+    ``time_pool`` is the clip pooling of the head (:data:`TIME_POOLS`, no parameters); only
+    ``"mean"`` streams (:mod:`keras_iusp.export.streaming`).
     """
     inputs = keras.Input(shape=input_shape, name="log_mel")
     x = _normalize(inputs, stats, input_shape[-1])
@@ -118,7 +120,7 @@ def build_cnn_lstm(input_shape, num_classes=8, stats=None, *, conv=(8, 16), hidd
     x = layers.MaxPooling2D((1, 4), name="pool2")(x)
     x = _frames(x, "frames")
     x = layers.LSTM(hidden, return_sequences=True, name="lstm")(x)
-    return keras.Model(inputs, _head(x, num_classes), name=name)
+    return keras.Model(inputs, _head(x, num_classes, time_pool), name=name)
 
 
 def build_dscnn(input_shape, num_classes=8, stats=None, *, channels=16, blocks=2,
@@ -179,6 +181,10 @@ MODEL_SPECS: dict[str, ModelSpec] = {
               "parameters", width=16, time_pool="mean+max", name="teacher_cnn_meanmax"),
         _spec("cnn_lstm_xs", "student", "cnn_lstm", build_cnn_lstm, "CNN-LSTM, ~8 k parameters",
               conv=(8, 16), hidden=12, name="cnn_lstm_xs"),
+        _spec("cnn_lstm_xs_meanmax", "student", "cnn_lstm", build_cnn_lstm,
+              "cnn_lstm_xs with mean+max time pooling (whole windows only, does not stream), "
+              "~8 k parameters", conv=(8, 16), hidden=12, time_pool="mean+max",
+              name="cnn_lstm_xs_meanmax"),
         _spec("cnn_lstm_s", "student", "cnn_lstm", build_cnn_lstm, "CNN-LSTM, ~24 k parameters",
               conv=(12, 24), hidden=24, name="cnn_lstm_s"),
         _spec("cnn_lstm_m", "student", "cnn_lstm", build_cnn_lstm, "CNN-LSTM, ~64 k parameters",
