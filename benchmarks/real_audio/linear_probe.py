@@ -102,6 +102,15 @@ def probe(features_train, labels_train, features_val, labels_val, names, seed: i
     }
 
 
+def write_result(out: Path, result: dict, start: float) -> None:
+    """Add the wall time since ``start`` and the machine, then write ``out`` atomically."""
+    result = {**result, "wall_s": round(time.perf_counter() - start, 1),
+              "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="a built benchmark folder")
@@ -131,12 +140,8 @@ def main() -> None:
         "selection": f"C by {FOLDS}-fold cross-validation on the train split (seed {args.seed}); "
                      "validation is only scored; the test split is not read",
         "probes": rows,
-        "wall_s": round(time.perf_counter() - start, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result, start)
 
 
 if __name__ == "__main__":

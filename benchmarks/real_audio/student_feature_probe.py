@@ -22,8 +22,6 @@ themselves are the limit (front end, optimisation). Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,10 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from linear_probe import _feature_cache_dir, _micro_auprc, probe  # noqa: E402
+from linear_probe import _feature_cache_dir, _micro_auprc, probe, write_result  # noqa: E402
 
 from keras_iusp.features.cache import load_feature_cache  # noqa: E402 (after the path set-up)
-from keras_iusp.utils.atomic import atomic_write_text  # noqa: E402
 
 #: Poolings of the student's frames, as ``linear_probe.STATISTICS`` names.
 FEATURE_SETS = (("mean",), ("std",), ("max",), ("mean", "max"), ("mean", "std", "max"))
@@ -130,12 +127,8 @@ def main() -> None:
         "chance_micro_auprc": {"train": round(float(np.mean(y_train)), 4),
                                "validate": round(float(np.mean(y_val)), 4)},
         "probes": rows,
-        "wall_s": round(time.perf_counter() - start, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result, start)
 
 
 if __name__ == "__main__":
