@@ -135,7 +135,9 @@ def test_invalid_block_sizes_are_rejected(block):
         build_streaming(model, block)
 
 
-def test_max_over_time_head_is_rejected():
-    model = build_model("teacher_cnn_meanmax", (FRAMES, 64))
-    with pytest.raises(ConfigError, match="stream"):
+@pytest.mark.parametrize("name", ["teacher_cnn_meanmax", "cnn_lstm_xs_meanmax"])
+def test_max_over_time_head_is_rejected(name):
+    model = build_model(name, (FRAMES, 64))
+    with pytest.raises(ConfigError, match=r"maximum over time \(layer time_pool_max\), which "
+                                          "does not stream; export it without --streaming"):
         build_streaming(model, 8)

@@ -268,6 +268,10 @@ def _lstm(b: _Builder, layer, x, cell_clip: float | None = None):
 
 
 def _check_chain(model: keras.Model) -> None:
+    peaks = [la.name for la in model.layers if isinstance(la, layers.GlobalMaxPooling1D)]
+    if peaks:
+        raise ConfigError(f"{model.name}: its head takes a maximum over time (layer {peaks[0]}), "
+                          "which does not stream; export it without --streaming")
     previous = None
     for entry in model.get_config()["layers"]:
         nodes = entry.get("inbound_nodes", [])
