@@ -210,3 +210,22 @@ def test_cpp_runs_the_stream_as_the_header_says(stream_export, tiny_data, lstm_s
                   for s, spec in zip(states, streaming.states)]
     diff = np.abs(cpp.astype(int) - np.stack(python).astype(int))
     assert diff.max() <= 1, diff.max()
+
+
+def test_a_max_head_is_refused_before_the_data_is_read(tiny_data, tiny_teacher, tmp_path,
+                                                       capsys):
+    """``export --streaming`` of a mean+max student: one line naming the head, exit 2, and no
+    feature extraction first (an empty --data folder is never read)."""
+    from keras_iusp.train.recipe import DistillConfig
+    from keras_iusp.train.training import distill
+
+    _, _, cache = tiny_data
+    run = distill(cache, tiny_teacher, "cnn_lstm_xs_meanmax", tmp_path / "meanmax",
+                  DistillConfig(method="baseline", epochs=1, batch_size=8), verbose=0)
+    out, empty = tmp_path / "fw", tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", str(run.path), "--data", str(empty), "--out",
+                 str(out), "--streaming"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("keras-iusp: error: cnn_lstm_xs_meanmax: its head takes a maximum")
+    assert not out.exists()

@@ -243,7 +243,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     run = load_run(args.model)
     block = None
     if args.streaming:
-        from keras_iusp.export.streaming import check_block_frames
+        from keras_iusp.export.streaming import check_block_frames, check_streamable
+        check_streamable(run.model)
         block = 8 if args.block_frames is None else args.block_frames
         check_block_frames(run.model, block, label="--block-frames")
     elif args.block_frames is not None:

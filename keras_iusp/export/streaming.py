@@ -267,7 +267,9 @@ def _lstm(b: _Builder, layer, x, cell_clip: float | None = None):
     return tf.stack(outputs, axis=1)
 
 
-def _check_chain(model: keras.Model) -> None:
+def check_streamable(model: keras.Model) -> None:
+    """Raise :class:`ConfigError` unless ``model`` is a plain chain of layers whose head averages
+    over time (the only clip pooling the runner streams)."""
     peaks = [la.name for la in model.layers if isinstance(la, layers.GlobalMaxPooling1D)]
     if peaks:
         raise ConfigError(f"{model.name}: its head takes a maximum over time (layer {peaks[0]}), "
@@ -298,7 +300,7 @@ def build_streaming(model: keras.Model, block_frames: int,
     if cell_clip is not None and not cell_clip > 0:
         raise ConfigError(f"cell_clip={cell_clip}: expected a positive bound or None")
     check_block_frames(model, block_frames)
-    _check_chain(model)
+    check_streamable(model)
     b = _Builder(int(block_frames), int(model.input.shape[-1]))
     x = b.inputs
     pad_frame = None
